@@ -1,0 +1,118 @@
+"""Command line: `python -m edlm {infill,generate,eval,train,bench} ...`. Heavy imports happen inside commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _sampler_flags(p: argparse.ArgumentParser) -> None:
+    from .limits import DEFAULTS, LIMITS
+
+    p.add_argument("--model", default="default", help="preset name or model folder (default: the embedded models)")
+    p.add_argument("--sampler", default=DEFAULTS.sampler, help="mdlm | edlm-ar | edlm-nce | ar")
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"reverse steps, 1..{LIMITS.max_steps}")
+    p.add_argument("--k", type=int, default=DEFAULTS.k, help=f"importance-sampling candidates, 1..{LIMITS.max_k}")
+    p.add_argument("--is-window", type=float, default=DEFAULTS.is_window,
+                   help="fraction of the run, from the noisiest step, that uses importance sampling (0..1)")
+    p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling mass, (0, 1]")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (same inputs + seed = same output)")
+    p.add_argument("--carry-over", action="store_true", help="EDLM-AR: score only the masked positions (coAR)")
+    p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edlm", description="EDLM Studio: energy-based diffusion LM "
+                                     "for text infilling and generation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("infill", help="fill [MASK] / [MASK:n] spans in a text")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="text with spans: [MASK:n] = n tokens, [MASK] = length chosen; \\[MASK] is literal")
+    src.add_argument("--text-file", help="read the text from this file ('-' for standard input)")
+    _sampler_flags(p)
+    p.add_argument("--stream", action="store_true", help="print every reverse step (with --json: JSON Lines)")
+
+    p = sub.add_parser("generate", help="unconditional generation or prefix continuation")
+    p.add_argument("--length", type=int, required=True, help="tokens to generate")
+    p.add_argument("--prefix", default="", help="text to continue")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
+    _sampler_flags(p)
+
+    p = sub.add_parser("eval", help="perplexities on a corpus split")
+    p.add_argument("--split", choices=["validation", "test"], default="validation")
+    p.add_argument("--corpus", default=None, help="corpus folder (default: ../shared/corpus/sotu)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--windows", type=int, default=256, help="number of 128-token windows to score")
+    p.add_argument("--mc-draws", type=int, default=8, help="Monte Carlo draws of t per window for the ELBO")
+    p.add_argument("--nce-levels", default="0.2,0.5,0.8", help="noise levels for the NCE accuracy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")
+    p.add_argument("kind", choices=["tokenizer", "denoiser", "ar", "nce"])
+    p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files (TEST split never used)")
+    p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    p.add_argument("--tokenizer", help="tokenizer folder (denoiser, ar, nce)")
+    p.add_argument("--denoiser", help="trained denoiser folder (nce)")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--time-conditioning", action="store_true")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--precision", choices=["no", "bf16", "fp16"], default="bf16")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _fail(msg: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": msg}))
+    else:
+        print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        if args.command == "train":
+            return _train(args)
+        from . import commands
+
+        return getattr(commands, args.command)(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", as_json)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, as_json)
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, train, train_tokenizer_cmd
+
+    if args.kind == "tokenizer":
+        print(train_tokenizer_cmd(args.corpus, args.out, args.vocab_size))
+        return 0
+    if not args.tokenizer:
+        raise ValueError("--tokenizer is required to train a network")
+    cfg = TrainConfig(kind=args.kind, out_dir=args.out, corpus=args.corpus, tokenizer=args.tokenizer,
+                      denoiser=args.denoiser, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+                      warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes,
+                      eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
+                      mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
+                      n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning)
+    print(train(cfg))
+    return 0

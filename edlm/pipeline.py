@@ -1,0 +1,236 @@
+"""End-to-end infilling and generation: text with spans in, a stream of `InfillEvent` out.
+
+This is the one code path behind the library call, the command line and the app: the non-streaming result is
+the last event of the stream.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .bundle import Bundle
+from .energy import AREnergy, NCEEnergy, TextAREnergy, ar_log_likelihood
+from .limits import LIMITS, Request, validate
+from .sampling import SamplerConfig, sample_ar, sample_edlm, sample_mdlm
+from .spans import Layout, Span, Template, build_layout, parse, plan_windows
+
+AUTO_LENGTHS = (4, 8, 16, 24)   # lengths tried for a [MASK] span
+AUTO_DRAFT_STEPS = 16           # steps of each draft fill when choosing a length
+BOUNDARY_TOKENS = 8             # fixed tokens after a span counted in the length score
+
+
+@dataclass
+class InfillEvent:
+    """One reverse step of an infill or generation run, rendered for people and programs."""
+
+    step: int
+    total_steps: int
+    t: float
+    text: str                                   # the whole text, still-masked tokens shown as [MASK]
+    segments: list[tuple[str, str, int | None]]  # (text, kind: fixed|mask|new|filled, span index)
+    masked: int                                 # tokens still masked
+    to_fill: int                                # tokens to fill in all
+    sampler: str
+    denoiser_calls: int
+    energy_calls: int
+    elapsed: float
+    window: int = 0                             # which context window this step belongs to
+    windows: int = 1
+    is_step: bool = False
+    weights: list[float] | None = None
+    log_weights: list[float] | None = None
+    ess: float | None = None
+    chosen: int | None = None
+    candidates: list[str] | None = None         # each candidate's span texts, joined with " … "
+    final: bool = False
+    spans: list[str] | None = None              # filled span texts (final event)
+    revealed_at: list[int] = field(default_factory=list)  # per masked token, the step that revealed it (-1: not yet)
+    lengths: list[int] = field(default_factory=list)
+    length_scores: dict[int, float] = field(default_factory=dict)
+
+
+def energy_for(bundle: Bundle, req: Request):
+    """The residual energy a sampler needs, with a clear error when the bundle lacks it."""
+    if req.sampler in ("edlm-ar", "ar"):
+        if bundle.ar is None:
+            raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
+                             "needs; use mdlm")
+        if req.sampler == "ar":
+            return None
+        if bundle.energy_tokenizer is not None:
+            return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
+        return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over)
+    if req.sampler == "edlm-nce":
+        if bundle.nce is None:
+            raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")
+        return NCEEnergy(bundle.nce)
+    return None
+
+
+def banned_ids(tokenizer) -> tuple[int, ...]:
+    """Special tokens a fill must never contain (padding, unknown, document boundaries)."""
+    ids = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id}
+    return tuple(sorted(i for i in ids if i is not None and i != tokenizer.mask_token_id))
+
+
+def _run(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple[int, int, object, tuple[int, int]]]:
+    """Fill every mask of ids [B, N] window by window; yields (window index, window count, StepEvent, window)."""
+    mask_id = bundle.tokenizer.mask_token_id
+    masked = (ids[0] == mask_id).tolist()
+    banned = banned_ids(bundle.tokenizer)
+    if req.sampler == "ar":
+        first = masked.index(True)
+        if not all(masked[first:]):
+            raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
+        cfg = SamplerConfig(temperature=req.temperature, top_p=req.top_p, seed=req.seed, banned=banned)
+        for ev in sample_ar(bundle.ar, ids[:, :first], len(masked) - first, cfg, bundle.tokenizer.bos_token_id,
+                            mask_id):
+            ids[:] = ev.tokens
+            yield 0, 1, ev, (0, ids.shape[1])
+        return
+    energy = energy_for(bundle, req)
+    windows = plan_windows(masked, bundle.window)
+    for wi, (a, b) in enumerate(windows):
+        x = ids[:, a:b].to(bundle.device)
+        if not bool((x == mask_id).any()):
+            continue
+        cfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
+                            top_p=req.top_p, seed=req.seed + wi, banned=banned)
+        if energy is None or req.k == 1 or req.is_window == 0:
+            stream = sample_mdlm(bundle.denoiser, x, cfg)
+        else:
+            stream = sample_edlm(bundle.denoiser, energy, x, cfg)
+        for ev in stream:
+            ids[:, a:b] = ev.tokens
+            yield wi, len(windows), ev, (a, b)
+
+
+def _score_fill(bundle: Bundle, ids: list[int], layout: Layout) -> float:
+    """Mean AR negative log-likelihood per token over the spans and the fixed tokens just after them."""
+    scored = torch.zeros(len(ids), dtype=torch.bool)
+    for a, b in layout.span_ranges:
+        scored[a:min(len(ids), b + BOUNDARY_TOKENS)] = True
+    x = torch.tensor(ids)
+    win = bundle.ar.config.max_position_embeddings - 1
+    total = 0.0
+    for a in range(0, len(ids), win):
+        part, sel = x[a:a + win].unsqueeze(0), scored[a:a + win].unsqueeze(0)
+        if sel.any():
+            total += float(ar_log_likelihood(bundle.ar, part.to(bundle.device), bundle.tokenizer.bos_token_id,
+                                             sel.to(bundle.device)))
+    return -total / max(1, int(scored.sum()))
+
+
+def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[list[int], dict[int, float]]:
+    """Lengths of the spans. For [MASK] spans (all given the same length) each of AUTO_LENGTHS is tried with a
+    quick MDLM draft and scored by the AR model (`_score_fill`); the lowest mean NLL wins. Without an AR model
+    the middle candidate (8) is used."""
+    spans = template.spans
+    if all(s.length is not None for s in spans):
+        return [s.length for s in spans], {}
+    if bundle.ar is None:
+        return [s.length or 8 for s in spans], {}
+    scores = {}
+    draft = Request(sampler="mdlm", steps=min(req.steps, AUTO_DRAFT_STEPS), temperature=req.temperature,
+                    top_p=req.top_p, seed=req.seed)
+    for n in AUTO_LENGTHS:
+        layout = build_layout(template, bundle.tokenizer, [s.length or n for s in spans])
+        ids = torch.tensor([layout.ids])
+        for _ in _run(bundle, ids, draft):
+            pass
+        scores[n] = _score_fill(bundle, ids[0].tolist(), layout)
+    best = min(scores, key=scores.get)
+    return [s.length or best for s in spans], scores
+
+
+def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request, batch: int = 1,
+            length_scores: dict | None = None) -> Iterator[list[InfillEvent]]:
+    """Run the sampler over the laid-out template; yields one InfillEvent per batch row after every step."""
+    tok = bundle.tokenizer
+    layout = build_layout(template, tok, lengths)
+    ids = torch.tensor([layout.ids] * batch)
+    span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
+    revealed_at = torch.full(ids.shape, -1)
+    step, start = 0, time.perf_counter()
+    calls = [0, 0]
+    last_counts = (0, 0)
+    current_window = -1
+    for wi, nw, ev, (a, b) in _run(bundle, ids, req):
+        if wi != current_window:
+            current_window, calls = wi, [calls[0] + last_counts[0], calls[1] + last_counts[1]]
+        last_counts = (ev.denoiser_calls, ev.energy_calls)
+        step += 1
+        revealed_at[:, a:b][ev.revealed] = step
+        total = step - ev.step + ev.total_steps + (nw - 1 - wi) * req.steps
+        events = []
+        for r in range(batch):
+            row = ids[r].tolist()
+            kinds = ["new" if revealed_at[r, p] == step else "filled" for p in range(len(row))]
+            segs = layout.segments(tok, row, kinds)
+            masked = sum(1 for p in span_pos if row[p] == tok.mask_token_id)
+            final = masked == 0
+            e = InfillEvent(step=step, total_steps=step if final else total, t=ev.t,
+                            text="".join(s for s, _, _ in segs), segments=segs, masked=masked,
+                            to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=calls[0] + ev.denoiser_calls,
+                            energy_calls=calls[1] + ev.energy_calls + ev.extra.get("ar_calls", 0),
+                            elapsed=time.perf_counter() - start, window=wi, windows=nw, is_step=ev.is_step,
+                            final=final, revealed_at=[int(revealed_at[r, p]) for p in span_pos], lengths=lengths,
+                            length_scores=length_scores or {})
+            if final:
+                e.spans = layout.render(tok, row)[1]
+            if ev.is_step:
+                e.weights = ev.weights[r].tolist()
+                e.log_weights = ev.log_weights[r].tolist()
+                e.ess = float(ev.ess[r])
+                e.chosen = int(ev.chosen[r])
+                e.candidates = []
+                for cand in ev.candidates[r]:
+                    full = list(row)
+                    full[a:b] = cand.tolist()
+                    e.candidates.append(" … ".join(layout.render(tok, full)[1]))
+            events.append(e)
+        yield events
+        if all(e.final for e in events):
+            return  # later steps of the run could reveal nothing more
+
+
+def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent]:
+    """Fill the spans of `text` step by step. `settings`: sampler, steps, k, is_window, temperature, top_p,
+    seed, carry_over (validated by `edlm.limits.validate`)."""
+    req = validate(**settings)
+    template = parse(text)
+    if req.sampler == "ar" and len(template.spans) != 1:
+        raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
+    if req.sampler == "ar" and template.parts[-1] != "":
+        raise ValueError("the ar sampler only continues a prefix: nothing may follow the span")
+    lengths, scores = choose_lengths(bundle, template, req)
+    for events in _stream(bundle, template, lengths, req, length_scores=scores):
+        yield events[0]
+
+
+def infill(bundle: Bundle, text: str, **settings) -> InfillEvent:
+    """Fill the spans of `text`; the final event of `infill_stream`."""
+    last = None
+    for last in infill_stream(bundle, text, **settings):
+        pass
+    return last
+
+
+def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1, **settings) -> list[InfillEvent]:
+    """`num_samples` continuations of `prefix` by `length` tokens (unconditional when the prefix is empty),
+    sampled together as one batch; returns each sample's final event."""
+    req = validate(**settings)
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= LIMITS.max_generate_tokens:
+        raise ValueError(f"length must be a whole number from 1 to {LIMITS.max_generate_tokens}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or not 1 <= num_samples <= LIMITS.max_samples:
+        raise ValueError(f"num_samples must be a whole number from 1 to {LIMITS.max_samples}")
+    if prefix:
+        parse(prefix + " [MASK:1]")  # the same checks as any text (length, control characters)
+    template = Template([prefix, Span(length), ""])
+    last = None
+    for last in _stream(bundle, template, [length], req, batch=num_samples):
+        pass
+    return last

@@ -1,0 +1,62 @@
+import torch
+from transformers import AutoModelForMaskedLM
+
+from edlm.models import DenoiserModel, DiTConfig, EnergyModel
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    model = DenoiserModel(DiTConfig(vocab_size=50, hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, length=16,
+                                    mask_token_id=4, dropout=0.0, **kw))
+    for p in model.parameters():  # the DiT zero-initialises its output: give it something to say
+        torch.nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+def test_subs_parameterisation():
+    model = tiny()
+    x = torch.tensor([[5, 4, 7, 4, 9, 4]])
+    log_p = model(x, torch.tensor([0.5])).logits
+    probs = log_p.exp()
+    assert torch.allclose(probs.sum(-1), torch.ones(1, 6), atol=1e-5)
+    assert bool((probs[..., 4] == 0).all())  # the mask token is never predicted
+    for i in (0, 2, 4):                      # visible tokens are copied
+        assert probs[0, i, x[0, i]] == 1.0
+
+
+def test_positions_restrict_the_output():
+    model = tiny()
+    x = torch.tensor([[5, 4, 7, 4], [4, 4, 8, 9]])
+    full = model(x, torch.tensor([0.5, 0.5])).logits
+    sel = x == 4
+    part = model(x, torch.tensor([0.5, 0.5]), positions=sel).logits
+    assert torch.allclose(full[sel], part, atol=1e-5)
+
+
+def test_time_conditioning_switch():
+    x = torch.tensor([[5, 4, 7, 4]])
+    plain = tiny()
+    assert torch.allclose(plain(x, torch.tensor([0.1])).logits, plain(x, torch.tensor([0.9])).logits)
+    timed = tiny(time_conditioning=True)
+    assert not torch.allclose(timed(x, torch.tensor([0.1])).logits, timed(x, torch.tensor([0.9])).logits)
+
+
+def test_save_and_load_round_trip_with_safetensors(tmp_path):
+    import edlm.models  # noqa: F401
+
+    model = tiny()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    again = AutoModelForMaskedLM.from_pretrained(tmp_path, use_safetensors=True).eval()
+    x = torch.tensor([[5, 4, 7, 4]])
+    assert torch.allclose(model(x).logits, again(x).logits, atol=1e-5)
+
+
+def test_energy_starts_from_the_denoiser_and_returns_one_scalar():
+    den = tiny()
+    energy = EnergyModel.from_denoiser(den).eval()
+    assert torch.equal(energy.backbone.blocks[0].attn_qkv.weight, den.backbone.blocks[0].attn_qkv.weight)
+    x0 = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    x_t = torch.tensor([[5, 4, 7, 4], [4, 4, 11, 12]])
+    e = energy(x0, x_t, torch.tensor([0.5, 0.5])).logits
+    assert e.shape == (2,)

@@ -1,0 +1,37 @@
+import shutil
+
+import pytest
+
+from edlm.bundle import ModelFilesError, load_folder, verify_manifest
+
+
+def test_manifest_lists_every_file(bundle_dir):
+    import json
+
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert "denoiser/model.safetensors" in manifest and "tokenizer/tokenizer.json" in manifest
+    verify_manifest(bundle_dir)
+
+
+def test_corrupt_and_missing_files_are_named(bundle_dir, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle_dir, copy)
+    weights = copy / "ar" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFilesError, match="corrupt.*ar/model.safetensors"):
+        load_folder(copy)
+    weights.unlink()
+    with pytest.raises(ModelFilesError, match="missing.*ar/model.safetensors"):
+        load_folder(copy)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(ModelFilesError, match="no model bundle"):
+        load_folder(tmp_path)
+
+
+def test_only_safetensors_are_loaded(bundle_dir):
+    files = [p.name for p in bundle_dir.rglob("*") if p.is_file()]
+    assert not any(f.endswith((".bin", ".pt", ".pkl", ".pth", ".ckpt")) for f in files)

@@ -1,0 +1,86 @@
+"""Integration: tiny models trained on the fixture corpus, infilling with every sampler."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edlm.pipeline import generate, infill, infill_stream
+
+TEXT = "Fellow citizens of the [MASK:4] and House of [MASK:3]: the state of the Union is [MASK:2]."
+FIXED = ["Fellow citizens of the ", " and House of ", ": the state of the Union is ", "."]
+
+
+def assert_fixed_text_kept(text, fixed):
+    pos = 0
+    for piece in fixed:
+        at = text.find(piece, pos)
+        assert at >= pos, (piece, text)
+        pos = at + len(piece)
+    assert text.startswith(fixed[0]) and text.endswith(fixed[-1])
+
+
+@pytest.mark.parametrize("sampler", ["mdlm", "edlm-ar", "edlm-nce"])
+def test_infill_every_sampler(bundle, sampler):
+    events = list(infill_stream(bundle, TEXT, sampler=sampler, steps=6, k=3, is_window=0.5, seed=1))
+    last = events[-1]
+    assert len(events) > 1 and last.final and last.masked == 0
+    assert "[MASK]" not in last.text
+    assert_fixed_text_kept(last.text, FIXED)
+    assert len(last.spans) == 3
+    assert [e.step for e in events] == list(range(1, len(events) + 1))
+    assert all(e.masked >= f.masked for e, f in zip(events, events[1:]))
+    if sampler != "mdlm":
+        is_steps = [e for e in events if e.is_step]
+        assert is_steps and all(abs(sum(e.weights) - 1) < 1e-5 and len(e.candidates) == 3 for e in is_steps)
+        assert last.energy_calls == len(is_steps)
+
+
+def test_same_seed_same_text(bundle):
+    a = infill(bundle, TEXT, sampler="edlm-ar", steps=5, seed=7)
+    b = infill(bundle, TEXT, sampler="edlm-ar", steps=5, seed=7)
+    assert a.text == b.text
+
+
+def test_auto_length_span_is_scored(bundle):
+    ev = infill(bundle, "We the people [MASK] in order to form", sampler="mdlm", steps=4)
+    assert ev.lengths[0] in ev.length_scores and ev.length_scores[ev.lengths[0]] == min(ev.length_scores.values())
+    assert ev.text.startswith("We the people ") and ev.text.endswith(" in order to form")
+
+
+def test_long_text_is_filled_window_by_window(bundle):
+    filler = "the public debt and the revenue of the country " * 12
+    text = f"Begin [MASK:5] {filler} middle [MASK:5] {filler} end [MASK:3]."
+    events = list(infill_stream(bundle, text, sampler="mdlm", steps=3))
+    assert events[-1].windows >= 2 and events[-1].masked == 0
+    assert_fixed_text_kept(events[-1].text, ["Begin ", f" {filler} middle ", f" {filler} end ", "."])
+
+
+def test_ar_baseline_continues_a_prefix(bundle):
+    ev = infill(bundle, "Gentlemen of the Senate [MASK:6]", sampler="ar")
+    assert ev.final and ev.text.startswith("Gentlemen of the Senate") and "[MASK]" not in ev.text
+    with pytest.raises(ValueError, match="only continues a prefix"):
+        infill(bundle, "[MASK:3] of the Senate", sampler="ar")
+
+
+def test_generate_batch(bundle):
+    evs = generate(bundle, 12, prefix="The Congress", num_samples=3, sampler="edlm-ar", steps=4)
+    assert len(evs) == 3 and all(e.text.startswith("The Congress") and e.masked == 0 for e in evs)
+    with pytest.raises(ValueError, match="length"):
+        generate(bundle, 0)
+
+
+SPAN = st.integers(1, 4).map(lambda n: f"[MASK:{n}]")
+PLAIN = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=25).filter(lambda s: "[MASK" not in s
+                                                                                         and "\\" not in s)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(PLAIN, min_size=2, max_size=4), st.data())
+def test_text_outside_spans_comes_back_exactly(bundle, pieces, data):
+    spans = [data.draw(SPAN) for _ in pieces[1:]]
+    text = pieces[0] + "".join(s + p for s, p in zip(spans, pieces[1:]))
+    if not text.strip():
+        return
+    ev = infill(bundle, text, sampler="mdlm", steps=2, seed=0)
+    assert_fixed_text_kept(ev.text, pieces)
+    # rebuild from the spans: fixed pieces interleaved with the fills give the output exactly
+    assert pieces[0] + "".join(f + p for f, p in zip(ev.spans, pieces[1:])) == ev.text
