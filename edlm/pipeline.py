@@ -16,6 +16,7 @@ from .energy import AREnergy, NCEEnergy, TextAREnergy, ar_log_likelihood
 from .limits import LIMITS, Request, validate
 from .sampling import SamplerConfig, sample_ar, sample_edlm, sample_mdlm
 from .spans import Layout, Span, Template, build_layout, parse, plan_windows
+from .tokenizer import decode
 
 AUTO_LENGTHS = (4, 8, 16, 24)   # lengths tried for a [MASK] span
 AUTO_DRAFT_STEPS = 16           # steps of each draft fill when choosing a length
@@ -48,6 +49,7 @@ class InfillEvent:
     final: bool = False
     spans: list[str] | None = None              # filled span texts (final event)
     revealed_at: list[int] = field(default_factory=list)  # per masked token, the step that revealed it (-1: not yet)
+    pieces: list[str] = field(default_factory=list)       # per masked token, its text (final event)
     lengths: list[int] = field(default_factory=list)
     length_scores: dict[int, float] = field(default_factory=dict)
 
@@ -181,6 +183,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                             length_scores=length_scores or {})
             if final:
                 e.spans = layout.render(tok, row)[1]
+                e.pieces = [decode(tok, [row[p]]) for p in span_pos]
             if ev.is_step:
                 e.weights = ev.weights[r].tolist()
                 e.log_weights = ev.log_weights[r].tolist()
