@@ -8,11 +8,28 @@ import torch
 from .bundle import ASSETS, Bundle, ModelFilesError, load_folder
 
 PRESETS = {
-    "default": "the embedded models (assets/): trained on US State of the Union addresses, CPU-friendly",
+    "default": "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB",
+    "mdlm-owt": "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
+                "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)",
 }
 
 
-def resolve(model: str, device: str | None = None, dtype: torch.dtype = torch.float32) -> Bundle:
+def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:
+    """`default`, `mdlm-owt`, `mdlm-owt:ENERGY` (any causal LM id or folder as the energy), a bundle folder, or
+    an MDLM-format checkpoint folder (paired with GPT-2)."""
+    dtype = dtype or torch.float32
+    if model == "mdlm-owt" or model.startswith("mdlm-owt:"):
+        from .hub import DEFAULT_ENERGY, load_mdlm_bundle
+
+        energy = model.split(":", 1)[1] if ":" in model else DEFAULT_ENERGY
+        return load_mdlm_bundle(energy=energy, device=device, dtype=None if device in (None, "auto") else "float32")
+    if (Path(model) / "config.json").is_file():
+        import json
+
+        if json.loads((Path(model) / "config.json").read_text()).get("model_type") == "mdlm":
+            from .hub import load_mdlm_bundle
+
+            return load_mdlm_bundle(denoiser=model, device=device, name=Path(model).name)
     if model == "default":
         if not (ASSETS / "denoiser").is_dir():
             raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "

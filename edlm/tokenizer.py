@@ -98,7 +98,9 @@ def encode(tokenizer, text: str) -> list[int]:
     backend.encode_special_tokens = True
     # A literal U+2581 would read as a space after normalisation: spell it with its UTF-8 byte pieces.
     ids: list[int] = []
-    for i, part in enumerate(text.split(SPACE_MARK)):
+    byte_pieces = backend.token_to_id("<0xE2>") is not None  # sentencepiece byte fallback
+    parts = text.split(SPACE_MARK) if byte_pieces else [text]
+    for i, part in enumerate(parts):
         if i:
             ids.extend(tokenizer.convert_tokens_to_ids([f"<0x{b:02X}>" for b in SPACE_MARK.encode()]))
         if part:

@@ -80,7 +80,8 @@ class TimestepEmbedder(nn.Module):
         half = self.frequency_size // 2
         freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=sigma.device).float() / half)
         args = sigma[:, None].float() * freqs[None]
-        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+        feats = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        return self.mlp(feats.to(self.mlp[0].weight.dtype))
 
 
 class DiTBlock(nn.Module):
