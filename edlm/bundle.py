@@ -47,9 +47,9 @@ def sha256_of(path: Path) -> str:
 
 
 def write_manifest(folder: str | os.PathLike) -> Path:
-    """Record the sha256 and size of every file under `folder` (except the manifest itself)."""
+    """Record the sha256 and size of every file of the model parts (tokenizer/, denoiser/, ...) under `folder`."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(p for part in PARTS if (folder / part).is_dir() for p in (folder / part).rglob("*") if p.is_file())
     manifest = {str(p.relative_to(folder)): {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in files}
     out = folder / "manifest.json"
     out.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
+    p.add_argument("--preset", choices=["tiny", "quick", "full"], default="quick",
+                   help="grid size: quick (CPU, minutes) or full (the paper's grid; a GPU or hours)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
+    p.add_argument("--out", default="results/bench", help="folder for results.json, table.md and figures")
+    p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
+    p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")
+    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")
     p.add_argument("kind", choices=["tokenizer", "denoiser", "ar", "nce"])
     p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files (TEST split never used)")

@@ -124,3 +124,16 @@ def eval(args) -> int:  # noqa: A001 (the command is called eval)
     return 0
 
 
+
+
+def bench(args) -> int:
+    from .bench import PRESETS, BenchConfig, run_bench
+    from .bundle import load_bundle
+
+    preset = dict(PRESETS[args.preset])
+    if args.samples is not None:
+        preset.update(samples=args.samples, batch=min(preset["batch"], args.samples))
+    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
+                      parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
+    run_bench(load_bundle(args.model, device=args.device), cfg)
+    return 0

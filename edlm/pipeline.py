@@ -50,6 +50,7 @@ class InfillEvent:
     spans: list[str] | None = None              # filled span texts (final event)
     revealed_at: list[int] = field(default_factory=list)  # per masked token, the step that revealed it (-1: not yet)
     pieces: list[str] = field(default_factory=list)       # per masked token, its text (final event)
+    ids: list[int] = field(default_factory=list)          # all token ids of the layout (final event)
     lengths: list[int] = field(default_factory=list)
     length_scores: dict[int, float] = field(default_factory=dict)
 
@@ -184,6 +185,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
             if final:
                 e.spans = layout.render(tok, row)[1]
                 e.pieces = [decode(tok, [row[p]]) for p in span_pos]
+                e.ids = row
             if ev.is_step:
                 e.weights = ev.weights[r].tolist()
                 e.log_weights = ev.log_weights[r].tolist()

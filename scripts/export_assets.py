@@ -1,0 +1,32 @@
+"""Export trained models from a run folder into the shipped bundle (float16 safetensors + sha256 manifest).
+
+Usage: python scripts/export_assets.py [RUN_DIR] [OUT_DIR]     (defaults: runs assets)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edlm.bundle import export_bundle  # noqa: E402
+
+
+def main() -> None:
+    runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs")
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else "assets")
+    parts = {"tokenizer": runs / "tokenizer"}
+    for part in ("denoiser", "ar", "nce", "judge"):
+        folder = runs / part / "best" / "model"
+        if not folder.exists():
+            raise SystemExit(f"missing {folder}: train it first (scripts/train_default_models.sh)")
+        parts[part] = folder
+    export_bundle(parts, out, dtype=torch.float16)
+    total = sum(p.stat().st_size for p in out.rglob("*.safetensors"))
+    print(f"exported to {out}: weights {total / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+import json
+
+from edlm.bench import PRESETS, BenchConfig, Cell, run_bench, speedups
+
+
+def test_tiny_bench_runs_and_writes_results(bundle, corpus, tmp_path):
+    cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), **PRESETS["tiny"])
+    res = run_bench(bundle, cfg)
+    cells = res["cells"]
+    samplers = {c["sampler"] for c in cells}
+    assert {"reference", "mdlm", "edlm-ar", "edlm-nce", "ar"} <= samplers
+    for c in cells:
+        if c["sampler"] != "reference":
+            assert c["judge_ppl"] > 1 and c["sec_per_sample"] > 0 and 0 < c["forward_share"] <= 1
+            assert c["samples"] == cfg.samples
+    edlm = [c for c in cells if c["sampler"] == "edlm-ar"]
+    assert all(c["energy_calls"] > 0 for c in edlm)
+    assert {r["sampler"] for r in res["latency"]} == {"mdlm", "edlm-ar", "edlm-nce"}
+    assert len(res["growth"]) == len(cfg.lengths) * len(cfg.batches)
+    assert json.loads((tmp_path / "results.json").read_text())["model"] == bundle.name
+    assert "| task | sampler |" in (tmp_path / "table.md").read_text()
+    assert any(f.endswith(".html") for f in res["figures"])
+
+
+def test_speedup_interpolates_mdlm_time_at_equal_quality():
+    cells = [Cell("generate", "mdlm", 8, judge_ppl=100.0, sec_per_sample=1.0),
+             Cell("generate", "mdlm", 32, judge_ppl=50.0, sec_per_sample=4.0),
+             Cell("generate", "edlm-ar", 8, k=4, is_window=0.5, judge_ppl=75.0, sec_per_sample=1.0)]
+    (s,) = speedups(cells)
+    assert abs(s["mdlm_sec_same_quality"] - 2.0) < 1e-9 and abs(s["speedup"] - 2.0) < 1e-9
