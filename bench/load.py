@@ -1,0 +1,124 @@
+"""Load test of the web app on loopback: many concurrent gradio_client jobs, bounded in count and time.
+
+Reports completed, rejected-with-a-message (e.g. queue full) and failed requests, p50/p95 latency, and the app's
+resident memory before and after. By default it starts the app itself (python app.py on a free 127.0.0.1 port);
+--url targets one already running (memory is then reported only with --pid).
+
+    python bench/load.py --requests 200 --concurrency 16 --steps 8
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["The state of the [MASK:4] is strong.", "Fellow citizens, the [MASK:6] of our [MASK:3] grows.",
+         "We must [MASK:5] the public debt and [MASK:4] the revenue."]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def start_app(env_extra: dict) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **env_extra)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the app did not start within 120 s")
+
+
+def one(url: str, i: int, steps: int, sampler: str) -> tuple[str, float, str]:
+    from gradio_client import Client
+
+    t0 = time.perf_counter()
+    try:
+        out = Client(url, verbose=False).predict(TEXTS[i % len(TEXTS)], sampler, steps, 4, 0.5, 1.0, 0.95, i,
+                                                 api_name="/infill")
+        ok = "[MASK]" not in out[0]
+        return ("completed" if ok else "failed"), time.perf_counter() - t0, "" if ok else "mask left in output"
+    except Exception as e:  # noqa: BLE001 (classify every outcome)
+        msg = str(e)
+        kind = "rejected" if any(w in msg.lower() for w in ("queue", "busy", "full", "too many")) else "failed"
+        return kind, time.perf_counter() - t0, msg[:120]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", help="a running app (loopback only); default: start one")
+    ap.add_argument("--pid", type=int, help="PID of that app, for memory figures")
+    ap.add_argument("--requests", type=int, default=200, help="total requests (at most 2000)")
+    ap.add_argument("--concurrency", type=int, default=16, help="client threads (at most 128)")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--sampler", default="edlm-ar")
+    ap.add_argument("--time-limit", type=float, default=900, help="stop submitting after this many seconds")
+    ap.add_argument("--model", default=None, help="EDLM_MODEL for the app this script starts")
+    args = ap.parse_args()
+    if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        raise SystemExit("load tests only target loopback addresses")
+    n, conc = min(args.requests, 2000), min(args.concurrency, 128)
+    proc = None
+    if args.url:
+        url, pid = args.url, args.pid
+    else:
+        proc, url = start_app({"EDLM_MODEL": args.model} if args.model else {})
+        pid = proc.pid
+    try:
+        one(url, 0, args.steps, args.sampler)  # warm-up
+        before = rss_mb(pid) if pid else None
+        results, start = [], time.perf_counter()
+        with ThreadPoolExecutor(conc) as pool:
+            futures = []
+            for i in range(n):
+                if time.perf_counter() - start > args.time_limit:
+                    break
+                futures.append(pool.submit(one, url, i, args.steps, args.sampler))
+            for f in as_completed(futures):
+                results.append(f.result())
+        wall = time.perf_counter() - start
+        after = rss_mb(pid) if pid else None
+    finally:
+        if proc:
+            proc.terminate()
+    lat = sorted(t for kind, t, _ in results if kind == "completed")
+    counts = {k: sum(1 for r in results if r[0] == k) for k in ("completed", "rejected", "failed")}
+    pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan"))
+    print(f"| requests | concurrency | completed | rejected (with message) | failed | p50 s | p95 s | wall s | "
+          f"app RSS before → after MB |\n|---|---|---|---|---|---|---|---|---|\n"
+          f"| {len(results)} | {conc} | {counts['completed']} | {counts['rejected']} | {counts['failed']} | "
+          f"{pct(0.5):.2f} | {pct(0.95):.2f} | {wall:.1f} | "
+          f"{before and round(before)} → {after and round(after)} |")
+    for kind, _, msg in results:
+        if kind != "completed" and msg:
+            print(f"{kind}: {msg}")
+            break
+    if counts["failed"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
