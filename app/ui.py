@@ -92,21 +92,28 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         heat, ess, masked = [], [], []
         last_is = None
         for ev in stream:
+            first = ev.step == 1
             masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
             if ev.is_step:
                 heat.append((ev.step, ev.weights))
                 ess.append((ev.step, ev.ess))
                 last_is = ev
-            table = [] if last_is is None else [
-                [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
-                for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
-            reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
-                charts.revealed_at([], [], ev.total_steps)
-            yield (ev.text, _highlight(ev.segments), _status(ev, k),
-                   charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
-                                      last_is and last_is.step),
-                   charts.weights_heatmap(heat), charts.ess_line(ess, k), charts.masked_line(masked, ev.total_steps),
-                   table, reveal)
+            # Charts that did not change this step are skipped: only the text and status travel.
+            if ev.is_step or first:
+                weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
+                                             last_is and last_is.step)
+                is_charts = (weights, charts.weights_heatmap(heat), charts.ess_line(ess, k))
+                table = [] if last_is is None else [
+                    [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
+                    for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+            else:
+                is_charts, table = (gr.skip(),) * 3, gr.skip()
+            if ev.final:
+                reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
+            else:
+                reveal = charts.revealed_at([], [], ev.total_steps) if first else gr.skip()
+            yield (ev.text, _highlight(ev.segments), _status(ev, k), is_charts[0], is_charts[1], is_charts[2],
+                   charts.masked_line(masked, ev.total_steps), table, reveal)
     except gr.Error:
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
