@@ -110,10 +110,23 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
 _CACHE: dict[tuple, Bundle] = {}
 
 
-def load_bundle(model: str = "default", device: str | None = None, dtype: torch.dtype = torch.float32) -> Bundle:
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`auto` (or None): bfloat16 on a GPU, float32 on a CPU; otherwise the named dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}: choose auto, float32, bfloat16 or float16")
+    return names[dtype]
+
+
+def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto") -> Bundle:
     """Load (once per process) a bundle by preset name or folder path."""
     from .presets import resolve
 
+    dtype = resolve_dtype(dtype, pick_device(device))
     key = (model, device, dtype)
     if key not in _CACHE:
         _CACHE[key] = resolve(model, device=device, dtype=dtype)

@@ -20,6 +20,8 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (same inputs + seed = same output)")
     p.add_argument("--carry-over", action="store_true", help="EDLM-AR: score only the masked positions (coAR)")
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
     p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")

@@ -52,7 +52,7 @@ def infill(args) -> int:
     text, settings = _read_text(args), _settings(args)
     validate(**settings)
     parse(text)  # fail fast on bad input, before loading any model
-    bundle = load_bundle(args.model, device=args.device)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
     bar = None if args.stream else tqdm(total=settings["steps"], desc=settings["sampler"], file=sys.stderr,
                                         leave=False, disable=args.json or not sys.stderr.isatty())
     last = None
@@ -80,7 +80,7 @@ def generate(args) -> int:
 
     settings = _settings(args)
     validate(**settings)
-    bundle = load_bundle(args.model, device=args.device)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
     events = run(bundle, args.length, prefix=args.prefix, num_samples=args.num_samples, **settings)
     for i, ev in enumerate(events):
         if args.json:
@@ -135,5 +135,5 @@ def bench(args) -> int:
         preset.update(samples=args.samples, batch=min(preset["batch"], args.samples))
     cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
-    run_bench(load_bundle(args.model, device=args.device), cfg)
+    run_bench(load_bundle(args.model, device=args.device, dtype=args.dtype), cfg)
     return 0

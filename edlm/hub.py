@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .bundle import Bundle, ModelFilesError, pick_device
+from .bundle import Bundle, ModelFilesError, pick_device, resolve_dtype
 
 MDLM_OWT = "kuleshov-group/mdlm-owt"
 MDLM_TOKENIZER = "gpt2"
@@ -101,24 +101,15 @@ def mdlm_tokenizer(name_or_dir: str = MDLM_TOKENIZER, vocab_size: int | None = N
     return tok
 
 
-def auto_dtype(device: torch.device, dtype: str | None) -> torch.dtype:
-    """bfloat16 on a GPU, float32 on the CPU, unless asked otherwise."""
-    if dtype in (None, "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}: choose float32, bfloat16 or float16") from None
-
-
 def load_mdlm_bundle(denoiser: str = MDLM_OWT, tokenizer: str = MDLM_TOKENIZER, energy: str | None = DEFAULT_ENERGY,
-                     device: str | None = None, dtype: str | None = None, name: str = "mdlm-owt") -> Bundle:
+                     device: str | None = None, dtype: str | torch.dtype | None = None,
+                     name: str = "mdlm-owt") -> Bundle:
     """An MDLM denoiser with its GPT-2 tokenizer and a causal LM energy.
 
     An energy with the same tokenizer scores token ids directly; any other causal LM is used through the
     text-level energy (decode, re-tokenise, score)."""
     dev = pick_device(device)
-    dt = auto_dtype(dev, dtype)
+    dt = resolve_dtype(dtype, dev)
     den = load_mdlm_checkpoint(fetch(denoiser), device=dev, dtype=dt)
     tok = mdlm_tokenizer(tokenizer, den.config.vocab_size)
     bundle = Bundle(name=name, tokenizer=tok, denoiser=den, device=dev)

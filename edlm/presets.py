@@ -22,14 +22,14 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
         from .hub import DEFAULT_ENERGY, load_mdlm_bundle
 
         energy = model.split(":", 1)[1] if ":" in model else DEFAULT_ENERGY
-        return load_mdlm_bundle(energy=energy, device=device, dtype=None if device in (None, "auto") else "float32")
+        return load_mdlm_bundle(energy=energy, device=device, dtype=dtype)
     if (Path(model) / "config.json").is_file():
         import json
 
         if json.loads((Path(model) / "config.json").read_text()).get("model_type") == "mdlm":
             from .hub import load_mdlm_bundle
 
-            return load_mdlm_bundle(denoiser=model, device=device, name=Path(model).name)
+            return load_mdlm_bundle(denoiser=model, device=device, dtype=dtype, name=Path(model).name)
     if model == "default":
         if not (ASSETS / "denoiser").is_dir():
             raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
