@@ -10,6 +10,7 @@ import gradio as gr
 from edlm.bundle import ASSETS, load_bundle
 from edlm.limits import DEFAULTS, LIMITS, SAMPLERS
 from edlm.pipeline import infill_stream
+from edlm.presets import PRESETS
 from edlm.tokenizer import encode
 
 from . import charts
@@ -52,7 +53,7 @@ def mask_selection(text: str, start, end) -> str:
     start, end = sorted((int(start), int(end)))
     if start == end:
         raise gr.Error("select some text in the box first, then press Mask selection")
-    n = max(1, min(LIMITS.max_span_tokens, len(encode(load_bundle(MODEL).tokenizer, text[start:end]))))
+    n = max(1, min(LIMITS.max_span_tokens, len(encode(get_bundle(MODEL).tokenizer, text[start:end]))))
     return f"{text[:start]}[MASK:{n}]{text[end:]}"
 
 
@@ -81,12 +82,30 @@ def _status(ev, k: int) -> str:
     return " · ".join(parts)
 
 
+def model_choices() -> list[str]:
+    return [MODEL] + [p for p in PRESETS if p != MODEL]
+
+
+def model_note(model: str) -> str:
+    return f"**{model}**: {PRESETS.get(model, 'a local model folder')}"
+
+
+def get_bundle(model: str, progress: gr.Progress | None = None):
+    """Load a model the first time it is used (cached after), with visible progress."""
+    if model not in model_choices():
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
+    if progress is not None:
+        progress(0.0, desc=f"loading {model} (first use only)")
+    return load_bundle(model)
+
+
 def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
                is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
-               top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed):
+               top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
+               progress=gr.Progress()):
     """Stream an infill run: after every reverse step, the text so far and the charts."""
     try:
-        bundle = load_bundle(MODEL)
+        bundle = get_bundle(model or MODEL, progress)
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
                                temperature=temperature, top_p=top_p, seed=seed)
         heat, ess, masked = [], [], []
@@ -121,11 +140,11 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
 
 
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
-                temperature: float, top_p: float, seed: int):
+                temperature: float, top_p: float, seed: int, model: str | None = None, progress=gr.Progress()):
     """Two samplers on the same text and seed, stepped side by side."""
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed)
     try:
-        bundle = load_bundle(MODEL)
+        bundle = get_bundle(model or MODEL, progress)
         a = infill_stream(bundle, text, sampler=sampler_a, **settings)
         b = infill_stream(bundle, text, sampler=sampler_b, **settings)
         last_a = last_b = None
@@ -174,6 +193,9 @@ def build() -> gr.Blocks:
                                       info="sample only from the likeliest tokens holding this mass")
                 seed = gr.Number(value=DEFAULTS.seed, precision=0, label="Seed", minimum=0,
                                  info="same text + settings + seed = same result")
+                model = gr.Dropdown(model_choices(), value=MODEL, label="Model",
+                                    info="loaded on first use; see the note below for the hardware it needs")
+                model_md = gr.Markdown(model_note(MODEL))
         gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)")
 
         with gr.Tab("Watch it denoise"):
@@ -207,7 +229,8 @@ def build() -> gr.Blocks:
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
 
-        settings = [sampler, steps, k, is_window, temperature, top_p, seed]
+        settings = [sampler, steps, k, is_window, temperature, top_p, seed, model]
+        model.change(model_note, inputs=[model], outputs=[model_md], api_visibility="private")
         run = go_btn.click(run_infill, inputs=[text, *settings],
                            outputs=[plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands,
                                     reveal_plot], api_name="infill", concurrency_id="model")
