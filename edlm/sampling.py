@@ -83,11 +83,26 @@ def shape_log_probs(log_probs: torch.Tensor, temperature: float, top_p: float,
     return lp
 
 
-def _x0_log_q(denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig) -> torch.Tensor:
-    """Proposal log q(x0_i | x_t) [N, V] at the N masked positions, in row-major order of `masked`."""
-    t_batch = torch.full((x.shape[0],), t, device=x.device)
-    log_p = denoiser(x, t_batch, positions=masked).logits
-    return shape_log_probs(log_p.float(), cfg.temperature, cfg.top_p, cfg.banned)
+def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k independent draws per row [N, k] by inverting the cumulative distribution cdf [N, V].
+
+    Tokens of zero probability are never drawn (their cdf equals the previous one); far cheaper than
+    torch.multinomial on a CPU for thousands of rows."""
+    u = torch.rand(cdf.shape[0], k, generator=gen, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
+
+
+class Proposal:
+    """The denoiser's shaped x0 distribution at the N masked positions (row-major order of the mask)."""
+
+    def __init__(self, denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig):
+        t_batch = torch.full((x.shape[0],), t, device=x.device)
+        log_p = denoiser(x, t_batch, positions=masked).logits
+        self.log_q = shape_log_probs(log_p.float(), cfg.temperature, cfg.top_p, cfg.banned)
+        self.cdf = self.log_q.exp().cumsum(-1)
+
+    def sample(self, k: int, gen: torch.Generator) -> torch.Tensor:
+        return sample_categorical(self.cdf, k, gen)
 
 
 def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepEvent:
@@ -108,15 +123,15 @@ def sample_mdlm(denoiser, x: torch.Tensor, cfg: SamplerConfig, schedule: Schedul
         t, s = ts[i], ts[i + 1]
         masked = x == mask_id
         if cache is None:
-            log_q = _x0_log_q(denoiser, x, t, masked, cfg)
+            q = Proposal(denoiser, x, t, masked, cfg)
             calls += 1
         else:
-            log_q = cache
+            q = cache
         x0 = x.clone()
-        x0[masked] = torch.multinomial(log_q.exp(), 1, generator=gen).squeeze(-1)
+        x0[masked] = q.sample(1, gen).squeeze(-1)
         prev, x = x, posterior_step(x, x0, t, s, mask_id, schedule, gen)
         nothing_new = bool((x == prev).all())
-        cache = log_q if nothing_new and not denoiser.config.time_conditioning else None
+        cache = q if nothing_new and not denoiser.config.time_conditioning else None
         yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, 0, start)
 
 
@@ -134,18 +149,18 @@ def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
         t, s = ts[i], ts[i + 1]
         masked = x == mask_id
         if cache is None:
-            log_q = _x0_log_q(denoiser, x, t, masked, cfg)
+            q = Proposal(denoiser, x, t, masked, cfg)
             calls += 1
         else:
-            log_q = cache
+            q = cache
         info = {}
         if k > 1 and t > 1.0 - cfg.is_window and masked.any():
             # k candidates per row, laid out [B, k, L]; flattened batch-major (row b*k + j).
-            draws = torch.multinomial(log_q.exp(), k, replacement=True, generator=gen)  # [N, k]
+            draws = q.sample(k, gen)  # [N, k]
             rows, cols = masked.nonzero(as_tuple=True)
             cands = x.unsqueeze(1).repeat(1, k, 1)
             cands[rows, :, cols] = draws
-            log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, log_q.gather(1, draws))
+            log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
             log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
                                        torch.full((B * k,), t, device=x.device), log_q_cand.view(-1)).view(B, k)
             ecalls += 1
@@ -156,10 +171,10 @@ def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
                         ess=ess.cpu(), chosen=chosen.cpu())
         else:
             x0 = x.clone()
-            x0[masked] = torch.multinomial(log_q.exp(), 1, generator=gen).squeeze(-1)
+            x0[masked] = q.sample(1, gen).squeeze(-1)
         prev, x = x, posterior_step(x, x0, t, s, mask_id, schedule, gen)
         nothing_new = bool((x == prev).all())
-        cache = log_q if nothing_new and not denoiser.config.time_conditioning else None
+        cache = q if nothing_new and not denoiser.config.time_conditioning else None
         yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, **info)
 
 
@@ -183,7 +198,7 @@ def sample_ar(model, prefix: torch.Tensor, n_new: int, cfg: SamplerConfig, bos_i
         past = out.past_key_values
         log_q = shape_log_probs(out.logits[:, -1].float().log_softmax(-1), cfg.temperature, cfg.top_p,
                                 cfg.banned + (mask_id,))
-        tok = torch.multinomial(log_q.exp(), 1, generator=gen)
+        tok = sample_categorical(log_q.exp().cumsum(-1), 1, gen)
         ids = torch.cat([ids, tok], 1)
         prev, x = x, x.clone()
         x[:, P + i] = tok.squeeze(-1)
