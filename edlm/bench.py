@@ -48,6 +48,7 @@ class BenchConfig:
     batches: tuple = (1, 8, 32)
     seed: int = 0
     parts: tuple = ("generate", "infill", "latency", "growth")
+    ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
     samples = torch.cat(outs)
     ppl, per = generative_perplexity(bundle.judge, samples, bundle.tokenizer.bos_token_id)
     n_batches = math.ceil(len(base) / cfg.batch)
-    return Cell(task=task, sampler=req.sampler, steps=req.steps, k=req.k if req.sampler.startswith("edlm") else 1,
+    name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
+    return Cell(task=task, sampler=name, steps=req.steps, k=req.k if req.sampler.startswith("edlm") else 1,
                 is_window=req.is_window if req.sampler.startswith("edlm") else 0.0, samples=len(samples),
                 judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),
                 sec_per_sample=wall / len(samples), denoiser_calls=den / n_batches, energy_calls=en / n_batches,
@@ -142,6 +144,9 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
                 reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, 1.0, cfg.seed))
             elif sampler in ("edlm-ar", "edlm-nce"):
                 reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed) for k in cfg.ks for w in cfg.windows]
+                if sampler == "edlm-ar" and cfg.ar_product:
+                    reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed, ar_weighting="product")
+                             for k in cfg.ks for w in cfg.windows]
     if "ar" in cfg.samplers and task == "generate":
         reqs.append(Request("ar", 1, 1, 0.0, 1.0, 1.0, cfg.seed))
     return reqs

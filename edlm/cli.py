@@ -19,6 +19,8 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling mass, (0, 1]")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (same inputs + seed = same output)")
     p.add_argument("--carry-over", action="store_true", help="EDLM-AR: score only the masked positions (coAR)")
+    p.add_argument("--ar-weighting", choices=["ratio", "product"], default="ratio",
+                   help="EDLM-AR weights: ratio = p_AR/q (the paper), product = p_AR (target q*p_AR)")
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")

@@ -10,7 +10,8 @@ DEFAULT_CORPUS = Path("..") / "shared" / "corpus" / "sotu"
 
 def _settings(args) -> dict:
     return dict(sampler=args.sampler, steps=args.steps, k=args.k, is_window=args.is_window,
-                temperature=args.temperature, top_p=args.top_p, seed=args.seed, carry_over=args.carry_over)
+                temperature=args.temperature, top_p=args.top_p, seed=args.seed, carry_over=args.carry_over,
+                ar_weighting=args.ar_weighting)
 
 
 def _read_text(args) -> str:

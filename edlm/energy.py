@@ -39,21 +39,30 @@ def ar_log_likelihood(model, ids: torch.Tensor, bos_id: int, score: torch.Tensor
     return torch.cat(out)
 
 
+AR_WEIGHTINGS = ("ratio", "product")
+
+
 class AREnergy:
     """EDLM-AR: a causal LM of the same tokenizer scores each candidate.
 
     `carry_over=True` scores only the positions masked in x_t (the reference code's coAR); the default scores the
     whole sequence, which is what infilling needs: it includes how a filled span leads into the text after it.
+    `weighting="ratio"` is the paper's target (the AR likelihood: log w = log p_AR - log q); `"product"` keeps
+    the denoiser in the target (p ∝ q · p_AR: log w = log p_AR), which degenerates less when the denoiser is weak.
     """
 
     name = "edlm-ar"
 
-    def __init__(self, model, bos_id: int, mask_id: int, carry_over: bool = False):
-        self.model, self.bos_id, self.mask_id, self.carry_over = model, bos_id, mask_id, carry_over
+    def __init__(self, model, bos_id: int, mask_id: int, carry_over: bool = False, weighting: str = "ratio"):
+        if weighting not in AR_WEIGHTINGS:
+            raise ValueError(f"unknown AR weighting {weighting!r}: choose one of {', '.join(AR_WEIGHTINGS)}")
+        self.model, self.bos_id, self.mask_id = model, bos_id, mask_id
+        self.carry_over, self.weighting = carry_over, weighting
 
     def log_weights(self, candidates, x_t, t, log_q):
         score = (x_t == self.mask_id) if self.carry_over else None
-        return ar_log_likelihood(self.model, candidates, self.bos_id, score) - log_q
+        log_p = ar_log_likelihood(self.model, candidates, self.bos_id, score)
+        return log_p - log_q if self.weighting == "ratio" else log_p
 
 
 class NCEEnergy:

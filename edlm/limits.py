@@ -47,6 +47,7 @@ class Request:
     top_p: float = DEFAULTS.top_p
     seed: int = DEFAULTS.seed
     carry_over: bool = False
+    ar_weighting: str = "ratio"
 
 
 def _number(name: str, value, kind: type, lo, hi):
@@ -60,7 +61,7 @@ def _number(name: str, value, kind: type, lo, hi):
 
 def validate(sampler: str = DEFAULTS.sampler, steps=DEFAULTS.steps, k=DEFAULTS.k, is_window=DEFAULTS.is_window,
              temperature=DEFAULTS.temperature, top_p=DEFAULTS.top_p, seed=DEFAULTS.seed,
-             carry_over: bool = False) -> Request:
+             carry_over: bool = False, ar_weighting: str = "ratio") -> Request:
     """Check every sampling setting against the limits; raise ValueError naming the first bad one."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
@@ -70,4 +71,6 @@ def validate(sampler: str = DEFAULTS.sampler, steps=DEFAULTS.steps, k=DEFAULTS.k
     temperature = _number("temperature", temperature, float, 0.0, 10.0)
     top_p = _number("top_p", top_p, float, 1e-6, 1.0)
     seed = _number("seed", seed, int, 0, LIMITS.max_seed)
-    return Request(sampler, steps, k, is_window, temperature, top_p, seed, bool(carry_over))
+    if ar_weighting not in ("ratio", "product"):
+        raise ValueError(f"unknown ar_weighting {ar_weighting!r}: choose ratio (the paper) or product")
+    return Request(sampler, steps, k, is_window, temperature, top_p, seed, bool(carry_over), ar_weighting)

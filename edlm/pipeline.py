@@ -65,7 +65,8 @@ def energy_for(bundle: Bundle, req: Request):
             return None
         if bundle.energy_tokenizer is not None:
             return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
-        return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over)
+        return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over,
+                        req.ar_weighting)
     if req.sampler == "edlm-nce":
         if bundle.nce is None:
             raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")

@@ -19,7 +19,7 @@ $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RU
 # The NCE energy, fine-tuned from the denoiser on real x0 vs denoiser samples.
 $PY -m edlm train nce --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --denoiser "$RUNS/denoiser/best/model" \
   --out "$RUNS/nce" --steps 500 --minutes 20 --lr 2e-4 --warmup 50 --eval-every 100 --save-every 100 --seed 2
-# The judge: a separately trained AR model with 1.5x the training steps, used only to score samples in the benchmarks.
+# The judge: a separately trained AR model with ~4/3 the training steps, used only to score samples in the benchmarks.
 $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/judge" \
-  --steps 2700 --minutes 50 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.0 --seed 3
+  --steps 2400 --minutes 30 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.0 --seed 3
 echo "all stages done"

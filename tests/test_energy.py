@@ -73,3 +73,17 @@ def test_normalise_and_ess():
     assert math.isclose(float(ess[0]), 4.0, rel_tol=1e-6) and math.isclose(float(ess[1]), 1.0, rel_tol=1e-6)
     big, _ = normalise(torch.tensor([[1000.0, 999.0]]))  # stable in log space
     assert torch.isfinite(big).all()
+
+
+def test_product_weighting_keeps_the_denoiser_in_the_target():
+    model = tiny_ar()
+    cands = torch.tensor([[5, 6, 7, 8]])
+    x_t = torch.tensor([[5, 3, 7, 3]])
+    log_q = torch.tensor([-2.5])
+    ratio = AREnergy(model, 1, 3).log_weights(cands, x_t, torch.tensor([0.5]), log_q)
+    product = AREnergy(model, 1, 3, weighting="product").log_weights(cands, x_t, torch.tensor([0.5]), log_q)
+    assert math.isclose(float(ratio[0]) - float(product[0]), 2.5, rel_tol=1e-5)
+    import pytest
+
+    with pytest.raises(ValueError, match="weighting"):
+        AREnergy(model, 1, 3, weighting="nope")

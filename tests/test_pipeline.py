@@ -84,3 +84,14 @@ def test_text_outside_spans_comes_back_exactly(bundle, pieces, data):
     assert_fixed_text_kept(ev.text, pieces)
     # rebuild from the spans: fixed pieces interleaved with the fills give the output exactly
     assert pieces[0] + "".join(f + p for f, p in zip(ev.spans, pieces[1:])) == ev.text
+
+
+def test_ar_baseline_slides_past_its_context(bundle):
+    long_prefix = "the revenue of the country and the public debt " * 12  # far more than 32 tokens
+    ev = infill(bundle, long_prefix + "[MASK:40]", sampler="ar", steps=1)
+    assert ev.final and ev.text.startswith(long_prefix) and len(ev.spans[0]) > 0
+
+
+def test_generation_longer_than_the_window(bundle):
+    (ev,) = generate(bundle, 80, prefix="The Congress", num_samples=1, sampler="mdlm", steps=4)
+    assert ev.windows >= 3 and ev.masked == 0 and ev.text.startswith("The Congress")
