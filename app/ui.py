@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 
 import gradio as gr
 
@@ -16,6 +17,7 @@ from edlm.tokenizer import encode
 from . import charts
 
 MASK_GLYPH = "▒"
+CHART_SECONDS = 0.5  # how often the charts refresh during a run
 COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f"}
 MODEL = os.environ.get("EDLM_MODEL", "default")
 
@@ -109,30 +111,35 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
                                temperature=temperature, top_p=top_p, seed=seed)
         heat, ess, masked = [], [], []
-        last_is = None
+        last_is, charted_at, new_is = None, 0.0, False
         for ev in stream:
-            first = ev.step == 1
             masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
             if ev.is_step:
                 heat.append((ev.step, ev.weights))
                 ess.append((ev.step, ev.ess))
-                last_is = ev
-            # Charts that did not change this step are skipped: only the text and status travel.
-            if ev.is_step or first:
-                weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
-                                             last_is and last_is.step)
-                is_charts = (weights, charts.weights_heatmap(heat), charts.ess_line(ess, k))
-                table = [] if last_is is None else [
-                    [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
-                    for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+                last_is, new_is = ev, True
+            # Text and status travel every step; charts at most every CHART_SECONDS (building a Plotly figure
+            # costs tens of milliseconds, as much as a denoiser step) and always at the first and last step.
+            now = time.perf_counter()
+            if ev.step == 1 or ev.final or now - charted_at >= CHART_SECONDS:
+                charted_at = now
+                skip = gr.skip()
+                weights = heatmap = ess_fig = table = skip
+                if new_is or ev.step == 1:
+                    weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
+                                                 last_is and last_is.step)
+                    heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
+                    table = [] if last_is is None else [
+                        [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
+                        for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+                    new_is = False
+                reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
+                    (charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip)
+                chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
             else:
-                is_charts, table = (gr.skip(),) * 3, gr.skip()
-            if ev.final:
-                reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
-            else:
-                reveal = charts.revealed_at([], [], ev.total_steps) if first else gr.skip()
-            yield (ev.text, _highlight(ev.segments), _status(ev, k), is_charts[0], is_charts[1], is_charts[2],
-                   charts.masked_line(masked, ev.total_steps), table, reveal)
+                chart_out = (gr.skip(),) * 6
+            w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
+            yield (ev.text, _highlight(ev.segments), _status(ev, k), w_fig, h_fig, e_fig, m_fig, table, reveal)
     except gr.Error:
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
