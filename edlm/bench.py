@@ -234,16 +234,18 @@ def growth(bundle: Bundle, lengths, batches) -> list[dict]:
 
 
 _PEAK_CHILD = """
-import json, resource, sys, torch
+import json, sys, torch
 from edlm.models import DenoiserModel, DiTConfig
+def hwm_mb():  # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak across exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 cfg, L, B = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 model = DenoiserModel(DiTConfig(**cfg)).eval()
 x = torch.full((B, L), model.config.mask_token_id)
 with torch.inference_mode():
     model(x[:1, :8], torch.ones(1))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm_mb()
     model(x, torch.ones(B))
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+print(hwm_mb() - base)
 """
 
 
