@@ -59,6 +59,17 @@ def mask_selection(text: str, start, end) -> str:
     return f"{text[:start]}[MASK:{n}]{text[end:]}"
 
 
+def user_message(e: Exception) -> str:
+    """One line for the page: what went wrong and what to do; never a traceback."""
+    import torch
+
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
+        return ("the model ran out of memory for this request: use a smaller k, fewer steps or shorter spans, or "
+                "try again when the server is less busy")
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _highlight(segments) -> list[tuple[str, str | None]]:
     out = []
     for text, kind, _ in segments:
@@ -143,7 +154,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
     except gr.Error:
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
-        raise gr.Error(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        raise gr.Error(user_message(e)) from None
 
 
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
@@ -159,7 +170,7 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
             last_a, last_b = ea or last_a, eb or last_b
             yield (_highlight(last_a.segments), _status(last_a, k), _highlight(last_b.segments), _status(last_b, k))
     except (ValueError, RuntimeError, OSError) as e:
-        raise gr.Error(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        raise gr.Error(user_message(e)) from None
 
 
 GET_SELECTION = """(text, a, b) => {

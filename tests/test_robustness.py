@@ -61,3 +61,31 @@ def test_limits_hold_in_the_library(bundle, bad):
 def test_text_over_the_limit_is_refused_whole(bundle):
     with pytest.raises(ValueError, match="limit"):
         infill(bundle, "x" * LIMITS.max_text_chars + " [MASK:2]")
+
+
+def test_out_of_memory_is_a_clear_message_and_the_app_keeps_serving(bundle_dir, monkeypatch):
+    import torch
+
+    import app.ui as ui
+
+    monkeypatch.setattr(ui, "MODEL", str(bundle_dir))
+    bundle = ui.get_bundle(str(bundle_dir))
+    original = bundle.denoiser.forward
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(bundle.denoiser, "forward", oom)
+    with pytest.raises(gr.Error, match="ran out of memory.*smaller k"):
+        list(ui.run_infill("The [MASK:3] of the Union.", "mdlm", 4, 1, 0.5, 1.0, 1.0, 0))
+    monkeypatch.setattr(bundle.denoiser, "forward", original)
+    outputs = list(ui.run_infill("The [MASK:3] of the Union.", "mdlm", 4, 1, 0.5, 1.0, 1.0, 0))
+    assert "[MASK]" not in outputs[-1][0]
+
+
+def test_missing_model_files_are_a_clear_message(tmp_path, monkeypatch):
+    import app.ui as ui
+
+    monkeypatch.setattr(ui, "MODEL", str(tmp_path))
+    with pytest.raises(gr.Error, match="no model bundle"):
+        list(ui.run_infill("The [MASK:3] of the Union."))
