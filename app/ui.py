@@ -267,6 +267,6 @@ def main() -> None:
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
-                theme=gr.themes.Soft())
+                theme=gr.themes.Soft(), state_session_capacity=LIMITS.session_capacity)
 
 

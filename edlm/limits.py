@@ -18,6 +18,8 @@ class Limits:
     max_seed: int = 2**63 - 1
     queue_size: int = 32              # app: requests waiting
     concurrency: int = 2              # app: runs at a time
+    session_capacity: int = 500       # app: browser/client sessions whose state Gradio keeps (oldest dropped):
+    #                                   each holds ~150 KB, so this bounds that memory near 75 MB
 
 
 @dataclass(frozen=True)
