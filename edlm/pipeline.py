@@ -80,8 +80,18 @@ def banned_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(i for i in ids if i is not None and i != tokenizer.mask_token_id))
 
 
-def _run(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple[int, int, object, tuple[int, int]]]:
-    """Fill every mask of ids [B, N] window by window; yields (window index, window count, StepEvent, window)."""
+def _run(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple]:
+    """Fill every mask of ids [B, N] window by window, in place. Yields (window index, window count, StepEvent,
+    (start, end) of the window, denoiser passes so far, energy or AR passes so far), counts summed over windows."""
+    done, last = (0, 0), (0, 0)
+    for wi, nw, ev, window in _run_windows(bundle, ids, req):
+        if ev.step == 1:  # a new window starts: bank the passes of the one before
+            done = last
+        last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls + ev.extra.get("ar_calls", 0))
+        yield wi, nw, ev, window, last[0], last[1]
+
+
+def _run_windows(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple]:
     mask_id = bundle.tokenizer.mask_token_id
     masked = (ids[0] == mask_id).tolist()
     banned = banned_ids(bundle.tokenizer)
@@ -159,13 +169,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
     revealed_at = torch.full(ids.shape, -1)
     step, start = 0, time.perf_counter()
-    calls = [0, 0]
-    last_counts = (0, 0)
-    current_window = -1
-    for wi, nw, ev, (a, b) in _run(bundle, ids, req):
-        if wi != current_window:
-            current_window, calls = wi, [calls[0] + last_counts[0], calls[1] + last_counts[1]]
-        last_counts = (ev.denoiser_calls, ev.energy_calls)
+    for wi, nw, ev, (a, b), denoiser_calls, energy_calls in _run(bundle, ids, req):
         step += 1
         revealed_at[:, a:b][ev.revealed] = step
         total = step - ev.step + ev.total_steps + (nw - 1 - wi) * req.steps
@@ -178,8 +182,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
             final = masked == 0
             e = InfillEvent(step=step, total_steps=step if final else total, t=ev.t,
                             text="".join(s for s, _, _ in segs), segments=segs, masked=masked,
-                            to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=calls[0] + ev.denoiser_calls,
-                            energy_calls=calls[1] + ev.energy_calls + ev.extra.get("ar_calls", 0),
+                            to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=denoiser_calls,
+                            energy_calls=energy_calls,
                             elapsed=time.perf_counter() - start, window=wi, windows=nw, is_step=ev.is_step,
                             final=final, revealed_at=[int(revealed_at[r, p]) for p in span_pos], lengths=lengths,
                             length_scores=length_scores or {})
