@@ -198,7 +198,7 @@ def build() -> gr.Blocks:
                 sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
                                       info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
                                            "ar: left to right (prefix only)")
-                steps = gr.Slider(1, 256, value=DEFAULTS.steps, step=1, label="Steps",
+                steps = gr.Slider(1, 256, value=DEFAULTS.steps, step=1, label="Steps", elem_id="edlm-steps",
                                   info="reverse diffusion steps: more = slower, usually better")
                 k = gr.Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
                               info="EDLM drafts k full candidates per IS step and keeps one")

@@ -68,6 +68,9 @@ def test_mask_selection_button(page):
 def test_stop_button_halts_the_run(page):
     box = page.locator("#edlm-text textarea")
     box.fill(" ".join(["[MASK:40] and the people"] * 6))
+    steps = page.locator("#edlm-steps input[type=number]")
+    steps.fill("256")  # a run of thousands of steps, so Stop arrives long before the end
+    steps.press("Enter")
     page.locator("#edlm-generate").click()
     page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('of 240 tokens filled')",
                            timeout=60_000)
@@ -75,4 +78,5 @@ def test_stop_button_halts_the_run(page):
     page.wait_for_timeout(1500)
     first = page.locator("#edlm-status").inner_text()
     page.wait_for_timeout(2500)
+    assert "/ 3072" in first  # 12 windows x 256 steps: the long run really started
     assert page.locator("#edlm-status").inner_text() == first and "done" not in first
