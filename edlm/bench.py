@@ -5,6 +5,7 @@ results.json, table.md and Plotly figures (HTML, and PNG when kaleido can render
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import torch
 from .bundle import Bundle
 from .data import consecutive_windows, read_split, token_stream
 from .evaluate import generative_perplexity, unigram_entropy
-from .limits import Request
+from .limits import DEFAULTS, Request
 from .pipeline import _run
 
 PRESETS = {
@@ -28,8 +29,9 @@ PRESETS = {
                  lengths=(64, 128), batches=(1, 4)),
     "quick": dict(samples=16, batch=16, steps=(8, 16, 32), ks=(4,), windows=(0.5,), latency_repeats=3,
                   lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
+    # Steps swept at the shipped k and window; k and the window swept one at a time at 32 steps.
     "full": dict(samples=64, batch=32, steps=(8, 16, 32, 64, 128), ks=(2, 4, 8, 16), windows=(0.25, 0.5, 1.0),
-                 latency_repeats=5, lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
+                 sweep_at=32, latency_repeats=5, lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
 }
 
 
@@ -42,6 +44,7 @@ class BenchConfig:
     steps: tuple = (8, 16, 32)
     ks: tuple = (4,)
     windows: tuple = (0.5,)
+    sweep_at: int | None = None  # None: every k x window at every step count; else only at these steps
     samplers: tuple = ("mdlm", "edlm-ar", "edlm-nce", "ar")
     latency_repeats: int = 3
     lengths: tuple = (128, 256, 512, 1024)
@@ -134,6 +137,18 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
                 forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb())
 
 
+def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
+    """(k, window) pairs run at this step count: all of them, or (sweep design) one factor at a time around the
+    shipped defaults at `sweep_at` steps and the defaults alone elsewhere."""
+    if cfg.sweep_at is None:
+        return [(k, w) for k in cfg.ks for w in cfg.windows]
+    default = (DEFAULTS.k, DEFAULTS.is_window)
+    if steps != cfg.sweep_at:
+        return [default]
+    pairs = [(k, DEFAULTS.is_window) for k in cfg.ks] + [(DEFAULTS.k, w) for w in cfg.windows]
+    return sorted(set(pairs) | {default})
+
+
 def _requests(cfg: BenchConfig, task: str) -> list[Request]:
     reqs = []
     for steps in cfg.steps:
@@ -141,10 +156,11 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
             if sampler == "mdlm":
                 reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, 1.0, cfg.seed))
             elif sampler in ("edlm-ar", "edlm-nce"):
-                reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed) for k in cfg.ks for w in cfg.windows]
-                if sampler == "edlm-ar" and cfg.ar_product:
-                    reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed, ar_weighting="product")
-                             for k in cfg.ks for w in cfg.windows]
+                pairs = _edlm_settings(cfg, steps)
+                reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed) for k, w in pairs]
+                if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
+                    k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
+                    reqs.append(Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed, ar_weighting="product"))
     if "ar" in cfg.samplers and task == "generate":
         reqs.append(Request("ar", 1, 1, 0.0, 1.0, 1.0, cfg.seed))
     return reqs
@@ -319,6 +335,10 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if bundle.judge is None:
         raise ValueError(f"model {bundle.name!r} has no judge model, which the benchmarks need to score samples")
+    if next(bundle.judge.parameters()).dtype != torch.float32:  # score every dtype's samples the same way
+        import copy
+
+        bundle = dataclasses.replace(bundle, judge=copy.deepcopy(bundle.judge).float())
     L = bundle.window
     test = consecutive_windows(token_stream(bundle.tokenizer, read_split(cfg.corpus, "test")), L, cfg.samples)
     if len(test) < cfg.samples:

@@ -19,8 +19,11 @@ class Energy(Protocol):
     name: str
 
     def log_weights(self, candidates: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
-                    log_q: torch.Tensor) -> torch.Tensor:
-        """candidates, x_t [N, L]; t, log_q [N] -> unnormalised importance log-weights [N]."""
+                    log_q: torch.Tensor, k: int = 1) -> torch.Tensor:
+        """candidates, x_t [N, L]; t, log_q [N] -> unnormalised importance log-weights [N].
+
+        Rows come in consecutive groups of k candidates for the same x_t; a weight may be off by a constant
+        shared by its group, which the sampler's normalisation removes."""
         ...
 
 
@@ -35,6 +38,35 @@ def ar_log_likelihood(model, ids: torch.Tensor, bos_id: int, score: torch.Tensor
         tok = logp.gather(-1, part.unsqueeze(-1)).squeeze(-1)
         if sel is not None:
             tok = torch.where(sel, tok, torch.zeros_like(tok))
+        out.append(tok.sum(-1))
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, score: torch.Tensor | None = None,
+                                chunk: int = 64) -> torch.Tensor:
+    """`ar_log_likelihood` of ids [B*k, L] in groups of k candidates, up to a constant per group.
+
+    The tokens before the first position where a group's candidates differ are the same for all k, so their
+    log-probabilities are that constant: the shared prefix runs once per group (its key/value cache is repeated
+    k times) and only the positions from the first difference on go through the model and its output layer."""
+    N, L = ids.shape
+    groups = ids.view(N // k, k, L)
+    differ = (groups != groups[:, :1]).any(1).any(0)  # [L]: the candidates of some group differ here
+    P = int(differ.float().argmax()) if bool(differ.any()) else L
+    if P == 0 or k == 1:
+        return ar_log_likelihood(model, ids, bos_id, score, chunk)
+    sel = (score if score is not None else torch.ones_like(ids, dtype=torch.bool)).view(N // k, k, L)
+    out = []
+    for part, part_sel in zip(groups.split(max(1, chunk // k)), sel.split(max(1, chunk // k))):
+        g = part.shape[0]
+        prefix = torch.cat([torch.full_like(part[:, 0, :1], bos_id), part[:, 0, :P - 1]], 1)  # inputs 0..P-1
+        past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        past.batch_repeat_interleave(k)
+        flat = part.reshape(g * k, L)
+        logits = model(input_ids=flat[:, P - 1:L - 1], past_key_values=past, use_cache=True).logits.float()
+        tok = logits.gather(-1, flat[:, P:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+        tok = torch.where(part_sel.reshape(g * k, L)[:, P:], tok, torch.zeros_like(tok))
         out.append(tok.sum(-1))
     return torch.cat(out)
 
@@ -59,9 +91,9 @@ class AREnergy:
         self.model, self.bos_id, self.mask_id = model, bos_id, mask_id
         self.carry_over, self.weighting = carry_over, weighting
 
-    def log_weights(self, candidates, x_t, t, log_q):
+    def log_weights(self, candidates, x_t, t, log_q, k=1):
         score = (x_t == self.mask_id) if self.carry_over else None
-        log_p = ar_log_likelihood(self.model, candidates, self.bos_id, score)
+        log_p = ar_candidate_log_likelihood(self.model, candidates, k, self.bos_id, score)
         return log_p - log_q if self.weighting == "ratio" else log_p
 
 
@@ -74,7 +106,7 @@ class NCEEnergy:
         self.model = model
 
     @torch.inference_mode()
-    def log_weights(self, candidates, x_t, t, log_q):
+    def log_weights(self, candidates, x_t, t, log_q, k=1):
         return -self.model(candidates, x_t, t).logits.float()
 
 
@@ -93,7 +125,7 @@ class TextAREnergy:
         self.device = device or next(model.parameters()).device
 
     @torch.inference_mode()
-    def log_weights(self, candidates, x_t, t, log_q):
+    def log_weights(self, candidates, x_t, t, log_q, k=1):
         texts = self.diff_tok.batch_decode(candidates.tolist(), skip_special_tokens=True,
                                            clean_up_tokenization_spaces=False)
         bos = self.ar_tok.bos_token_id if self.ar_tok.bos_token_id is not None else self.ar_tok.eos_token_id

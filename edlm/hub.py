@@ -27,15 +27,34 @@ def _offline_hint(repo: str) -> str:
             f"models/{repo.split('/')[-1]}`, then pass that folder instead of the name")
 
 
+def cache_problem(cache: str | os.PathLike) -> str | None:
+    """Why downloads cannot be stored in the Hugging Face cache folder (missing and not creatable, read-only,
+    not a folder), or None when a file can be written there."""
+    import tempfile
+
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache):
+            pass
+    except OSError as e:
+        return (f"the Hugging Face cache folder {cache} is not writable ({e.strerror or type(e).__name__}): set "
+                f"HF_HOME (or HF_HUB_CACHE) to a writable folder")
+    return None
+
+
 def fetch(name_or_dir: str, patterns: tuple[str, ...] = ("*.json", "*.safetensors", "*.txt", "*.model")) -> Path:
     """A local folder for a Hub id (downloaded or from the cache, safetensors and configs only) or a directory."""
     if Path(name_or_dir).is_dir():
         return Path(name_or_dir)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
+    cache = constants.HF_HUB_CACHE
     try:
-        return Path(snapshot_download(name_or_dir, allow_patterns=list(patterns)))
-    except Exception as e:  # offline, unknown repo, gated, no space: say what to do
+        return Path(snapshot_download(name_or_dir, allow_patterns=list(patterns), cache_dir=cache))
+    except Exception as e:  # offline, unknown repo, gated, unwritable cache, no space: say what to do
+        why = cache_problem(cache)
+        if why:
+            raise ModelFilesError(f"could not get {name_or_dir!r}: {why}") from None
         raise ModelFilesError(f"could not get {name_or_dir!r} from the Hugging Face Hub ({type(e).__name__}); "
                               + _offline_hint(name_or_dir)) from None
 

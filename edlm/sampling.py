@@ -162,7 +162,7 @@ def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
             cands[rows, :, cols] = draws
             log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
             log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
-                                       torch.full((B * k,), t, device=x.device), log_q_cand.view(-1)).view(B, k)
+                                       torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
             ecalls += 1
             w, ess = normalise(log_w)
             chosen = torch.multinomial(w, 1, generator=gen).squeeze(-1)

@@ -87,3 +87,34 @@ def test_product_weighting_keeps_the_denoiser_in_the_target():
 
     with pytest.raises(ValueError, match="weighting"):
         AREnergy(model, 1, 3, weighting="nope")
+
+
+def test_shared_prefix_scores_match_full_scores_up_to_a_group_constant():
+    """Two groups of k = 3 candidates: the prefix before the first difference runs once per group, and the
+    within-group differences of the scores equal those of the full likelihood (with and without carry-over)."""
+    from edlm.energy import ar_candidate_log_likelihood
+
+    model = tiny_ar()
+    gen = torch.Generator().manual_seed(0)
+    B, k, L = 2, 3, 10
+    x_t = torch.randint(4, 20, (B, L), generator=gen)
+    x_t[0, 4:8] = 3
+    x_t[1, 6:9] = 3
+    cands = x_t.unsqueeze(1).repeat(1, k, 1)
+    masked = (x_t == 3).unsqueeze(1).expand(B, k, L)
+    cands[masked] = torch.randint(4, 20, (int(masked.sum()),), generator=gen)
+    flat, score = cands.view(B * k, L), masked.reshape(B * k, L)
+    seen = []
+    hook = model.model.embed_tokens.register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
+    for sel in (None, score):
+        for chunk in (64, 4):  # 4 rows per chunk = 1 group: groups are never split across chunks
+            seen.clear()
+            fast = ar_candidate_log_likelihood(model, flat, k, bos_id=1, score=sel, chunk=chunk).view(B, k)
+            assert sum(seen) < B * k * L  # the shared prefix was not run k times
+            full = ar_log_likelihood(model, flat, 1, sel).view(B, k)
+            assert torch.allclose(fast - fast[:, :1], full - full[:, :1], atol=1e-4)
+    hook.remove()
+    no_prefix = cands.clone()
+    no_prefix[:, :, 0] = torch.arange(k) + 4  # differ at position 0: nothing to share, exact scores
+    exact = ar_candidate_log_likelihood(model, no_prefix.view(B * k, L), k, bos_id=1)
+    assert torch.allclose(exact, ar_log_likelihood(model, no_prefix.view(B * k, L), 1), atol=1e-4)

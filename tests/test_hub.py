@@ -119,3 +119,20 @@ def test_offline_hub_id_says_what_to_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelFilesError, match="huggingface-cli download"):
         fetch("kuleshov-group/no-such-model-here")
+
+
+def test_unwritable_cache_is_named_with_the_fix(monkeypatch, tmp_path):
+    """A cache under a regular file cannot be created even by root: the error says so and how to fix it."""
+    from huggingface_hub import constants
+
+    from edlm.hub import cache_problem, fetch
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(blocker / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelFilesError, match="cache folder .* is not writable.*HF_HOME"):
+        fetch("kuleshov-group/no-such-model-here")
+    assert cache_problem(tmp_path / "fine") is None
+    with pytest.raises(ModelFilesError, match="not writable"):  # the whole bundle loader says the same
+        load_mdlm_bundle(denoiser="kuleshov-group/no-such-model-here", energy=None)

@@ -35,7 +35,7 @@ class CountingEnergy:
     def __init__(self, token, bonus=5.0):
         self.token, self.bonus, self.seen = token, bonus, []
 
-    def log_weights(self, cands, x_t, t, log_q):
+    def log_weights(self, cands, x_t, t, log_q, k=1):
         self.seen.append((cands.clone(), x_t.clone()))
         return self.bonus * (cands == self.token).sum(-1).float()
 
