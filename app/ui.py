@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 
@@ -20,6 +21,7 @@ MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
 COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f"}
 MODEL = os.environ.get("EDLM_MODEL", "default")
+LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
 
 HOW_IT_WORKS = """
 **What you are watching.** A *masked diffusion language model* writes by un-hiding. Every span you mark starts
@@ -117,6 +119,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
                progress=gr.Progress()):
     """Stream an infill run: after every reverse step, the text so far and the charts."""
+    outcome, n_steps, start = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter()
     try:
         bundle = get_bundle(model or MODEL, progress)
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
@@ -150,11 +153,18 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             else:
                 chart_out = (gr.skip(),) * 6
             w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
+            n_steps += 1
             yield (ev.text, _highlight(ev.segments), _status(ev, k), w_fig, h_fig, e_fig, m_fig, table, reveal)
+        outcome = "finished"
     except gr.Error:
+        outcome = "failed"
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
+        outcome = f"failed ({type(e).__name__})"
         raise gr.Error(user_message(e)) from None
+    finally:  # also runs when Gradio drops the generator of a closed page or a cancelled job
+        LOG.info("infill run %s: sampler %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler, steps, k,
+                 n_steps, time.perf_counter() - start)
 
 
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
@@ -262,6 +272,7 @@ def build() -> gr.Blocks:
 
 def main() -> None:
     """Serve on 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; never opens a share link by itself."""
+    logging.basicConfig(level=os.environ.get("EDLM_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
     demo = build()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)

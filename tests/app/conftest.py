@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,18 +19,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+APP_LOG: list[str] = []  # the app's output lines, read as they come (a full pipe would block the app)
+
+
+@pytest.fixture(scope="session")
+def app_log(app_url) -> list[str]:
+    return APP_LOG
+
+
 @pytest.fixture(scope="session")
 def app_url(bundle_dir):
     port = free_port()
-    env = dict(os.environ, EDLM_MODEL=str(bundle_dir), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(os.environ, EDLM_MODEL=str(bundle_dir), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1")
     env.pop("GRADIO_SERVER_NAME", None)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    threading.Thread(target=lambda: APP_LOG.extend(proc.stdout), daemon=True).start()
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited: {proc.stdout.read()}")
+            time.sleep(0.5)
+            raise RuntimeError("app exited: " + "".join(APP_LOG))
         try:
             urllib.request.urlopen(url, timeout=2)
             break

@@ -36,7 +36,23 @@ def test_bad_input_is_a_clear_message(client):
         client.predict("Bad [MASK:0] span.", api_name="/infill")
 
 
-def test_stop_cancels_a_long_run(client):
+def stopped_runs(app_log) -> list[str]:
+    return [line for line in app_log if "infill run stopped" in line]
+
+
+def wait_for_stopped(app_log, before: int, timeout: float = 30.0) -> str:
+    """The server's log line for a run that ended early (its generator closed), once it appears."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = stopped_runs(app_log)
+        if len(lines) > before:
+            return lines[-1]
+        time.sleep(0.2)
+    raise AssertionError("the server did not end the run: " + "".join(app_log[-5:]))
+
+
+def test_stop_cancels_a_long_run(client, app_log):
+    before = len(stopped_runs(app_log))
     long_text = " ".join(["[MASK:40] and the people"] * 6)
     job = client.submit(long_text, "edlm-ar", 256, 8, 1.0, api_name="/infill")
     seen = 0
@@ -51,5 +67,8 @@ def test_stop_cancels_a_long_run(client):
     time.sleep(3)
     assert len(job.outputs()) == outputs  # nothing more arrives after the cancel
     assert job.done() and time.time() - start < 60
+    line = wait_for_stopped(app_log, before)  # the server side ended too, long before its 3,072 steps
+    assert int(line.split(" step events")[0].split()[-1]) < 3072
+    assert "people" not in "".join(app_log)  # the log never holds the user's text
     # the app keeps serving
     assert "[MASK]" not in client.predict("A [MASK:2] b.", "mdlm", 4, api_name="/infill")[0]
