@@ -45,6 +45,7 @@ class BenchConfig:
     ks: tuple = (4,)
     windows: tuple = (0.5,)
     sweep_at: int | None = None  # None: every k x window at every step count; else only at these steps
+    top_p: float = 1.0  # nucleus of the proposal for every sampler (1 = none, as in the paper)
     samplers: tuple = ("mdlm", "edlm-ar", "edlm-nce", "ar")
     latency_repeats: int = 3
     lengths: tuple = (128, 256, 512, 1024)
@@ -154,15 +155,15 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
     for steps in cfg.steps:
         for sampler in cfg.samplers:
             if sampler == "mdlm":
-                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, 1.0, cfg.seed))
+                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
             elif sampler in ("edlm-ar", "edlm-nce"):
                 pairs = _edlm_settings(cfg, steps)
-                reqs += [Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed) for k, w in pairs]
+                reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed) for k, w in pairs]
                 if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
                     k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
-                    reqs.append(Request(sampler, steps, k, w, 1.0, 1.0, cfg.seed, ar_weighting="product"))
+                    reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, ar_weighting="product"))
     if "ar" in cfg.samplers and task == "generate":
-        reqs.append(Request("ar", 1, 1, 0.0, 1.0, 1.0, cfg.seed))
+        reqs.append(Request("ar", 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
     return reqs
 
 
@@ -373,7 +374,7 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         results["growth"] = growth(bundle, cfg.lengths, cfg.batches)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     md = [f"Machine: {results['machine']}; model: {bundle.name}; {cfg.samples} samples per cell, "
-          f"seed {cfg.seed}.\n", table(cells)]
+          f"seed {cfg.seed}, top-p {cfg.top_p:g}.\n", table(cells)]
     if results["speedups"]:
         md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
                   "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"

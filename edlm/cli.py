@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/bench", help="folder for results.json, table.md and figures")
     p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
     p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")
+    p.add_argument("--steps", default=None, help="comma-separated step counts (overrides the preset)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus of the proposal for every cell (1 = none)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)

@@ -134,7 +134,11 @@ def bench(args) -> int:
     preset = dict(PRESETS[args.preset])
     if args.samples is not None:
         preset.update(samples=args.samples, batch=min(preset["batch"], args.samples))
-    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
+    if args.steps:
+        preset.update(steps=tuple(int(s) for s in args.steps.split(",")))
+    if not 0.0 < args.top_p <= 1.0:
+        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed, top_p=args.top_p,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
     run_bench(load_bundle(args.model, device=args.device, dtype=args.dtype), cfg)
     return 0

@@ -28,3 +28,20 @@ def test_speedup_interpolates_mdlm_time_at_equal_quality():
              Cell("generate", "edlm-ar", 8, k=4, is_window=0.5, judge_ppl=75.0, sec_per_sample=1.0)]
     (s,) = speedups(cells)
     assert abs(s["mdlm_sec_same_quality"] - 2.0) < 1e-9 and abs(s["speedup"] - 2.0) < 1e-9
+
+
+def test_sweep_design_varies_one_factor_at_a_time():
+    from edlm.bench import _requests
+    from edlm.limits import DEFAULTS
+
+    cfg = BenchConfig(corpus="unused", steps=(8, 32), ks=(2, 4, 8), windows=(0.25, 0.5, 1.0), sweep_at=32,
+                      top_p=0.9)
+    reqs = _requests(cfg, "infill")
+    nce = {(r.steps, r.k, r.is_window) for r in reqs if r.sampler == "edlm-nce"}
+    d = (DEFAULTS.k, DEFAULTS.is_window)
+    assert nce == {(8, *d), (32, 2, d[1]), (32, 4, d[1]), (32, 8, d[1]), (32, d[0], 0.25), (32, d[0], 0.5),
+                   (32, d[0], 1.0)}
+    assert [r.steps for r in reqs if r.ar_weighting == "product"] == [8, 32]
+    assert all(r.top_p == 0.9 for r in reqs) and not any(r.sampler == "ar" for r in reqs)  # ar: generate only
+    full = BenchConfig(corpus="unused", steps=(8,), ks=(2, 4), windows=(0.5, 1.0))
+    assert len([r for r in _requests(full, "generate") if r.sampler == "edlm-nce"]) == 4  # factorial
