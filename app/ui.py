@@ -273,6 +273,7 @@ def build() -> gr.Blocks:
 def main() -> None:
     """Serve on 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; never opens a share link by itself."""
     logging.basicConfig(level=os.environ.get("EDLM_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's start-up requests to itself
     load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
     demo = build()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
