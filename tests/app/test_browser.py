@@ -89,7 +89,9 @@ def test_closing_the_page_ends_its_run(app_url, app_log):
     assert int(line.split(" step events")[0].split()[-1]) < 3072
 
 
-def test_stop_button_halts_the_run(page):
+def test_stop_button_halts_the_run(page, app_log):
+    from .test_client import stopped_runs, wait_for_stopped
+
     box = page.locator("#edlm-text textarea")
     box.fill(" ".join(["[MASK:40] and the people"] * 6))
     steps = page.locator("#edlm-steps input[type=number]")
@@ -98,9 +100,11 @@ def test_stop_button_halts_the_run(page):
     page.locator("#edlm-generate").click()
     page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('of 240 tokens filled')",
                            timeout=60_000)
+    before = len(stopped_runs(app_log))
     page.locator("#edlm-stop").click()
     page.wait_for_timeout(1500)
     first = page.locator("#edlm-status").inner_text()
     page.wait_for_timeout(2500)
     assert "/ 3072" in first  # 12 windows x 256 steps: the long run really started
     assert page.locator("#edlm-status").inner_text() == first and "done" not in first
+    assert int(wait_for_stopped(app_log, before).split(" step events")[0].split()[-1]) < 3072  # server side too
