@@ -65,27 +65,21 @@ def test_mask_selection_button(page):
     assert value.startswith("We [MASK:") and value.endswith("] these truths to be self-evident.")
 
 
-def test_closing_the_page_ends_its_run(app_url, app_log):
+def test_closing_the_page_ends_its_run(page, app_url, app_log):
     """A closed tab sends no Stop: the server notices the dropped connection and ends the run."""
-    from playwright.sync_api import sync_playwright
-
     from .test_client import stopped_runs, wait_for_stopped
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1800})
-        tab.goto(app_url)
-        tab.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 6))
-        steps = tab.locator("#edlm-steps input[type=number]")
-        steps.fill("256")
-        steps.press("Enter")
-        tab.locator("#edlm-generate").click()
-        tab.wait_for_function("document.querySelector('#edlm-status').innerText.includes('/ 3072')",
-                              timeout=60_000)
-        before = len(stopped_runs(app_log))
-        tab.close()
-        line = wait_for_stopped(app_log, before)
-        browser.close()
+    tab = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a second tab, own session
+    tab.goto(app_url)
+    tab.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 6))
+    steps = tab.locator("#edlm-steps input[type=number]")
+    steps.fill("256")
+    steps.press("Enter")
+    tab.locator("#edlm-generate").click()
+    tab.wait_for_function("document.querySelector('#edlm-status').innerText.includes('/ 3072')", timeout=60_000)
+    before = len(stopped_runs(app_log))
+    tab.close()
+    line = wait_for_stopped(app_log, before)
     assert int(line.split(" step events")[0].split()[-1]) < 3072
 
 
