@@ -357,7 +357,21 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         jobs += [("infill", r) for r in _requests(cfg, "infill")]
         cells.append(Cell("infill", "reference", 0, samples=len(test), judge_ppl=ppl,
                           judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test)))
+    # Each finished cell is appended to cells.jsonl at once, so a long run that is stopped loses nothing; run
+    # the same command again and the cells already there (same settings and sample count) are reused.
+    done_path, ident = out / "cells.jsonl", dict(model=bundle.name, dtype=str(next(bundle.denoiser.parameters()).dtype),
+                                                 samples_asked=cfg.samples, seed=cfg.seed)
+    done = {}
+    if done_path.exists():
+        for line in done_path.read_text().splitlines():
+            rec = json.loads(line)
+            if all(rec.get(k) == v for k, v in ident.items()):
+                done[(rec["task"], json.dumps(rec["request"], sort_keys=True))] = Cell(**rec["cell"])
     for task, req in tqdm(jobs, desc="bench cells"):
+        key = (task, json.dumps(asdict(req), sort_keys=True))
+        if key in done:
+            cells.append(done[key])
+            continue
         if task == "generate":
             base = torch.full((cfg.samples, L), mask_id)
         else:
@@ -366,6 +380,8 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         if req.sampler == "ar":
             base = torch.full((cfg.samples, L), mask_id)
         cells.append(run_cell(bundle, task, base, req, cfg))
+        with done_path.open("a") as f:
+            f.write(json.dumps({"task": task, "request": asdict(req), **ident, "cell": asdict(cells[-1])}) + "\n")
     results["cells"] = [asdict(c) for c in cells]
     results["speedups"] = speedups(cells)
     if "latency" in cfg.parts:

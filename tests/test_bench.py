@@ -20,6 +20,13 @@ def test_tiny_bench_runs_and_writes_results(bundle, corpus, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["model"] == bundle.name
     assert "| task | sampler |" in (tmp_path / "table.md").read_text()
     assert any(f.endswith(".html") for f in res["figures"])
+    # a second run of the same command reuses the finished cells (a stopped run resumes where it was)
+    import dataclasses
+
+    lines = (tmp_path / "cells.jsonl").read_text().splitlines()
+    again = run_bench(bundle, dataclasses.replace(cfg, parts=("generate", "infill")))
+    assert (tmp_path / "cells.jsonl").read_text().splitlines() == lines
+    assert again["cells"] == cells
 
 
 def test_speedup_interpolates_mdlm_time_at_equal_quality():
