@@ -53,7 +53,9 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
     N, L = ids.shape
     groups = ids.view(N // k, k, L)
     differ = (groups != groups[:, :1]).any(1).any(0)  # [L]: the candidates of some group differ here
-    P = int(differ.float().argmax()) if bool(differ.any()) else L
+    if not bool(differ.any()):  # every group's candidates are identical (greedy decoding): equal weights
+        return torch.zeros(N, device=ids.device)
+    P = int(differ.float().argmax())
     if P == 0 or k == 1:
         return ar_log_likelihood(model, ids, bos_id, score, chunk)
     sel = (score if score is not None else torch.ones_like(ids, dtype=torch.bool)).view(N // k, k, L)

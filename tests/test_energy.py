@@ -118,3 +118,19 @@ def test_shared_prefix_scores_match_full_scores_up_to_a_group_constant():
     no_prefix[:, :, 0] = torch.arange(k) + 4  # differ at position 0: nothing to share, exact scores
     exact = ar_candidate_log_likelihood(model, no_prefix.view(B * k, L), k, bos_id=1)
     assert torch.allclose(exact, ar_log_likelihood(model, no_prefix.view(B * k, L), 1), atol=1e-4)
+
+
+def test_identical_candidates_get_equal_weights_without_a_model_pass():
+    """Greedy decoding (temperature 0) draws k identical candidates: nothing to tell apart, nothing to run."""
+    from edlm.energy import ar_candidate_log_likelihood
+
+    model = tiny_ar()
+    calls = []
+    hook = model.register_forward_hook(lambda m, i, o: calls.append(1))
+    same = torch.tensor([[5, 6, 7, 8]] * 3 + [[9, 9, 9, 9]] * 3)
+    scores = ar_candidate_log_likelihood(model, same, 3, bos_id=1)
+    hook.remove()
+    assert not calls and torch.equal(scores, torch.zeros(6))
+    w, ess = normalise(AREnergy(model, 1, 3).log_weights(same, same, torch.full((6,), 0.5), torch.zeros(6),
+                                                         k=3).view(2, 3))
+    assert torch.allclose(w, torch.full((2, 3), 1 / 3)) and torch.allclose(ess, torch.full((2,), 3.0))

@@ -34,6 +34,15 @@ def test_infill_every_sampler(bundle, sampler):
         assert last.energy_calls == len(is_steps)
 
 
+@pytest.mark.parametrize("sampler", ["edlm-ar", "edlm-nce"])
+def test_greedy_edlm_fills_and_weighs_identical_candidates_equally(bundle, sampler):
+    events = list(infill_stream(bundle, TEXT, sampler=sampler, steps=6, k=3, is_window=1.0, temperature=0))
+    assert events[-1].final and "[MASK]" not in events[-1].text
+    assert_fixed_text_kept(events[-1].text, FIXED)
+    if sampler == "edlm-ar":
+        assert all(max(e.weights) - min(e.weights) < 1e-6 for e in events if e.is_step)
+
+
 def test_same_seed_same_text(bundle):
     a = infill(bundle, TEXT, sampler="edlm-ar", steps=5, seed=7)
     b = infill(bundle, TEXT, sampler="edlm-ar", steps=5, seed=7)
