@@ -50,13 +50,15 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
     The tokens before the first position where a group's candidates differ are the same for all k, so their
     log-probabilities are that constant: the shared prefix runs once per group (its key/value cache is repeated
     k times) and only the positions from the first difference on go through the model and its output layer."""
+    if k == 1:  # one candidate per row: nothing is shared
+        return ar_log_likelihood(model, ids, bos_id, score, chunk)
     N, L = ids.shape
     groups = ids.view(N // k, k, L)
     differ = (groups != groups[:, :1]).any(1).any(0)  # [L]: the candidates of some group differ here
     if not bool(differ.any()):  # every group's candidates are identical (greedy decoding): equal weights
         return torch.zeros(N, device=ids.device)
     P = int(differ.float().argmax())
-    if P == 0 or k == 1:
+    if P == 0:
         return ar_log_likelihood(model, ids, bos_id, score, chunk)
     sel = (score if score is not None else torch.ones_like(ids, dtype=torch.bool)).view(N // k, k, L)
     out = []
