@@ -86,14 +86,19 @@ def _highlight(segments) -> list[tuple[str, str | None]]:
 
 def _status(ev, k: int) -> str:
     parts = [f"**step {ev.step} / {ev.total_steps}**", f"{ev.elapsed:.2f} s",
-             f"{ev.to_fill - ev.masked} of {ev.to_fill} tokens filled",
-             f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
+             f"{ev.to_fill - ev.masked} of {ev.to_fill} tokens filled"]
+    if ev.sampler == "ar":
+        parts.append(f"AR passes: {ev.ar_calls}")
+    else:
+        parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
+    if ev.remasked:
+        parts.append(f"{ev.remasked} masked again to be rewritten")
     if ev.windows > 1:
         parts.append(f"window {ev.window + 1} of {ev.windows}")
     if ev.is_step:
         parts.append(f"IS step: ESS {ev.ess:.2f} of {k}")
     if ev.final:
-        parts.append("done")
+        parts.append(ev.ended_early or "done")
     return " · ".join(parts)
 
 

@@ -7,20 +7,17 @@ import sys
 
 
 def _sampler_flags(p: argparse.ArgumentParser) -> None:
-    from .limits import DEFAULTS, LIMITS
+    from .limits import SETTINGS
 
     p.add_argument("--model", default="default", help="preset name or model folder (default: the embedded models)")
-    p.add_argument("--sampler", default=DEFAULTS.sampler, help="mdlm | edlm-ar | edlm-nce | ar")
-    p.add_argument("--steps", type=int, default=DEFAULTS.steps, help=f"reverse steps, 1..{LIMITS.max_steps}")
-    p.add_argument("--k", type=int, default=DEFAULTS.k, help=f"importance-sampling candidates, 1..{LIMITS.max_k}")
-    p.add_argument("--is-window", type=float, default=DEFAULTS.is_window,
-                   help="fraction of the run, from the noisiest step, that uses importance sampling (0..1)")
-    p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="sampling temperature (0 = greedy)")
-    p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling mass, (0, 1]")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (same inputs + seed = same output)")
-    p.add_argument("--carry-over", action="store_true", help="EDLM-AR: score only the masked positions (coAR)")
-    p.add_argument("--ar-weighting", choices=["ratio", "product"], default="ratio",
-                   help="EDLM-AR weights: ratio = p_AR/q (the paper), product = p_AR (target q*p_AR)")
+    for st in SETTINGS:  # one flag per setting of the schema; values are checked by edlm.limits.validate
+        flag = "--" + st.name.replace("_", "-")
+        if st.kind is bool:
+            p.add_argument(flag, action="store_true", help=st.help)
+            continue
+        rng = f" ({st.lo:g}..{st.hi:g})" if st.lo is not None and st.name != "seed" else ""
+        p.add_argument(flag, type=st.kind, default=st.default, metavar=st.name.upper(),
+                       help=f"{st.help}{rng}; default {st.default}")
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")
@@ -88,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--time-conditioning", action="store_true")
+    p.add_argument("--self-conditioning", action="store_true",
+                   help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
+    p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape)")
+    p.add_argument("--ema", default="", help="comma-separated EMA decays to keep and validate, e.g. 0.999,0.9995")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--precision", choices=["no", "bf16", "fp16"], default="bf16")
@@ -131,6 +132,8 @@ def _train(args) -> int:
                       warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes,
                       eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
-                      n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning)
+                      n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
+                      self_conditioning=args.self_conditioning, init_from=args.init,
+                      ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
     print(train(cfg))
     return 0

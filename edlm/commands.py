@@ -9,9 +9,9 @@ DEFAULT_CORPUS = Path("..") / "shared" / "corpus" / "sotu"
 
 
 def _settings(args) -> dict:
-    return dict(sampler=args.sampler, steps=args.steps, k=args.k, is_window=args.is_window,
-                temperature=args.temperature, top_p=args.top_p, seed=args.seed, carry_over=args.carry_over,
-                ar_weighting=args.ar_weighting)
+    from .limits import SETTINGS
+
+    return {st.name: getattr(args, st.name) for st in SETTINGS}
 
 
 def _read_text(args) -> str:
@@ -28,7 +28,8 @@ def _read_text(args) -> str:
 def _step_record(ev) -> dict:
     rec = {"step": ev.step, "total_steps": ev.total_steps, "t": round(ev.t, 6), "text": ev.text,
            "masked": ev.masked, "window": ev.window, "denoiser_calls": ev.denoiser_calls,
-           "energy_calls": ev.energy_calls, "seconds": round(ev.elapsed, 4)}
+           "energy_calls": ev.energy_calls, "ar_calls": ev.ar_calls, "remasked": ev.remasked,
+           "seconds": round(ev.elapsed, 4)}
     if ev.is_step:
         rec.update(weights=ev.weights, log_weights=ev.log_weights, ess=ev.ess, chosen=ev.chosen,
                    candidates=ev.candidates)
@@ -39,7 +40,8 @@ def _final_record(ev, settings: dict) -> dict:
     return {"final": True, "text": ev.text, "spans": ev.spans, "steps": ev.step, "seconds": round(ev.elapsed, 4),
             "sampler": settings["sampler"], "seed": settings["seed"], "k": settings["k"],
             "lengths": ev.lengths, "length_scores": {str(k): v for k, v in ev.length_scores.items()},
-            "denoiser_calls": ev.denoiser_calls, "energy_calls": ev.energy_calls}
+            "denoiser_calls": ev.denoiser_calls, "energy_calls": ev.energy_calls, "ar_calls": ev.ar_calls,
+            "ended_early": ev.ended_early}
 
 
 def infill(args) -> int:

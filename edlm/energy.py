@@ -14,6 +14,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .models.ar import forward_with_cache
+
 
 class Energy(Protocol):
     name: str
@@ -65,10 +67,10 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
     for part, part_sel in zip(groups.split(max(1, chunk // k)), sel.split(max(1, chunk // k))):
         g = part.shape[0]
         prefix = torch.cat([torch.full_like(part[:, 0, :1], bos_id), part[:, 0, :P - 1]], 1)  # inputs 0..P-1
-        past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        _, past = forward_with_cache(model, prefix, None, logits_to_keep=1)
         past.batch_repeat_interleave(k)
         flat = part.reshape(g * k, L)
-        logits = model(input_ids=flat[:, P - 1:L - 1], past_key_values=past, use_cache=True).logits.float()
+        logits = forward_with_cache(model, flat[:, P - 1:L - 1], past)[0].logits.float()
         tok = logits.gather(-1, flat[:, P:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
         tok = torch.where(part_sel.reshape(g * k, L)[:, P:], tok, torch.zeros_like(tok))
         out.append(tok.sum(-1))
@@ -124,14 +126,16 @@ class TextAREnergy:
 
     name = "edlm-ar"
 
-    def __init__(self, model, ar_tokenizer, diffusion_tokenizer, device=None):
+    def __init__(self, model, ar_tokenizer, diffusion_tokenizer, device=None, weighting: str = "ratio"):
+        if weighting not in AR_WEIGHTINGS:
+            raise ValueError(f"unknown AR weighting {weighting!r}: choose one of {', '.join(AR_WEIGHTINGS)}")
         self.model, self.ar_tok, self.diff_tok = model, ar_tokenizer, diffusion_tokenizer
         self.device = device or next(model.parameters()).device
+        self.weighting = weighting
 
     @torch.inference_mode()
-    def log_weights(self, candidates, x_t, t, log_q, k=1):
-        texts = self.diff_tok.batch_decode(candidates.tolist(), skip_special_tokens=True,
-                                           clean_up_tokenization_spaces=False)
+    def text_log_likelihood(self, texts: list[str]) -> torch.Tensor:
+        """log p_AR(text) under the AR model's own tokenizer, one score per text [N]."""
         bos = self.ar_tok.bos_token_id if self.ar_tok.bos_token_id is not None else self.ar_tok.eos_token_id
         scores = []
         for text in texts:
@@ -139,7 +143,14 @@ class TextAREnergy:
             ids = torch.tensor([ids], device=self.device)
             logp = self.model(input_ids=ids[:, :-1]).logits.float().log_softmax(-1)
             scores.append(logp.gather(-1, ids[:, 1:].unsqueeze(-1)).sum())
-        return torch.stack(scores).to(log_q.device) - log_q
+        return torch.stack(scores).float().cpu()
+
+    @torch.inference_mode()
+    def log_weights(self, candidates, x_t, t, log_q, k=1):
+        texts = self.diff_tok.batch_decode(candidates.tolist(), skip_special_tokens=True,
+                                           clean_up_tokenization_spaces=False)
+        log_p = self.text_log_likelihood(texts).to(log_q.device)
+        return log_p - log_q if self.weighting == "ratio" else log_p
 
 
 def normalise(log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

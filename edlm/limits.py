@@ -31,10 +31,62 @@ class Defaults:
     temperature: float = 1.0
     top_p: float = 0.95
     seed: int = 0
+    unmask: str = "random"
+    remask: str = "none"
+    carry_over: bool = False
+    ar_weighting: str = "ratio"
 
 
 LIMITS = Limits()
 DEFAULTS = Defaults()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One sampling setting: the single place its type, range, choices and help text are written. The library's
+    `validate`, the command line's flags, the app's controls and the benchmark read it from `SETTINGS`."""
+
+    name: str
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    choices: str | None = None  # name of the registry whose keys are the allowed values
+    help: str = ""
+
+    @property
+    def default(self):
+        return getattr(DEFAULTS, self.name)
+
+
+def choices(registry: str) -> tuple[str, ...]:
+    """The names registered for a setting: samplers, unmask orders, remask rules, AR weightings."""
+    if registry == "sampler":
+        return SAMPLERS
+    if registry == "ar_weighting":
+        return ("ratio", "product")
+    from . import transitions  # registries of the loop's transitions (imports torch: only when asked)
+
+    return tuple(transitions.UNMASK if registry == "unmask" else transitions.REMASK)
+
+
+SETTINGS = (
+    Setting("sampler", str, choices="sampler", help="mdlm (denoiser only), edlm-ar / edlm-nce (importance "
+            "sampling with the AR or NCE energy), ar (left-to-right baseline)"),
+    Setting("steps", int, 1, LIMITS.max_steps, help="reverse steps"),
+    Setting("k", int, 1, LIMITS.max_k, help="importance-sampling candidates per step"),
+    Setting("is_window", float, 0.0, 1.0, help="fraction of the run, from the noisiest step, that uses "
+            "importance sampling"),
+    Setting("temperature", float, 0.0, 10.0, help="sampling temperature (0 = greedy)"),
+    Setting("top_p", float, 1e-6, 1.0, help="nucleus sampling mass"),
+    Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)"),
+    Setting("unmask", str, choices="unmask", help="which masked positions a step reveals: random (ancestral), "
+            "confidence, margin or entropy (the surest first)"),
+    Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
+            "rewritten (ReMDM)"),
+    Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
+    Setting("ar_weighting", str, choices="ar_weighting", help="EDLM-AR weights: ratio = p_AR/q (the paper), "
+            "product = p_AR (target q*p_AR)"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +100,10 @@ class Request:
     temperature: float = DEFAULTS.temperature
     top_p: float = DEFAULTS.top_p
     seed: int = DEFAULTS.seed
-    carry_over: bool = False
-    ar_weighting: str = "ratio"
+    carry_over: bool = DEFAULTS.carry_over
+    ar_weighting: str = DEFAULTS.ar_weighting
+    unmask: str = DEFAULTS.unmask
+    remask: str = DEFAULTS.remask
 
 
 def _number(name: str, value, kind: type, lo, hi):
@@ -61,18 +115,25 @@ def _number(name: str, value, kind: type, lo, hi):
     return kind(value)
 
 
-def validate(sampler: str = DEFAULTS.sampler, steps=DEFAULTS.steps, k=DEFAULTS.k, is_window=DEFAULTS.is_window,
-             temperature=DEFAULTS.temperature, top_p=DEFAULTS.top_p, seed=DEFAULTS.seed,
-             carry_over: bool = False, ar_weighting: str = "ratio") -> Request:
-    """Check every sampling setting against the limits; raise ValueError naming the first bad one."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    steps = _number("steps", steps, int, 1, LIMITS.max_steps)
-    k = _number("k", k, int, 1, LIMITS.max_k)
-    is_window = _number("is_window", is_window, float, 0.0, 1.0)
-    temperature = _number("temperature", temperature, float, 0.0, 10.0)
-    top_p = _number("top_p", top_p, float, 1e-6, 1.0)
-    seed = _number("seed", seed, int, 0, LIMITS.max_seed)
-    if ar_weighting not in ("ratio", "product"):
-        raise ValueError(f"unknown ar_weighting {ar_weighting!r}: choose ratio (the paper) or product")
-    return Request(sampler, steps, k, is_window, temperature, top_p, seed, bool(carry_over), ar_weighting)
+def validate(**settings) -> Request:
+    """Check every sampling setting against `SETTINGS`; raise ValueError naming the first bad one. Settings not
+    given take their defaults; an unknown name is an error."""
+    unknown = set(settings) - {s.name for s in SETTINGS}
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}: the settings are "
+                         f"{', '.join(s.name for s in SETTINGS)}")
+    out = {}
+    for s in SETTINGS:
+        value = settings.get(s.name, s.default)
+        if s.choices:
+            allowed = choices(s.choices)
+            if value not in allowed:
+                what = "sampler" if s.name == "sampler" else s.name
+                raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
+        elif s.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{s.name} must be true or false, not {value!r}")
+        else:
+            value = _number(s.name, value, s.kind, s.lo, s.hi)
+        out[s.name] = value
+    return Request(**out)

@@ -14,7 +14,7 @@ import torch
 from .bundle import Bundle
 from .energy import AREnergy, NCEEnergy, TextAREnergy, ar_log_likelihood
 from .limits import LIMITS, Request, validate
-from .sampling import SamplerConfig, sample_ar, sample_edlm, sample_mdlm
+from .sampling import SamplerConfig, sample, sample_ar
 from .spans import Layout, Span, Template, build_layout, parse, plan_windows
 from .tokenizer import decode
 
@@ -36,8 +36,11 @@ class InfillEvent:
     to_fill: int                                # tokens to fill in all
     sampler: str
     denoiser_calls: int
-    energy_calls: int
+    energy_calls: int                           # passes of the energy (EDLM importance sampling)
     elapsed: float
+    ar_calls: int = 0                           # passes of the AR model when it is the sampler (`ar`)
+    remasked: int = 0                           # tokens masked again in this step (remasking samplers)
+    ended_early: str | None = None              # why the run ended before its last planned step
     window: int = 0                             # which context window this step belongs to
     windows: int = 1
     is_step: bool = False
@@ -62,9 +65,15 @@ def energy_for(bundle: Bundle, req: Request):
             raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
                              "needs; use mdlm")
         if req.sampler == "ar":
+            if bundle.energy_tokenizer is not None:
+                raise ValueError(f"the ar sampler needs an AR model with the diffusion tokenizer; model "
+                                 f"{bundle.name!r} pairs it with another tokenizer: use mdlm or edlm-ar")
             return None
         if bundle.energy_tokenizer is not None:
-            return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
+            if req.carry_over:
+                raise ValueError("carry_over scores the masked token positions, which do not exist for an energy "
+                                 "with another tokenizer (text-level energy); leave carry_over off")
+            return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer, weighting=req.ar_weighting)
         return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over,
                         req.ar_weighting)
     if req.sampler == "edlm-nce":
@@ -80,50 +89,65 @@ def banned_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(i for i in ids if i is not None and i != tokenizer.mask_token_id))
 
 
-def _run(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple]:
-    """Fill every mask of ids [B, N] window by window, in place. Yields (window index, window count, StepEvent,
-    (start, end) of the window, denoiser passes so far, energy or AR passes so far), counts summed over windows."""
-    done, last = (0, 0), (0, 0)
-    for wi, nw, ev, window in _run_windows(bundle, ids, req):
-        if ev.step == 1:  # a new window starts: bank the passes of the one before
-            done = last
-        last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls + ev.extra.get("ar_calls", 0))
-        yield wi, nw, ev, window, last[0], last[1]
+@dataclass
+class Progress:
+    """Where a multi-window run stands after one step (counts summed over windows)."""
+
+    window: int
+    windows: int
+    span: tuple[int, int]     # [start, end) token positions of the window
+    denoiser_calls: int
+    energy_calls: int
+    ar_calls: int
+    total_steps: int          # steps this run will take: done so far + this window's rest + later windows'
+    last: bool = False        # the run's last step
 
 
-def _run_windows(bundle: Bundle, ids: torch.Tensor, req: Request) -> Iterator[tuple]:
+def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor) -> Iterator[tuple]:
+    """Fill every editable position of ids [B, N] window by window, in place; `editable` (bool [N]) comes from
+    the layout (span positions), so fixed text is never written. Yields (StepEvent, Progress)."""
     mask_id = bundle.tokenizer.mask_token_id
-    masked = (ids[0] == mask_id).tolist()
     banned = banned_ids(bundle.tokenizer)
+    cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
+                    banned=banned, unmask=req.unmask, remask=req.remask)
     if req.sampler == "ar":
-        first = masked.index(True)
-        if not all(masked[first:]):
+        energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
+        first = int(editable.float().argmax())
+        if not bool(editable[first:].all()):
             raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
-        cfg = SamplerConfig(temperature=req.temperature, top_p=req.top_p, seed=req.seed, banned=banned)
-        for ev in sample_ar(bundle.ar, ids[:, :first], len(masked) - first, cfg, bundle.tokenizer.bos_token_id,
-                            mask_id):
+        cfg = SamplerConfig(seed=req.seed, **cfg_args)
+        n = ids.shape[1] - first
+        for ev in sample_ar(bundle.ar, ids[:, :first], n, cfg, bundle.tokenizer.bos_token_id, mask_id):
             ids[:] = ev.tokens
-            yield 0, 1, ev, (0, ids.shape[1])
+            yield ev, Progress(0, 1, (0, ids.shape[1]), 0, 0, ev.step, n, ev.final)
         return
     energy = energy_for(bundle, req)
-    windows = plan_windows(masked, bundle.window)
+    if energy is None or req.k == 1 or req.is_window == 0:
+        energy = None
+    windows = plan_windows(editable.tolist(), bundle.window)
+    done, steps_done = (0, 0), 0
     for wi, (a, b) in enumerate(windows):
-        x = ids[:, a:b].to(bundle.device)
-        if not bool((x == mask_id).any()):
+        x, edit = ids[:, a:b].to(bundle.device), editable[a:b].expand(ids.shape[0], -1)
+        if not bool(((x == mask_id) & edit.to(x.device)).any()):
             continue
-        cfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
-                            top_p=req.top_p, seed=req.seed + wi, banned=banned)
-        if energy is None or req.k == 1 or req.is_window == 0:
-            stream = sample_mdlm(bundle.denoiser, x, cfg)
-        else:
-            stream = sample_edlm(bundle.denoiser, energy, x, cfg)
-        for ev in stream:
+        cfg = SamplerConfig(steps=req.steps, seed=req.seed + wi, **cfg_args)
+        last = done
+        for ev in sample(bundle.denoiser, x, cfg, energy, editable=edit):
             ids[:, a:b] = ev.tokens
-            yield wi, len(windows), ev, (a, b)
+            last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls)
+            later = sum(1 for c, d in windows[wi + 1:] if bool(((ids[:, c:d] == mask_id) & editable[c:d]).any()))
+            yield ev, Progress(wi, len(windows), (a, b), last[0], last[1], 0,
+                               steps_done + ev.total_steps + later * req.steps, ev.final and later == 0)
+        done, steps_done = last, steps_done + req.steps
 
 
 def _score_fill(bundle: Bundle, ids: list[int], layout: Layout) -> float:
-    """Mean AR negative log-likelihood per token over the spans and the fixed tokens just after them."""
+    """Mean AR negative log-likelihood per token over the spans and the fixed tokens just after them. An AR
+    model with another tokenizer scores the rendered text instead, per character of it."""
+    if bundle.energy_tokenizer is not None:
+        text = layout.render(bundle.tokenizer, ids)[0]
+        energy = TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
+        return -float(energy.text_log_likelihood([text])[0]) / max(1, len(text))
     scored = torch.zeros(len(ids), dtype=torch.bool)
     for a, b in layout.span_ranges:
         scored[a:min(len(ids), b + BOUNDARY_TOKENS)] = True
@@ -153,45 +177,61 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
     for n in AUTO_LENGTHS:
         layout = build_layout(template, bundle.tokenizer, [s.length or n for s in spans])
         ids = torch.tensor([layout.ids])
-        for _ in _run(bundle, ids, draft):
+        for _ in _run(bundle, ids, draft, layout_editable(layout)):
             pass
         scores[n] = _score_fill(bundle, ids[0].tolist(), layout)
     best = min(scores, key=scores.get)
     return [s.length or best for s in spans], scores
 
 
+def layout_editable(layout: Layout) -> torch.Tensor:
+    """bool [N]: the span positions of a layout, the only ones a sampler may write."""
+    editable = torch.zeros(len(layout.ids), dtype=torch.bool)
+    for a, b in layout.span_ranges:
+        editable[a:b] = True
+    return editable
+
+
 def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request, batch: int = 1,
-            length_scores: dict | None = None) -> Iterator[list[InfillEvent]]:
-    """Run the sampler over the laid-out template; yields one InfillEvent per batch row after every step."""
+            length_scores: dict | None = None, render: bool = True) -> Iterator[list[InfillEvent]]:
+    """Run the sampler over the laid-out template; yields one InfillEvent per batch row after every step.
+    With render=False only the final step's events carry text (generation in bulk, benchmarks)."""
     tok = bundle.tokenizer
     layout = build_layout(template, tok, lengths)
     ids = torch.tensor([layout.ids] * batch)
+    editable = layout_editable(layout)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
     revealed_at = torch.full(ids.shape, -1)
     step, start = 0, time.perf_counter()
-    for wi, nw, ev, (a, b), denoiser_calls, energy_calls in _run(bundle, ids, req):
+    for ev, prog in _run(bundle, ids, req, editable):
         step += 1
-        revealed_at[:, a:b][ev.revealed] = step
-        total = step - ev.step + ev.total_steps + (nw - 1 - wi) * req.steps
+        last_step = prog.last
+        a, b = prog.span
+        revealed_at[:, a:b][ev.revealed & (ev.tokens != tok.mask_token_id)] = step
+        revealed_at[:, a:b][ev.tokens == tok.mask_token_id] = -1  # masked again (remasking)
         events = []
         for r in range(batch):
             row = ids[r].tolist()
-            kinds = ["new" if revealed_at[r, p] == step else "filled" for p in range(len(row))]
-            segs = layout.segments(tok, row, kinds)
             masked = sum(1 for p in span_pos if row[p] == tok.mask_token_id)
-            final = masked == 0
-            e = InfillEvent(step=step, total_steps=step if final else total, t=ev.t,
-                            text="".join(s for s, _, _ in segs), segments=segs, masked=masked,
-                            to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=denoiser_calls,
-                            energy_calls=energy_calls,
-                            elapsed=time.perf_counter() - start, window=wi, windows=nw, is_step=ev.is_step,
-                            final=final, revealed_at=[int(revealed_at[r, p]) for p in span_pos], lengths=lengths,
-                            length_scores=length_scores or {})
+            final = last_step or (masked == 0 and req.remask == "none")
+            e = InfillEvent(step=step, total_steps=prog.total_steps, t=ev.t, text="", segments=[], masked=masked,
+                            to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=prog.denoiser_calls,
+                            energy_calls=prog.energy_calls, ar_calls=prog.ar_calls,
+                            elapsed=time.perf_counter() - start, window=prog.window, windows=prog.windows,
+                            is_step=ev.is_step, final=final, lengths=lengths, length_scores=length_scores or {},
+                            remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0)
+            if render or final:
+                kinds = ["new" if revealed_at[r, p] == step else "filled" for p in range(len(row))]
+                e.segments = layout.segments(tok, row, kinds)
+                e.text = "".join(seg for seg, _, _ in e.segments)
+                e.revealed_at = [int(revealed_at[r, p]) for p in span_pos]
             if final:
                 e.spans = layout.render(tok, row)[1]
                 e.pieces = [decode(tok, [row[p]]) for p in span_pos]
                 e.ids = row
-            if ev.is_step:
+                if step < prog.total_steps:
+                    e.ended_early = f"all {len(span_pos)} tokens filled at step {step} of {prog.total_steps}"
+            if ev.is_step and render:
                 e.weights = ev.weights[r].tolist()
                 e.log_weights = ev.log_weights[r].tolist()
                 e.ess = float(ev.ess[r])
@@ -208,8 +248,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
 
 
 def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent]:
-    """Fill the spans of `text` step by step. `settings`: sampler, steps, k, is_window, temperature, top_p,
-    seed, carry_over (validated by `edlm.limits.validate`)."""
+    """Fill the spans of `text` step by step. `settings`: any of `edlm.limits.SETTINGS` (sampler, steps, k,
+    is_window, temperature, top_p, seed, unmask, remask, carry_over, ar_weighting), checked by `validate`."""
     req = validate(**settings)
     template = parse(text)
     if req.sampler == "ar" and len(template.spans) != 1:
@@ -241,6 +281,6 @@ def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1
         parse(prefix + " [MASK:1]")  # the same checks as any text (length, control characters)
     template = Template([prefix, Span(length), ""])
     last = None
-    for last in _stream(bundle, template, [length], req, batch=num_samples):
+    for last in _stream(bundle, template, [length], req, batch=num_samples, render=False):
         pass
     return last

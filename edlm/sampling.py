@@ -1,10 +1,10 @@
-"""Samplers. Each algorithm is one generator that yields a `StepEvent` after every reverse step; the
-non-streaming result is simply the last event.
+"""Samplers. Each is a generator that yields a `StepEvent` after every reverse step; the non-streaming result is
+simply the last event.
 
-- `sample_mdlm`: ancestral sampling of a masked diffusion LM (MDLM), with the cache that skips the denoiser
-  when the previous step revealed nothing and the network ignores time.
-- `sample_edlm`: the same loop with parallel importance sampling (EDLM): in steps with t inside the IS window,
-  k candidate x0 are drawn from the denoiser in one batch, weighted by the residual energy, and one is kept.
+- `sample`: the one masked-diffusion loop. Its pieces are pluggable: the proposal (a denoiser, optionally
+  self-conditioned), importance resampling of x0 by a residual energy (EDLM) inside the IS window, and the
+  transition (`edlm.transitions`: the unmasking order and the remasking rule).
+  `sample_mdlm` / `sample_edlm` are that loop without and with an energy.
 - `sample_ar`: left-to-right sampling from a causal LM, the baseline.
 """
 from __future__ import annotations
@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import torch
 
 from .energy import Energy, normalise
-from .noise import LogLinearSchedule, Schedule, posterior_step
+from .models.ar import forward_with_cache
+from .noise import Schedule, get_schedule
+from .transitions import REMASK, UNMASK, StepContext, remdm_probability
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,16 @@ class SamplerConfig:
     top_p: float = 1.0
     seed: int = 0
     banned: tuple[int, ...] = ()  # token ids never sampled (special tokens)
+    unmask: str = "random"   # which masked positions a step reveals (edlm.transitions.UNMASK)
+    remask: str = "none"     # which written positions a step masks again (edlm.transitions.REMASK)
+    remask_strength: float = 0.02              # ReMDM's eta: top chance of masking a written token again
+    remask_window: tuple[float, float] = (0.55, 0.05)  # remasking is on while t is inside [to, from]
+
+    def __post_init__(self):
+        if self.unmask not in UNMASK:
+            raise ValueError(f"unknown unmask order {self.unmask!r}: choose one of {', '.join(UNMASK)}")
+        if self.remask not in REMASK:
+            raise ValueError(f"unknown remask rule {self.remask!r}: choose one of {', '.join(REMASK)}")
 
 
 @dataclass
@@ -40,7 +52,7 @@ class StepEvent:
     s: float                       # time after it
     tokens: torch.Tensor           # [B, L] current sequence, mask id where still masked
     fixed: torch.Tensor            # [B, L] given by the user, never changed
-    revealed: torch.Tensor         # [B, L] revealed in this step
+    revealed: torch.Tensor         # [B, L] changed in this step (revealed, or masked again)
     denoiser_calls: int
     energy_calls: int
     elapsed: float                 # seconds since the sampler started
@@ -50,6 +62,7 @@ class StepEvent:
     weights: torch.Tensor | None = None       # [B, k], sum to 1
     ess: torch.Tensor | None = None           # [B] effective sample size, in [1, k]
     chosen: torch.Tensor | None = None        # [B] index of the kept candidate
+    remasked: torch.Tensor | None = None      # [B, L] written tokens masked again in this step (remasking)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -83,26 +96,63 @@ def shape_log_probs(log_probs: torch.Tensor, temperature: float, top_p: float,
     return lp
 
 
-def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+class RowRandom:
+    """One random stream per batch row (row b seeded from (seed, b)): a row's sample does not depend on the batch
+    it runs in, so sample 0 of a batch of 8 equals a batch of 1 with the same seed."""
+
+    def __init__(self, seed: int, rows: int, device: torch.device | str = "cpu"):
+        self.gens = [torch.Generator(device).manual_seed((seed + 1_000_003 * b) % 2**63) for b in range(rows)]
+        self.device = device
+
+    def rand(self, per_row: list[int] | int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniforms for each row, stacked in row order: `per_row[b]` x shape from row b's stream, concatenated
+        ([sum(per_row), *shape]); an int n gives every row n."""
+        counts = [per_row] * len(self.gens) if isinstance(per_row, int) else per_row
+        return torch.cat([torch.rand(n, *shape, generator=g, device=self.device, dtype=dtype)
+                          for g, n in zip(self.gens, counts)])
+
+
+def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator | torch.Tensor) -> torch.Tensor:
     """k independent draws per row [N, k] by inverting the cumulative distribution cdf [N, V].
 
     Tokens of zero probability are never drawn (their cdf equals the previous one); far cheaper than
-    torch.multinomial on a CPU for thousands of rows."""
-    u = torch.rand(cdf.shape[0], k, generator=gen, device=cdf.device) * cdf[:, -1:]
+    torch.multinomial on a CPU for thousands of rows. Pass a float64 cdf: in float32 the many small
+    probabilities of the tail round away, which silently lowers the temperature (Zheng et al. 2024)."""
+    u = gen.to(cdf.dtype) if isinstance(gen, torch.Tensor) else \
+        torch.rand(cdf.shape[0], k, generator=gen, device=cdf.device, dtype=cdf.dtype)
+    u = u * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
 
 
 class Proposal:
-    """The denoiser's shaped x0 distribution at the N masked positions (row-major order of the mask)."""
+    """The denoiser's shaped x0 distribution at the N masked positions (row-major order of the mask).
 
-    def __init__(self, denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig):
+    A self-conditioning denoiser also gets `previous` (the last proposal's prediction) as its input; the first
+    step has none, which the network was also trained with."""
+
+    def __init__(self, denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig,
+                 previous: "Proposal | None" = None):
         t_batch = torch.full((x.shape[0],), t, device=x.device)
-        log_p = denoiser(x, t_batch, positions=masked).logits
-        self.log_q = shape_log_probs(log_p.float(), cfg.temperature, cfg.top_p, cfg.banned)
-        self.cdf = self.log_q.exp().cumsum(-1)
+        self_cond = None
+        if getattr(denoiser.config, "self_conditioning", False) and previous is not None:
+            self_cond = previous.self_cond_for(x, masked, denoiser.config)
+        log_p = denoiser(x, t_batch, positions=masked, self_cond=self_cond).logits.float()
+        self.masked, self.log_p = masked, log_p
+        self.log_q = shape_log_probs(log_p, cfg.temperature, cfg.top_p, cfg.banned)
+        self.cdf = self.log_q.double().exp().cumsum(-1)  # float64: see sample_categorical
 
-    def sample(self, k: int, gen: torch.Generator) -> torch.Tensor:
-        return sample_categorical(self.cdf, k, gen)
+    def self_cond_for(self, x: torch.Tensor, masked: torch.Tensor, config) -> torch.Tensor:
+        """Self-conditioning input for x: this proposal's probabilities at the positions still masked."""
+        from .models.denoiser import self_cond_input
+
+        dense = torch.zeros(*x.shape, self.log_p.shape[-1], device=x.device)
+        dense[self.masked] = self.log_p.exp()
+        return self_cond_input(x, config.mask_token_id, config.vocab_size, dense[masked], masked)
+
+    def sample(self, k: int, rng: RowRandom) -> torch.Tensor:
+        """k draws [N, k] per masked position, each batch row from its own stream."""
+        u = rng.rand(self.masked.sum(-1).tolist(), k, dtype=torch.float64)
+        return sample_categorical(self.cdf, k, u)
 
 
 def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepEvent:
@@ -112,78 +162,89 @@ def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepE
 
 
 @torch.inference_mode()
-def sample_mdlm(denoiser, x: torch.Tensor, cfg: SamplerConfig, schedule: Schedule | None = None) -> Iterator[StepEvent]:
-    """MDLM ancestral sampling: fill every mask of x [B, L] in cfg.steps reverse steps."""
-    schedule = schedule or LogLinearSchedule()
-    mask_id = denoiser.config.mask_token_id
-    gen = torch.Generator(x.device).manual_seed(cfg.seed)
-    fixed, ts, start = x != mask_id, time_grid(cfg.steps), time.perf_counter()
-    cache, calls = None, 0
-    for i in range(cfg.steps):
-        t, s = ts[i], ts[i + 1]
-        masked = x == mask_id
-        if cache is None:
-            q = Proposal(denoiser, x, t, masked, cfg)
-            calls += 1
-        else:
-            q = cache
-        x0 = x.clone()
-        x0[masked] = q.sample(1, gen).squeeze(-1)
-        prev, x = x, posterior_step(x, x0, t, s, mask_id, schedule, gen)
-        nothing_new = bool((x == prev).all())
-        cache = q if nothing_new and not denoiser.config.time_conditioning else None
-        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, 0, start)
+def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
+           editable: torch.Tensor | None = None, schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """The masked-diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
 
-
-@torch.inference_mode()
-def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
-                schedule: Schedule | None = None) -> Iterator[StepEvent]:
-    """EDLM: MDLM ancestral sampling with parallel importance sampling of x0 inside the IS window."""
-    schedule = schedule or LogLinearSchedule()
+    Per step: the denoiser's proposal q(x0 | x_t) (skipped when nothing changed and the network ignores time);
+    one x0 drawn from it, or, inside the IS window with an energy, k candidates importance-resampled to one
+    (EDLM); then the transition: cfg.unmask picks the positions to reveal, cfg.remask the written ones to mask
+    again. `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
+    """
+    schedule = schedule or get_schedule(getattr(denoiser.config, "schedule", "loglinear"))
     mask_id = denoiser.config.mask_token_id
-    gen = torch.Generator(x.device).manual_seed(cfg.seed)
-    fixed, ts, start = x != mask_id, time_grid(cfg.steps), time.perf_counter()
-    cache, calls, ecalls = None, 0, 0
+    unmask, remask = UNMASK[cfg.unmask], REMASK[cfg.remask]
+    gen = RowRandom(cfg.seed, x.shape[0], x.device)
+    editable = (x == mask_id) if editable is None else editable.to(x.device)
+    fixed, ts, start = ~editable, time_grid(cfg.steps), time.perf_counter()
+    cache, calls, ecalls, q = None, 0, 0, None
     B, L, k = x.shape[0], x.shape[1], cfg.k
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
-        masked = x == mask_id
+        masked = (x == mask_id) & editable
         if cache is None:
-            q = Proposal(denoiser, x, t, masked, cfg)
+            q = Proposal(denoiser, x, t, masked, cfg, previous=q)
             calls += 1
         else:
             q = cache
         info = {}
-        if k > 1 and t > 1.0 - cfg.is_window and masked.any():
-            # k candidates per row, laid out [B, k, L]; flattened batch-major (row b*k + j).
-            draws = q.sample(k, gen)  # [N, k]
-            rows, cols = masked.nonzero(as_tuple=True)
-            cands = x.unsqueeze(1).repeat(1, k, 1)
-            cands[rows, :, cols] = draws
-            log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
-            log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
-                                       torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
+        if energy is not None and k > 1 and t > 1.0 - cfg.is_window and masked.any():
+            x0, info = importance_resample(energy, q, x, masked, t, k, gen)
             ecalls += 1
-            w, ess = normalise(log_w)
-            chosen = torch.multinomial(w, 1, generator=gen).squeeze(-1)
-            x0 = cands[torch.arange(B, device=x.device), chosen]
-            info = dict(is_step=True, candidates=cands.cpu(), log_weights=log_w.cpu(), weights=w.cpu(),
-                        ess=ess.cpu(), chosen=chosen.cpu())
         else:
             x0 = x.clone()
             x0[masked] = q.sample(1, gen).squeeze(-1)
-        prev, x = x, posterior_step(x, x0, t, s, mask_id, schedule, gen)
+        in_window = cfg.remask_window[1] <= t <= cfg.remask_window[0]
+        ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
+                          schedule=schedule, generator=gen,
+                          remask_prob=remdm_probability(t, s, schedule, cfg.remask_strength)
+                          if cfg.remask != "none" and in_window and s > 0 else 0.0)
+        reveal = unmask(ctx) & masked
+        again = remask(ctx, editable & ~masked) & editable & ~masked
+        prev = x
+        x = torch.where(reveal, x0, x)
+        x = torch.where(again, torch.full_like(x, mask_id), x)
         nothing_new = bool((x == prev).all())
         cache = q if nothing_new and not denoiser.config.time_conditioning else None
-        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, **info)
+        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, remasked=again.cpu(), **info)
+
+
+def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,
+                        gen: RowRandom) -> tuple[torch.Tensor, dict]:
+    """EDLM parallel importance sampling: k candidate x0 per row from q in one batch, weighted by the energy
+    (log-weights from `energy.log_weights`, normalised per row), one kept per row by multinomial resampling."""
+    B, L = x.shape
+    draws = q.sample(k, gen)  # [N, k]
+    rows, cols = masked.nonzero(as_tuple=True)
+    cands = x.unsqueeze(1).repeat(1, k, 1)  # [B, k, L]; flattened batch-major (row b*k + j)
+    cands[rows, :, cols] = draws
+    log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
+    log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
+                               torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
+    w, ess = normalise(log_w)
+    chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
+    x0 = cands[torch.arange(B, device=x.device), chosen]
+    return x0, dict(is_step=True, candidates=cands.cpu(), log_weights=log_w.cpu(), weights=w.cpu(),
+                    ess=ess.cpu(), chosen=chosen.cpu())
+
+
+def sample_mdlm(denoiser, x: torch.Tensor, cfg: SamplerConfig, schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """MDLM: the loop without an energy."""
+    return sample(denoiser, x, cfg, None, schedule=schedule)
+
+
+def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
+                schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """EDLM: the loop with parallel importance sampling of x0 inside the IS window."""
+    return sample(denoiser, x, cfg, energy, schedule=schedule)
 
 
 @torch.inference_mode()
 def sample_ar(model, prefix: torch.Tensor, n_new: int, cfg: SamplerConfig, bos_id: int,
               mask_id: int) -> Iterator[StepEvent]:
     """Left-to-right sampling of n_new tokens after prefix [B, P]; one event per token (steps = n_new)."""
-    gen = torch.Generator(prefix.device).manual_seed(cfg.seed)
     B, P = prefix.shape
+    gen = RowRandom(cfg.seed, B, prefix.device)
     window = getattr(model.config, "max_position_embeddings", 1 << 30)
     x = torch.cat([prefix, torch.full((B, n_new), mask_id, device=prefix.device)], 1)
     fixed = x != mask_id
@@ -194,11 +255,10 @@ def sample_ar(model, prefix: torch.Tensor, n_new: int, cfg: SamplerConfig, bos_i
     for i in range(n_new):
         if ids.shape[1] > window:  # past the model's context: slide the window, recompute without a cache
             ids, past = ids[:, -window:], None
-        out = model(input_ids=ids if past is None else ids[:, -1:], past_key_values=past, use_cache=True)
-        past = out.past_key_values
+        out, past = forward_with_cache(model, ids if past is None else ids[:, -1:], past)
         log_q = shape_log_probs(out.logits[:, -1].float().log_softmax(-1), cfg.temperature, cfg.top_p,
                                 cfg.banned + (mask_id,))
-        tok = sample_categorical(log_q.exp().cumsum(-1), 1, gen)
+        tok = sample_categorical(log_q.double().exp().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64))
         ids = torch.cat([ids, tok], 1)
         prev, x = x, x.clone()
         x[:, P + i] = tok.squeeze(-1)

@@ -47,6 +47,10 @@ class TrainConfig:
     n_heads: int = 4
     dropout: float = 0.0
     time_conditioning: bool = False
+    self_conditioning: bool = False  # denoiser: feed the previous x0 prediction back as an input
+    self_cond_prob: float = 0.5      # share of training batches that get a self-conditioning input
+    init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
+    ema_decays: tuple[float, ...] = ()  # EMA copies of the weights, each scored on validation; the best is kept
     extra: dict = field(default_factory=dict)
 
 
@@ -56,15 +60,21 @@ def build_model(cfg: TrainConfig, tokenizer):
     from .models.ar import new_ar_model
 
     if cfg.kind == "denoiser":
-        return DenoiserModel(DiTConfig(
+        model = DenoiserModel(DiTConfig(
             vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
             dropout=cfg.dropout, length=cfg.seq_len, mask_token_id=tokenizer.mask_token_id,
-            time_conditioning=cfg.time_conditioning))
+            time_conditioning=cfg.time_conditioning, self_conditioning=cfg.self_conditioning))
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
+        return model
     if cfg.kind == "ar":
-        return new_ar_model(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                            hidden_size=cfg.hidden_size, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                            max_length=cfg.seq_len + 1)
+        model = new_ar_model(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                             hidden_size=cfg.hidden_size, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                             max_length=cfg.seq_len + 1)
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
+        return model
     if cfg.kind == "nce":
         if not cfg.denoiser:
             raise ValueError("training the NCE energy needs --denoiser (a trained denoiser folder)")
@@ -72,25 +82,84 @@ def build_model(cfg: TrainConfig, tokenizer):
     raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {KINDS}")
 
 
+def warm_start(model: torch.nn.Module, folder: str) -> None:
+    """Copy the weights of a saved model (safetensors) into `model` by name and shape; parameters the saved model
+    lacks (e.g. a new self-conditioning projection) keep their initialisation. Mismatched shapes are an error."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model.safetensors in the warm-start folder {folder}")
+    saved, own = load_file(str(path)), model.state_dict()
+    bad = [k for k, v in saved.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"warm start from {folder}: shapes differ for {bad[:3]}")
+    unknown = [k for k in saved if k not in own]
+    if unknown:
+        raise ValueError(f"warm start from {folder}: this model has no {unknown[:3]}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in saved.items()}, strict=False)
+
+
+class EMA:
+    """Exponential moving averages of the weights, one float32 copy per decay (MDLM samples with its EMA)."""
+
+    def __init__(self, model: torch.nn.Module, decays: tuple[float, ...]):
+        self.decays = tuple(decays)
+        self.params = [p for p in model.parameters()]
+        self.shadows = [[p.detach().float().clone() for p in self.params] for _ in self.decays]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        for decay, shadow in zip(self.decays, self.shadows):
+            d = min(decay, (1 + step) / (10 + step))  # warm-up: early averages do not cling to the start
+            torch._foreach_lerp_(shadow, [p.detach().float() for p in self.params], 1.0 - d)
+
+    @torch.no_grad()
+    def swap(self, i: int) -> None:
+        """Exchange the live weights with EMA copy i (call again to swap back)."""
+        for p, s in zip(self.params, self.shadows[i]):
+            live = p.detach().float().clone()
+            p.copy_(s.to(p.dtype))
+            s.copy_(live)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{i}.{j}": s for i, shadow in enumerate(self.shadows) for j, s in enumerate(shadow)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for i, shadow in enumerate(self.shadows):
+            for j, s in enumerate(shadow):
+                s.copy_(state[f"{i}.{j}"])
+
+
 class Objective:
     """The loss of each kind on a batch of clean windows x0 [B, L]; `metrics` for validation."""
 
-    def __init__(self, cfg: TrainConfig, tokenizer, device):
+    def __init__(self, cfg: TrainConfig, tokenizer, device, schedule: str = "loglinear"):
         self.kind = cfg.kind
         self.mask_id = tokenizer.mask_token_id
         self.bos_id = tokenizer.bos_token_id
-        self.schedule = get_schedule("loglinear")
+        self.schedule = get_schedule(schedule)  # the model's own schedule (its config says which)
+        self.self_cond_prob = cfg.self_cond_prob if cfg.self_conditioning else 0.0
         self.sampler_denoiser = None
         if cfg.kind == "nce":
             from .models import DenoiserModel
 
             self.sampler_denoiser = DenoiserModel.from_pretrained(cfg.denoiser).to(device).eval()
+            self.schedule = get_schedule(self.sampler_denoiser.config.schedule)
 
     def loss(self, model, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         if self.kind == "denoiser":
+            schedule = self.schedule
             t = sample_times(x0.shape[0], gen, device=x0.device)
-            x_t = add_noise(x0, t, self.mask_id, self.schedule, gen)
-            loss = diffusion_loss(model(x_t, t).logits, x0, x_t, t, self.mask_id, self.schedule).mean()
+            x_t = add_noise(x0, t, self.mask_id, schedule, gen)
+            self_cond = None
+            if self.self_cond_prob > 0 and (not model.training or
+                                            float(torch.rand((), generator=gen)) < self.self_cond_prob):
+                # Self-conditioning: the network's own first prediction, without gradient (always on at eval).
+                with torch.no_grad():
+                    self_cond = model(x_t, t, self_cond=None).logits.exp()
+            loss = diffusion_loss(model(x_t, t, self_cond=self_cond).logits, x0, x_t, t, self.mask_id,
+                                  schedule).mean()
             return loss, {"nelbo": loss.item()}
         if self.kind == "ar":
             inp = torch.cat([torch.full_like(x0[:, :1], self.bos_id), x0], 1)
@@ -132,6 +201,7 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tokenizer)
+    schedule = getattr(model.config, "schedule", "loglinear")
     train_stream = token_stream(tokenizer, read_split(cfg.corpus, "train"))
     val_windows = consecutive_windows(token_stream(tokenizer, read_split(cfg.corpus, "validation")), cfg.seq_len,
                                       limit=cfg.eval_batches * cfg.batch_size)
@@ -140,12 +210,17 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     model, opt = acc.prepare(model, opt)
-    objective = Objective(cfg, tokenizer, acc.device)
+    objective = Objective(cfg, tokenizer, acc.device, schedule=schedule)
+    ema = EMA(acc.unwrap_model(model), cfg.ema_decays) if cfg.ema_decays else None
 
     state = {"step": 0, "best_val": float("inf"), "tokens": 0, "seconds": 0.0}
     if (ckpt_dir / "state.json").exists():
         acc.load_state(str(ckpt_dir))
         state = json.loads((ckpt_dir / "state.json").read_text())
+        if ema is not None:
+            from safetensors.torch import load_file
+
+            ema.load_state_dict(load_file(str(ckpt_dir / "ema.safetensors")))
         acc.print(f"resumed from step {state['step']}")
     # One stream of randomness per step: resuming continues the same data order.
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["step"] + acc.process_index)
@@ -163,16 +238,35 @@ def train(cfg: TrainConfig) -> Path:
         model.train()
         return sums
 
-    def save(dst: Path, with_state: bool):
+    def evaluate_all() -> tuple[dict, str]:
+        """Validation of the live weights and of each EMA copy; returns (metrics by name, best name)."""
+        results = {"live": evaluate()}
+        for i, decay in enumerate(ema.decays if ema else ()):
+            ema.swap(i)
+            results[f"ema{decay:g}"] = evaluate()
+            ema.swap(i)
+        key = next(iter(results["live"]))
+        return results, min(results, key=lambda name: results[name][key])
+
+    def save(dst: Path, with_state: bool, weights: str = "live"):
         acc.wait_for_everyone()
         if with_state:
             acc.save_state(str(dst))
             (dst / "state.json").write_text(json.dumps(state))
+            if ema is not None:
+                from safetensors.torch import save_file
+
+                save_file(ema.state_dict(), str(dst / "ema.safetensors"))
+        swap = weights != "live"
+        if swap:
+            ema.swap([f"ema{d:g}" for d in ema.decays].index(weights))
         if acc.is_main_process:
             unwrapped = acc.unwrap_model(model)
             unwrapped.save_pretrained(dst / "model", safe_serialization=True)
             tokenizer.save_pretrained(dst / "model")
-            (dst / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+            (dst / "train_config.json").write_text(json.dumps(asdict(cfg) | {"weights": weights}, indent=2))
+        if swap:
+            ema.swap([f"ema{d:g}" for d in ema.decays].index(weights))
 
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a") if acc.is_main_process else None
@@ -190,6 +284,8 @@ def train(cfg: TrainConfig) -> Path:
         acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(step)
         state["step"] += 1
         state["tokens"] += x0.numel() * acc.num_processes
         state["seconds"] = time.time() - start
@@ -198,17 +294,20 @@ def train(cfg: TrainConfig) -> Path:
         out_of_time = cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes
         done = state["step"] >= cfg.max_steps or out_of_time
         if state["step"] % cfg.eval_every == 0 or done:
-            val = evaluate()
+            vals, best_name = evaluate_all()
+            val = vals[best_name]
             key = next(iter(val))
             record = {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["seconds"], 1),
-                      "lr": lr_at(step, cfg), "train": metrics, "val": val}
+                      "lr": lr_at(step, cfg), "train": metrics, "val": val, "weights": best_name}
+            if ema is not None:
+                record["val_by_weights"] = vals
             if log:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
             acc.print(json.dumps(record))
             if val[key] < state["best_val"]:
                 state["best_val"] = val[key]
-                save(best_dir, with_state=False)
+                save(best_dir, with_state=False, weights=best_name)
         if state["step"] % cfg.save_every == 0 or done:
             save(ckpt_dir, with_state=True)
         if out_of_time:

@@ -136,3 +136,27 @@ def test_unwritable_cache_is_named_with_the_fix(monkeypatch, tmp_path):
     assert cache_problem(tmp_path / "fine") is None
     with pytest.raises(ModelFilesError, match="not writable"):  # the whole bundle loader says the same
         load_mdlm_bundle(denoiser="kuleshov-group/no-such-model-here", energy=None)
+
+
+def test_text_level_energy_chooses_mask_lengths_and_honours_its_settings(bundle, gpt2_style):
+    """[MASK] lengths are scored on text (no diffusion ids reach the other tokenizer's model); product weighting
+    is honoured; carry-over, which needs shared token positions, is refused with a reason; `ar` is refused."""
+    from dataclasses import replace
+
+    from edlm.energy import TextAREnergy
+    from edlm.hub import load_causal_lm
+
+    ar, ar_tok = load_causal_lm(str(gpt2_style[0]))
+    paired = replace(bundle, ar=ar, energy_tokenizer=ar_tok)
+    ev = infill(paired, "We the people [MASK] of the Union.", sampler="edlm-ar", steps=4, k=2, is_window=1.0)
+    assert ev.final and ev.lengths[0] in ev.length_scores and ev.text.endswith(" of the Union.")
+    with pytest.raises(ValueError, match="carry_over"):
+        infill(paired, "We the people [MASK:3] of it.", sampler="edlm-ar", carry_over=True)
+    with pytest.raises(ValueError, match="another tokenizer"):
+        infill(paired, "We the people [MASK:3]", sampler="ar")
+    energy = TextAREnergy(ar, ar_tok, bundle.tokenizer, weighting="product")
+    cands = torch.tensor([[10, 11, 12], [13, 14, 15]])
+    log_q = torch.tensor([-1.0, -50.0])
+    ratio = TextAREnergy(ar, ar_tok, bundle.tokenizer).log_weights(cands, cands, torch.ones(2), log_q, k=2)
+    product = energy.log_weights(cands, cands, torch.ones(2), log_q, k=2)
+    assert torch.allclose(ratio, product - log_q)

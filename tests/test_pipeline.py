@@ -104,3 +104,47 @@ def test_ar_baseline_slides_past_its_context(bundle):
 def test_generation_longer_than_the_window(bundle):
     (ev,) = generate(bundle, 80, prefix="The Congress", num_samples=1, sampler="mdlm", steps=4)
     assert ev.windows >= 3 and ev.masked == 0 and ev.text.startswith("The Congress")
+
+
+def test_ar_sampler_without_an_ar_model_is_a_clear_error(bundle):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="no autoregressive model"):
+        infill(replace(bundle, ar=None), "The state of the [MASK:3]", sampler="ar")
+
+
+def test_step_counts_keep_to_the_plan_and_say_why_a_run_ended_early(bundle):
+    early = 0
+    for seed in range(6):
+        events = list(infill_stream(bundle, "The [MASK:2] of it.", sampler="mdlm", steps=64, seed=seed))
+        assert {e.total_steps for e in events} == {64}  # never jumps when the run finishes early
+        last = events[-1]
+        assert last.final
+        if last.step < 64:
+            early += 1
+            assert last.ended_early == f"all 2 tokens filled at step {last.step} of 64"
+        else:
+            assert last.ended_early is None
+    assert early > 0
+    filler = "the public debt and the revenue of the country " * 12
+    events = list(infill_stream(bundle, f"Begin [MASK:3] {filler} end [MASK:3].", sampler="mdlm", steps=5))
+    assert events[-1].windows >= 2 and max(e.total_steps for e in events) <= 5 * events[-1].windows
+
+
+def test_ar_sampler_reports_ar_passes_not_energy_passes(bundle):
+    ev = infill(bundle, "Gentlemen of the Senate [MASK:6]", sampler="ar")
+    assert ev.ar_calls == 6 and ev.energy_calls == 0
+
+
+@pytest.mark.parametrize("unmask, remask", [("confidence", "none"), ("entropy", "remdm"), ("random", "remdm")])
+def test_orders_and_remasking_through_the_pipeline(bundle, unmask, remask):
+    events = list(infill_stream(bundle, TEXT, sampler="edlm-ar", steps=12, k=2, seed=2, unmask=unmask,
+                                remask=remask))
+    assert events[-1].final and events[-1].masked == 0
+    assert_fixed_text_kept(events[-1].text, FIXED)
+
+
+def test_generated_sample_does_not_depend_on_how_many_are_drawn(bundle):
+    one = generate(bundle, 10, num_samples=1, sampler="mdlm", steps=4, seed=3)
+    three = generate(bundle, 10, num_samples=3, sampler="mdlm", steps=4, seed=3)
+    assert one[0].text == three[0].text

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from edlm.train import TrainConfig, lr_at, train
 
 from .conftest import TINY
@@ -28,3 +30,57 @@ def test_lr_schedule():
     cfg = TrainConfig(kind="ar", out_dir="x", corpus="x", tokenizer="x", lr=1.0, warmup_steps=10, max_steps=110)
     assert lr_at(0, cfg) == 0.1 and lr_at(9, cfg) == 1.0
     assert abs(lr_at(110, cfg) - cfg.min_lr_ratio) < 1e-9
+
+
+def test_self_conditioning_ema_and_warm_start(trained, corpus, tokenizer_dir, tmp_path):
+    """A self-conditioning denoiser warm-started from a plain one computes the same function at first (the new
+    projection starts at zero), trains its projection, keeps EMA copies scored on validation, and resumes."""
+    import torch
+    from safetensors.torch import load_file
+
+    from edlm.models import DenoiserModel
+    from edlm.train import build_model, warm_start
+
+    base = DenoiserModel.from_pretrained(trained["denoiser"]).eval()
+    cfg = dict(kind="denoiser", out_dir=str(tmp_path / "sc"), corpus=str(corpus), tokenizer=str(tokenizer_dir),
+               lr=3e-3, self_conditioning=True, ema_decays=(0.9, 0.99), init_from=str(trained["denoiser"]), **TINY)
+    from edlm.tokenizer import load_tokenizer
+
+    fresh = build_model(TrainConfig(max_steps=1, **cfg), load_tokenizer(tokenizer_dir)).eval()
+    x = torch.randint(5, 50, (2, 32))
+    x[:, ::3] = base.config.mask_token_id
+    t = torch.full((2,), 0.5)
+    probs = torch.rand(2, 32, base.config.vocab_size).softmax(-1)
+    assert torch.allclose(fresh(x, t, self_cond=probs).logits, base(x, t).logits, atol=1e-5)
+    best = train(TrainConfig(max_steps=20, **cfg))
+    log = [json.loads(line) for line in (tmp_path / "sc" / "log.jsonl").read_text().splitlines()]
+    assert set(log[-1]["val_by_weights"]) == {"live", "ema0.9", "ema0.99"}
+    assert log[-1]["weights"] in log[-1]["val_by_weights"]
+    model = DenoiserModel.from_pretrained(best)
+    assert model.config.self_conditioning and model.backbone.self_cond_proj.weight.abs().sum() > 0
+    assert (tmp_path / "sc" / "checkpoint" / "ema.safetensors").exists()
+    before = load_file(str(tmp_path / "sc" / "checkpoint" / "ema.safetensors"))
+    train(TrainConfig(max_steps=30, **cfg))  # resumes with its EMA copies
+    after = load_file(str(tmp_path / "sc" / "checkpoint" / "ema.safetensors"))
+    assert set(before) == set(after) and any(not torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="shapes differ"):
+        warm_start(build_model(TrainConfig(max_steps=1, **{**cfg, "hidden_size": 64, "init_from": None}),
+                               load_tokenizer(tokenizer_dir)), str(trained["denoiser"]))
+
+
+def test_ema_swap_is_exact_and_averages():
+    import torch
+
+    from edlm.train import EMA
+
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, (0.5,))
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(step=10**6)  # past the warm-up: decay 0.5
+    ema.swap(0)
+    assert all(torch.allclose(p, s + 0.5) for p, s in zip(model.parameters(), start))
+    ema.swap(0)
+    assert all(torch.allclose(p, s + 1.0) for p, s in zip(model.parameters(), start))

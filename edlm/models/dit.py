@@ -23,7 +23,7 @@ class DiTConfig(PretrainedConfig):
     def __init__(self, vocab_size: int = 4096, hidden_size: int = 256, n_blocks: int = 4, n_heads: int = 4,
                  cond_dim: int = 128, mlp_ratio: int = 4, dropout: float = 0.1, length: int = 128,
                  mask_token_id: int = 4, time_conditioning: bool = False, schedule: str = "loglinear",
-                 **kwargs):
+                 self_conditioning: bool = False, **kwargs):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.n_blocks = n_blocks
@@ -35,6 +35,7 @@ class DiTConfig(PretrainedConfig):
         self.mask_token_id = mask_token_id
         self.time_conditioning = time_conditioning
         self.schedule = schedule
+        self.self_conditioning = self_conditioning  # input: the previous x0 prediction (MDLM / Chen et al. 2022)
         super().__init__(**kwargs)
 
 
@@ -148,13 +149,21 @@ class DiTBackbone(nn.Module):
             DiTBlock(config.hidden_size, config.n_heads, config.cond_dim, config.mlp_ratio, config.dropout)
             for _ in range(config.n_blocks))
         self.output_layer = FinalLayer(config.hidden_size, out_dim or config.vocab_size, config.cond_dim)
+        self.self_cond_proj = None
+        if getattr(config, "self_conditioning", False):
+            # Zero-initialised: a network without self-conditioning loads into this one unchanged (warm start).
+            self.self_cond_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+            nn.init.zeros_(self.self_cond_proj.weight)
 
     def forward(self, ids: torch.Tensor, sigma: torch.Tensor, extra_embed: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
-        """`positions` (bool [B, L]) restricts the output layer to those positions: returns [N, out_dim]."""
+                positions: torch.Tensor | None = None, self_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """`positions` (bool [B, L]) restricts the output layer to those positions: returns [N, out_dim].
+        `self_cond` (x0 probabilities [B, L, V]) enters as the expected token embedding, projected."""
         x = self.vocab_embed(ids)
         if extra_embed is not None:
             x = x + extra_embed
+        if self_cond is not None and self.self_cond_proj is not None:
+            x = x + self.self_cond_proj(self_cond.to(x.dtype) @ self.vocab_embed.embedding.to(x.dtype))
         c = F.silu(self.sigma_map(sigma)).to(x.dtype)
         cos, sin = rotary_cos_sin(ids.shape[1], self.config.hidden_size // self.config.n_heads, ids.device)
         for block in self.blocks:

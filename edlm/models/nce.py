@@ -42,8 +42,10 @@ class EnergyModel(PreTrainedModel):
         """Initialise the trunk from a trained denoiser (its vocabulary output layer is not used)."""
         config = EnergyConfig(**{k: v for k, v in denoiser.config.to_dict().items()
                                  if k not in ("model_type", "architectures", "transformers_version")})
+        config.self_conditioning = False  # the energy reads (x0, x_t) only
         model = cls(config)
-        trunk = {k: v for k, v in denoiser.backbone.state_dict().items() if not k.startswith("output_layer.linear")}
+        trunk = {k: v for k, v in denoiser.backbone.state_dict().items()
+                 if not k.startswith(("output_layer.linear", "self_cond_proj"))}
         model.backbone.load_state_dict(trunk, strict=False)
         # Start the feature layer as identity-like so the head sees the denoiser's features.
         with torch.no_grad():

@@ -60,3 +60,33 @@ def test_energy_starts_from_the_denoiser_and_returns_one_scalar():
     x_t = torch.tensor([[5, 4, 7, 4], [4, 4, 11, 12]])
     e = energy(x0, x_t, torch.tensor([0.5, 0.5])).logits
     assert e.shape == (2,)
+
+
+def test_sampler_feeds_the_previous_prediction_to_a_self_conditioning_denoiser():
+    """Step 1 gets no self-conditioning input (as in half of training); later steps get the previous step's
+    probabilities at the still-masked positions and one-hot rows at the visible ones."""
+    from edlm.sampling import SamplerConfig, sample
+
+    torch.manual_seed(0)
+    model = DenoiserModel(DiTConfig(vocab_size=30, hidden_size=32, n_blocks=1, n_heads=2, cond_dim=16, length=16,
+                                    mask_token_id=4, dropout=0.0, self_conditioning=True)).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    seen, original = [], model.forward
+
+    def spy(x, t, positions=None, self_cond="auto"):
+        out = original(x, t, positions=positions, self_cond=self_cond)
+        seen.append((x.clone(), positions.clone(), None if self_cond is None else self_cond.clone(), out.logits))
+        return out
+
+    model.forward = spy
+    x = torch.full((1, 16), 4)
+    x[0, 0] = 9
+    list(sample(model, x, SamplerConfig(steps=6, seed=0)))
+    assert seen[0][2] is None and len(seen) > 1
+    (x1, pos1, _, lp1), (x2, pos2, sc2, _) = seen[0], seen[1]
+    dense = torch.zeros(1, 16, 30)
+    dense[pos1] = lp1.exp()
+    assert torch.allclose(sc2[pos2], dense[pos2])
+    visible = x2 != 4
+    assert torch.equal(sc2[visible].argmax(-1), x2[visible]) and torch.allclose(sc2[visible].sum(-1), torch.ones(1))
