@@ -43,33 +43,70 @@ strongly preferred one. `mdlm` is the plain diffusion sampler, `ar` writes left 
 """
 
 
+FALLBACK_EXAMPLE = "The state of the [MASK:4] is strong, and our [MASK:6] grows every year."
+
+
 def examples() -> list[list[str]]:
+    """The model's example texts (assets/examples.json); a missing or malformed file is logged with its name and
+    the app starts with one built-in example."""
     path = ASSETS / "examples.json"
-    if not path.exists():
-        return [["The state of the [MASK:4] is strong, and our [MASK:6] grows every year."]]
-    return [[e["text"], e.get("sampler", DEFAULTS.sampler)] for e in json.loads(path.read_text())]
+    try:
+        rows = [[e["text"], e.get("sampler", DEFAULTS.sampler)] for e in json.loads(path.read_text("utf-8"))]
+        if not rows or not all(isinstance(t, str) and s in SAMPLERS for t, s in rows):
+            raise ValueError("each example needs a text and a known sampler")
+        return rows
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        LOG.warning("ignoring %s: %s", path, type(e).__name__)
+    return [[FALLBACK_EXAMPLE, DEFAULTS.sampler]]
 
 
 def mask_selection(text: str, start, end) -> str:
     """Replace the selected characters with a [MASK:n] span of about as many tokens as they held."""
     if text is None or start is None or end is None:
-        raise gr.Error("select some text in the box first")
-    start, end = sorted((int(start), int(end)))
+        raise gr.Error("select some text in the box first", print_exception=False)
+    try:
+        start, end = sorted((int(start), int(end)))
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("the selection is not a pair of positions in the text", print_exception=False) from None
+    if not (0 <= start <= len(text) and 0 <= end <= len(text)):
+        raise gr.Error("the selection lies outside the text; select it again", print_exception=False)
     if start == end:
-        raise gr.Error("select some text in the box first, then press Mask selection")
+        raise gr.Error("select some text in the box first, then press Mask selection", print_exception=False)
     n = max(1, min(LIMITS.max_span_tokens, len(encode(get_bundle(MODEL).tokenizer, text[start:end]))))
     return f"{text[:start]}[MASK:{n}]{text[end:]}"
 
 
 def user_message(e: Exception) -> str:
-    """One line for the page: what went wrong and what to do; never a traceback."""
+    """One line for the page: what went wrong and what to do; never a traceback. HTML-escaped, since the
+    message may quote the user's input and the page renders it."""
+    import html
+
     import torch
 
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
         return ("the model ran out of memory for this request: use a smaller k, fewer steps or shorter spans, or "
                 "try again when the server is less busy")
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return html.escape(text.splitlines()[0] if text else type(e).__name__)
+
+
+def rejected(e: Exception, what: str) -> gr.Error:
+    """An expected rejection (bad input, missing model files, out of memory): one log line naming the kind of
+    error, never its message (which may quote the user's text), and a one-line error for the page."""
+    LOG.info("%s rejected: %s", what, type(e).__name__)
+    return gr.Error(user_message(e), print_exception=False)
+
+
+def fault(e: BaseException, what: str) -> gr.Error:
+    """An unexpected fault: its traceback in the log without the exception's message (which may quote the
+    user's text), and a generic line for the page."""
+    import traceback
+
+    LOG.error("%s failed: %s\n%s", what, type(e).__name__, "".join(traceback.format_tb(e.__traceback__)).rstrip())
+    return gr.Error("internal error: the server could not finish this request (logged for its owner)",
+                    print_exception=False)
 
 
 def _highlight(segments) -> list[tuple[str, str | None]]:
@@ -132,6 +169,10 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
         for ev in stream:
+            if time.perf_counter() - start > LIMITS.app_run_seconds:
+                outcome = "stopped (time limit)"
+                raise gr.Error(f"this run passed the server's limit of {LIMITS.app_run_seconds:.0f} s and was "
+                               "stopped: use fewer steps, a smaller k or shorter spans", print_exception=False)
             masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
             if ev.is_step:
                 heat.append((ev.step, ev.weights))
@@ -162,11 +203,15 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             yield (ev.text, _highlight(ev.segments), _status(ev, k), w_fig, h_fig, e_fig, m_fig, table, reveal)
         outcome = "finished"
     except gr.Error:
-        outcome = "failed"
+        if not outcome.startswith("stopped (time"):
+            outcome = "failed"
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
         outcome = f"failed ({type(e).__name__})"
-        raise gr.Error(user_message(e)) from None
+        raise rejected(e, "infill") from None
+    except Exception as e:  # a real fault: traceback without the text
+        outcome = f"failed ({type(e).__name__})"
+        raise fault(e, "infill") from None
     finally:  # also runs when Gradio drops the generator of a closed page or a cancelled job
         LOG.info("infill run %s: sampler %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler, steps, k,
                  n_steps, time.perf_counter() - start)
@@ -185,7 +230,9 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
             last_a, last_b = ea or last_a, eb or last_b
             yield (_highlight(last_a.segments), _status(last_a, k), _highlight(last_b.segments), _status(last_b, k))
     except (ValueError, RuntimeError, OSError) as e:
-        raise gr.Error(user_message(e)) from None
+        raise rejected(e, "compare") from None
+    except Exception as e:
+        raise fault(e, "compare") from None
 
 
 GET_SELECTION = """(text, a, b) => {
@@ -224,7 +271,7 @@ def build() -> gr.Blocks:
                                             info="0 = always the likeliest token")
                     top_p = gr.Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
                                       info="sample only from the likeliest tokens holding this mass")
-                seed = gr.Number(value=DEFAULTS.seed, precision=0, label="Seed", minimum=0,
+                seed = gr.Number(value=DEFAULTS.seed, label="Seed", minimum=0,
                                  info="same text + settings + seed = same result")
                 model = gr.Dropdown(model_choices(), value=MODEL, label="Model",
                                     info="loaded on first use; see the note below for the hardware it needs")
@@ -279,7 +326,10 @@ def main() -> None:
     """Serve on 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; never opens a share link by itself."""
     logging.basicConfig(level=os.environ.get("EDLM_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's start-up requests to itself
-    load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
+    try:
+        load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"EDLM Studio cannot start: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     demo = build()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

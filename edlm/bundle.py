@@ -14,7 +14,16 @@ from pathlib import Path
 
 import torch
 
-ASSETS = Path(os.environ.get("EDLM_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+def _assets_folder() -> Path:
+    """The embedded models: $EDLM_ASSETS, else assets/ of a source checkout, else edlm/assets of an installed
+    wheel (where pyproject.toml puts the same folder)."""
+    if os.environ.get("EDLM_ASSETS"):
+        return Path(os.environ["EDLM_ASSETS"])
+    checkout = Path(__file__).resolve().parent.parent / "assets"
+    return checkout if (checkout / "manifest.json").exists() else Path(__file__).resolve().parent / "assets"
+
+
+ASSETS = _assets_folder()
 PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge")
 
 
@@ -56,32 +65,62 @@ def write_manifest(folder: str | os.PathLike) -> Path:
     return out
 
 
-def verify_manifest(folder: Path) -> None:
-    """Fail with a clear message naming the first missing or corrupt file."""
+def read_json(path: Path, want: type = dict):
+    """A JSON file of the expected top-level type, or a ModelFilesError naming the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFilesError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                              ) from None
+    if not isinstance(value, want):
+        raise ModelFilesError(f"{path} must hold a JSON {want.__name__}, not a {type(value).__name__}")
+    return value
+
+
+def verify_manifest(folder: Path, required: bool = False) -> bool:
+    """Check every file against manifest.json; fail with a clear message naming the first missing or corrupt file.
+    Returns False when there is no manifest (the folder is unverified); `required` makes that an error too."""
     path = folder / "manifest.json"
     if not path.exists():
-        return
-    for rel, entry in json.loads(path.read_text()).items():
+        if required:
+            raise ModelFilesError(f"{path} is missing, so the model files cannot be verified; restore it from the "
+                                  "repository (git checkout -- assets) or reinstall the package")
+        return False
+    for rel, entry in read_json(path).items():
         f = folder / rel
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise ModelFilesError(f"{path}: the entry for {rel} has no sha256; restore the manifest")
+        if not f.resolve().is_relative_to(folder.resolve()):
+            raise ModelFilesError(f"{path}: the entry {rel} points outside the model folder")
         if not f.exists():
             raise ModelFilesError(f"model file missing: {f} (reinstall, or rerun scripts/train_default_models.sh "
                                   "and scripts/export_assets.py)")
         if sha256_of(f) != entry["sha256"]:
             raise ModelFilesError(f"model file corrupt (sha256 mismatch): {f}; restore it from the repository "
                                   "(git checkout -- assets) or retrain it")
+    return True
 
 
 def pick_device(device: str | None = None) -> torch.device:
+    """cpu, cuda, cuda:N or auto (None): a GPU when there is one."""
+    import re
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} GPUs")
     return torch.device(device)
 
 
 def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: torch.dtype = torch.float32,
-                name: str | None = None) -> Bundle:
-    """Load a bundle folder (see the module docstring). Weights are read from safetensors only."""
+                name: str | None = None, require_manifest: bool = False) -> Bundle:
+    """Load a bundle folder (see the module docstring). Weights are read from safetensors only; a folder without
+    a manifest loads with a warning that it is unverified (the embedded bundle requires its manifest)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
@@ -92,19 +131,55 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
     folder = Path(folder)
     if not (folder / "denoiser").is_dir():
         raise ModelFilesError(f"no model bundle at {folder}: expected {folder}/denoiser and {folder}/tokenizer")
-    verify_manifest(folder)
+    if not verify_manifest(folder, required=require_manifest):
+        import logging
+
+        logging.getLogger("edlm").warning("model folder %s has no manifest.json: its files are unverified",
+                                          folder.name)
     dev = pick_device(device)
 
     def load(cls, part):
         if not (folder / part).is_dir():
             return None
-        model = cls.from_pretrained(folder / part, use_safetensors=True, trust_remote_code=False, dtype=dtype)
+        config = read_json(folder / part / "config.json")
+        if "auto_map" in config:
+            raise ModelFilesError(f"{folder / part}/config.json asks for the folder's own code (auto_map); this "
+                                  "project never runs code from a model folder")
+        try:
+            model = cls.from_pretrained(folder / part, use_safetensors=True, trust_remote_code=False, dtype=dtype)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+            raise ModelFilesError(f"cannot load {folder / part}: {type(e).__name__}: "
+                                  f"{(str(e).splitlines() or [''])[0][:200]}") from None
+        except Exception as e:  # safetensors' own error type for a corrupt file, and the like
+            raise ModelFilesError(f"cannot load {folder / part}: {type(e).__name__} (is the weights file "
+                                  "complete?)") from None
         return model.to(dev).eval()
 
     tok_dir = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder / "denoiser"
-    return Bundle(name=name or folder.name, tokenizer=load_tokenizer(tok_dir),
-                  denoiser=load(AutoModelForMaskedLM, "denoiser"), ar=load(AutoModelForCausalLM, "ar"),
-                  nce=load(AutoModel, "nce"), judge=load(AutoModelForCausalLM, "judge"), device=dev)
+    if (tok_dir / "tokenizer_config.json").exists() and "auto_map" in read_json(tok_dir / "tokenizer_config.json"):
+        raise ModelFilesError(f"{tok_dir}/tokenizer_config.json asks for the folder's own code (auto_map); this "
+                              "project never runs code from a model folder")
+    try:
+        tokenizer = load_tokenizer(tok_dir)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelFilesError(f"cannot load the tokenizer in {tok_dir}: {type(e).__name__}") from None
+    bundle = Bundle(name=name or folder.name, tokenizer=tokenizer, denoiser=load(AutoModelForMaskedLM, "denoiser"),
+                    ar=load(AutoModelForCausalLM, "ar"), nce=load(AutoModel, "nce"),
+                    judge=load(AutoModelForCausalLM, "judge"), device=dev)
+    check_bundle(bundle, folder)
+    return bundle
+
+
+def check_bundle(bundle: Bundle, folder: Path) -> None:
+    """Settings that would make every run fail or hang, caught at load time with the file to fix."""
+    cfg = bundle.denoiser.config
+    length = getattr(cfg, "length", None)
+    if not isinstance(length, int) or isinstance(length, bool) or not 8 <= length <= 1 << 16:
+        raise ModelFilesError(f"{folder}/denoiser/config.json: length must be a whole number from 8 to 65536, "
+                              f"not {length!r}")
+    if cfg.mask_token_id != bundle.tokenizer.mask_token_id:
+        raise ModelFilesError(f"{folder}: the denoiser's mask_token_id ({cfg.mask_token_id}) is not the "
+                              f"tokenizer's mask token ({bundle.tokenizer.mask_token_id}); they must agree")
 
 
 _CACHE: dict[tuple, Bundle] = {}

@@ -25,9 +25,9 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edlm", description="EDLM Studio: energy-based diffusion LM "
+    parser = _Parser(prog="python -m edlm", description="EDLM Studio: energy-based diffusion LM "
                                      "for text infilling and generation.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("infill", help="fill [MASK] / [MASK:n] spans in a text")
     src = p.add_mutually_exclusive_group(required=True)
@@ -104,8 +104,24 @@ def _fail(msg: str, as_json: bool) -> int:
     return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line (a JSON object under --json), not a usage block."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message} (see python -m edlm {self.prog.split()[-1]} --help)"
+                          if " " in self.prog else f"{message} (see python -m edlm --help)")
+
+
+class _UsageError(Exception):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        return _fail(str(e), "--json" in argv)
     as_json = getattr(args, "json", False)
     try:
         if args.command == "train":

@@ -14,15 +14,39 @@ def _settings(args) -> dict:
     return {st.name: getattr(args, st.name) for st in SETTINGS}
 
 
+def read_bounded(stream, limit: int, name: str) -> str:
+    """UTF-8 text from a binary stream, byte-exact (no newline translation: CRLF stays CRLF), reading at most
+    `limit` + 1 characters so an endless or huge input fails fast instead of filling memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunks, n = [], 0
+    while True:
+        block = stream.read(1 << 16)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name} is not UTF-8 text (bad byte at offset {e.start} of a block)") from None
+        chunks.append(text)
+        n += len(text)
+        if n > limit:
+            raise ValueError(f"{name} has more than {limit:,} characters; the limit is {limit:,}")
+        if not block:
+            return "".join(chunks)
+
+
 def _read_text(args) -> str:
+    from .limits import LIMITS
+
     if args.text is not None:
         return args.text
     if args.text_file == "-":
-        return sys.stdin.read()
+        return read_bounded(sys.stdin.buffer, LIMITS.max_text_chars, "standard input")
     path = Path(args.text_file)
     if not path.is_file():
         raise FileNotFoundError(f"no such text file: {path}")
-    return path.read_text(encoding="utf-8")
+    with open(path, "rb") as f:
+        return read_bounded(f, LIMITS.max_text_chars, f"text file {path}")
 
 
 def _step_record(ev) -> dict:

@@ -16,6 +16,9 @@ class Limits:
     max_samples: int = 64             # samples in one generate call
     max_generate_tokens: int = 1024   # tokens in one generated sample
     max_seed: int = 2**63 - 1
+    max_work: int = 4_000_000         # token-passes in one request (windows x steps x window tokens x (1 + k x IS
+    #                                   share) x samples), checked before a run starts: ~4-6 min on a 2-core CPU
+    app_run_seconds: float = 120.0    # app: wall-clock limit of one run (it stops with a message)
     queue_size: int = 32              # app: requests waiting
     concurrency: int = 2              # app: runs at a time
     session_capacity: int = 500       # app: browser/client sessions whose state Gradio keeps (oldest dropped):

@@ -167,14 +167,22 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
     quick MDLM draft and scored by the AR model (`_score_fill`); the lowest mean NLL wins. Without an AR model
     the middle candidate (8) is used."""
     spans = template.spans
+    fixed = sum(s.length for s in spans if s.length is not None)
+    auto = sum(1 for s in spans if s.length is None)
+    fits = [n for n in AUTO_LENGTHS if fixed + auto * n <= LIMITS.max_masked_tokens]
+    if auto and not fits:
+        raise ValueError(f"{auto} [MASK] spans of at least {AUTO_LENGTHS[0]} tokens each and {fixed} fixed-length "
+                         f"span tokens exceed the limit of {LIMITS.max_masked_tokens} masked tokens")
+    if not auto and fixed > LIMITS.max_masked_tokens:
+        raise ValueError(f"{fixed} masked tokens in all; the limit is {LIMITS.max_masked_tokens}")
     if all(s.length is not None for s in spans):
         return [s.length for s in spans], {}
     if bundle.ar is None:
-        return [s.length or 8 for s in spans], {}
+        return [s.length or (8 if 8 in fits else fits[-1]) for s in spans], {}
     scores = {}
     draft = Request(sampler="mdlm", steps=min(req.steps, AUTO_DRAFT_STEPS), temperature=req.temperature,
                     top_p=req.top_p, seed=req.seed)
-    for n in AUTO_LENGTHS:
+    for n in fits:
         layout = build_layout(template, bundle.tokenizer, [s.length or n for s in spans])
         ids = torch.tensor([layout.ids])
         for _ in _run(bundle, ids, draft, layout_editable(layout)):
@@ -182,6 +190,25 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
         scores[n] = _score_fill(bundle, ids[0].tolist(), layout)
     best = min(scores, key=scores.get)
     return [s.length or best for s in spans], scores
+
+
+def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -> int:
+    """Token-passes a run will cost (windows x steps x window tokens x (1 + k x IS share) x rows), the measure
+    `LIMITS.max_work` bounds. The `ar` sampler costs one cached token-pass per new token."""
+    if req.sampler == "ar":
+        return int(editable.sum()) * batch
+    n_windows = len(plan_windows(editable.tolist(), window))
+    span = min(window, len(editable))
+    energy_share = req.k * req.is_window if req.sampler.startswith("edlm") and req.k > 1 else 0.0
+    return int(n_windows * req.steps * span * (1.0 + energy_share) * batch)
+
+
+def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -> None:
+    """Refuse, before any model runs, a request over the work budget, saying what to lower."""
+    work = work_of(req, editable, window, batch)
+    if work > LIMITS.max_work:
+        raise ValueError(f"this request needs about {work:,} token-passes, over the limit of {LIMITS.max_work:,}: "
+                         "use fewer steps, a smaller k or IS window, fewer samples, or shorter spans")
 
 
 def layout_editable(layout: Layout) -> torch.Tensor:
@@ -200,6 +227,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     layout = build_layout(template, tok, lengths)
     ids = torch.tensor([layout.ids] * batch)
     editable = layout_editable(layout)
+    check_work(req, editable, bundle.window, batch)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
     revealed_at = torch.full(ids.shape, -1)
     step, start = 0, time.perf_counter()

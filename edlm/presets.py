@@ -26,7 +26,9 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
     if (Path(model) / "config.json").is_file():
         import json
 
-        if json.loads((Path(model) / "config.json").read_text()).get("model_type") == "mdlm":
+        from .bundle import read_json
+
+        if read_json(Path(model) / "config.json").get("model_type") == "mdlm":
             from .hub import load_mdlm_bundle
 
             return load_mdlm_bundle(denoiser=model, device=device, dtype=dtype, name=Path(model).name)
@@ -34,7 +36,7 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
         if not (ASSETS / "denoiser").is_dir():
             raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
                                   "them with scripts/train_default_models.sh")
-        return load_folder(ASSETS, device=device, dtype=dtype, name="default")
+        return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
     if Path(model).is_dir():
         return load_folder(model, device=device, dtype=dtype)
     raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}) or a bundle folder")

@@ -43,8 +43,12 @@ def check_text(text: str) -> None:
     if len(text) > LIMITS.max_text_chars:
         raise ValueError(f"the text has {len(text):,} characters; the limit is {LIMITS.max_text_chars:,}")
     for i, ch in enumerate(text):
-        if ch not in "\t\n\r" and unicodedata.category(ch) == "Cc":
+        cat = unicodedata.category(ch)
+        if ch not in "\t\n\r" and cat == "Cc":
             raise ValueError(f"the text has a control character U+{ord(ch):04X} at position {i}; remove it")
+        if cat == "Cs":
+            raise ValueError(f"the text has a lone surrogate U+{ord(ch):04X} at position {i}, which is not a "
+                             "character: the text is not valid Unicode")
 
 
 def parse(text: str, require_span: bool = True) -> Template:
@@ -71,7 +75,7 @@ def parse(text: str, require_span: bool = True) -> Template:
         if arg is None:
             length = None
         else:
-            if not re.fullmatch(r"\s*\d+\s*", arg):
+            if not re.fullmatch(r"[ ]*[0-9]+[ ]*", arg):  # ASCII digits only: [MASK:٣] is not a length
                 raise SpanSyntaxError(f"bad span length {arg!r} at position {m.start()}: [MASK:n] needs a whole "
                                       f"number n from 1 to {LIMITS.max_span_tokens}")
             length = int(arg)
@@ -87,6 +91,43 @@ def parse(text: str, require_span: bool = True) -> Template:
     if require_span and not template.spans:
         raise SpanSyntaxError("no span to fill: mark one with [MASK:n] (n tokens) or [MASK] (length chosen for you)")
     return template
+
+
+def split_decoded(tokenizer, ids: list[int], kinds: list[str], mask_text: str) -> list[tuple[str, str]]:
+    """(text, kind) runs of a span's tokens. Each stretch of unmasked tokens is decoded as a whole, so a character
+    whose bytes came in separate tokens (and separate steps) is never garbled; a run boundary that falls inside
+    such a character moves to the character's end."""
+    from .tokenizer import decode
+
+    out: list[tuple[str, str]] = []
+    p = 0
+    while p < len(ids):
+        q = p
+        if kinds[p] == "mask":
+            while q < len(ids) and kinds[q] == "mask":
+                q += 1
+            out.append((mask_text * (q - p), "mask"))
+            p = q
+            continue
+        while q < len(ids) and kinds[q] != "mask":
+            q += 1
+        whole = decode(tokenizer, ids[p:q])
+        cuts, r = [], p  # run boundaries inside the stretch, as character offsets of `whole`
+        while r < q:
+            e = r
+            while e < q and kinds[e] == kinds[r]:
+                e += 1
+            prefix = decode(tokenizer, ids[p:e]).rstrip("\ufffd") if e < q else whole
+            cut = len(prefix) if whole.startswith(prefix) else (cuts[-1][0] if cuts else 0)
+            cuts.append((max(cut, cuts[-1][0] if cuts else 0), kinds[r]))
+            r = e
+        start = 0
+        for cut, kind in cuts:
+            if cut > start:
+                out.append((whole[start:cut], kind))
+            start = max(start, cut)
+        p = q
+    return out
 
 
 @dataclass
@@ -114,15 +155,9 @@ class Layout:
                     out.append((part, "fixed", None))
                 continue
             a, b = self.span_ranges[i]
-            runs: list[tuple[str, list[int]]] = []
-            for pos in range(a, b):
-                kind = "mask" if ids[pos] == mask_id else (kinds[pos] if kinds else "filled")
-                if runs and runs[-1][0] == kind:
-                    runs[-1][1].append(ids[pos])
-                else:
-                    runs.append((kind, [ids[pos]]))
-            for j, (kind, toks) in enumerate(runs):
-                text = mask_text * len(toks) if kind == "mask" else decode(tokenizer, toks)
+            kinds_i = ["mask" if ids[p] == mask_id else (kinds[p] if kinds else "filled") for p in range(a, b)]
+            pieces = split_decoded(tokenizer, ids[a:b], kinds_i, mask_text)
+            for j, (text, kind) in enumerate(pieces):
                 if j == 0 and self.absorbed_space[i] and text.startswith(" "):
                     text = text[1:]
                 if text:

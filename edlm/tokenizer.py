@@ -84,7 +84,7 @@ def load_tokenizer(folder: str | os.PathLike):
     """Load a saved tokenizer (tokenizer.json; sentencepiece is not needed at load time)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)  # never a folder's own code
     tok.backend_tokenizer.encode_special_tokens = True  # "[MASK]" typed in text is text, not the mask token
     if tok.mask_token_id is None:
         raise ValueError(f"tokenizer in {folder} has no mask token")

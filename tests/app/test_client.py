@@ -72,3 +72,25 @@ def test_stop_cancels_a_long_run(client, app_log):
     assert "people" not in "".join(app_log)  # the log never holds the user's text
     # the app keeps serving
     assert "[MASK]" not in client.predict("A [MASK:2] b.", "mdlm", 4, api_name="/infill")[0]
+
+
+@pytest.mark.parametrize("text", ["a [MASK:ZQXCANARY] b", "ZQXCANARY with no span", "ZQXCANARY [MASK:0]"])
+def test_rejected_input_never_reaches_the_log(client, app_log, text):
+    before = len(app_log)
+    with pytest.raises(Exception):
+        client.predict(text, api_name="/infill")
+    time.sleep(0.5)
+    new = "".join(app_log[before:])
+    assert "ZQXCANARY" not in "".join(app_log) and "Traceback" not in new
+    assert "infill rejected: SpanSyntaxError" in new or "infill rejected: ValueError" in new
+
+
+def test_error_messages_are_plain_text_not_html(client):
+    with pytest.raises(Exception) as err:
+        client.predict("<b>bold</b> [MASK:<img src=x>]", api_name="/infill")
+    assert "<img" not in str(err.value) and "&lt;img" in str(err.value)
+
+
+def test_fractional_seed_is_refused_like_the_library(client):
+    with pytest.raises(Exception, match="seed must be a whole number"):
+        client.predict(TEXT, "mdlm", 4, 1, 0.5, 1.0, 1.0, 1.5, api_name="/infill")

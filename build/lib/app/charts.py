@@ -1,0 +1,84 @@
+"""Plotly figures of a run: importance weights, the weight heatmap, effective sample size, masked fraction, and
+the step at which each token was revealed."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+pio.templates.default = "none"  # the app styles its own figures (see LAYOUT)
+
+# A plain layout instead of a named template: copying plotly's template costs ~50 ms per figure, more than a
+# denoiser step, and the app draws figures while it streams.
+_AXIS = dict(gridcolor="#e8e8e8", zerolinecolor="#d0d0d0")
+LAYOUT = dict(height=260, margin=dict(l=50, r=20, t=40, b=40), template=None, plot_bgcolor="white",
+              paper_bgcolor="white", font=dict(family="sans-serif", size=12), xaxis=_AXIS, yaxis=_AXIS)
+
+
+def _empty(title: str, note: str) -> go.Figure:
+    fig = go.Figure(layout=dict(LAYOUT, title=title))
+    fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(color="#888"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def weights_bar(weights: list[float] | None, chosen: int | None, step: int | None) -> go.Figure:
+    """The k normalised importance weights of the latest IS step; the kept candidate in orange."""
+    if not weights:
+        return _empty("Importance weights", "no importance-sampling step yet (mdlm, or outside the IS window)")
+    colors = ["#f28e2b" if i == chosen else "#4e79a7" for i in range(len(weights))]
+    fig = go.Figure(go.Bar(x=[f"#{i + 1}" for i in range(len(weights))], y=weights, marker_color=colors,
+                           hovertemplate="candidate %{x}<br>weight %{y:.3f}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title=f"Importance weights at step {step} (orange: kept)")
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def weights_heatmap(rows: list[tuple[int, list[float]]]) -> go.Figure:
+    """Steps × candidates heatmap of the normalised weights over the run."""
+    if not rows:
+        return _empty("Weights over the run", "appears once importance sampling runs")
+    steps = [s for s, _ in rows]
+    z = [w for _, w in rows]
+    fig = go.Figure(go.Heatmap(z=z, y=steps, x=[f"#{i + 1}" for i in range(len(z[0]))], colorscale="Blues",
+                               zmin=0, zmax=1, hovertemplate="step %{y}, candidate %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Weights over the run")
+    fig.update_yaxes(title="step", autorange="reversed")
+    return fig
+
+
+def ess_line(points: list[tuple[int, float]], k: int) -> go.Figure:
+    """Effective sample size per IS step: k means the energy agreed with the denoiser, 1 means one candidate won."""
+    if not points:
+        return _empty("Effective sample size", "appears once importance sampling runs")
+    fig = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                               hovertemplate="step %{x}: ESS %{y:.2f}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title=f"Effective sample size (1 to k = {k})")
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(range=[0, k + 0.5])
+    return fig
+
+
+def masked_line(points: list[tuple[int, float]], total_steps: int) -> go.Figure:
+    """Fraction of the spans still masked after each step."""
+    fig = go.Figure(go.Scatter(x=[0] + [p[0] for p in points], y=[1.0] + [p[1] for p in points],
+                               mode="lines+markers", line=dict(shape="hv"),
+                               hovertemplate="step %{x}: %{y:.0%} masked<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Still masked")
+    fig.update_xaxes(title="step", range=[0, max(1, total_steps)])
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return fig
+
+
+def revealed_at(pieces: list[str], steps: list[int], total_steps: int) -> go.Figure:
+    """Each filled token of the spans, coloured by the step that revealed it (early = dark)."""
+    if not pieces:
+        return _empty("Revealed at step", "shown when the run ends")
+    fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=steps, text=pieces, textposition="outside",
+                           marker=dict(color=steps, colorscale="Viridis", cmin=1, cmax=max(1, total_steps)),
+                           hovertemplate="%{text}: step %{y}<extra></extra>"))
+    fig.update_layout(**LAYOUT, title="Step at which each filled token was revealed")
+    fig.update_xaxes(title="token of the spans", showticklabels=False)
+    fig.update_yaxes(title="step", range=[0, max(1, total_steps) * 1.15])
+    return fig

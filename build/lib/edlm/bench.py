@@ -1,0 +1,418 @@
+"""Benchmarks: sample quality (judge perplexity, unigram entropy) against steps, k and the IS window; infilling
+in context; wall-clock, forward passes, memory; quality against time and the speed-up at matched quality;
+where the time goes; and how cost grows with length and batch. Results: a Markdown table on stdout, plus
+results.json, table.md and Plotly figures (HTML, and PNG when kaleido can render) in the output folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .bundle import Bundle
+from .data import consecutive_windows, read_split, token_stream
+from .evaluate import generative_perplexity, unigram_entropy
+from .limits import DEFAULTS, Request
+from .pipeline import _run
+
+PRESETS = {
+    "tiny": dict(samples=4, batch=4, steps=(4, 8), ks=(2,), windows=(0.5,), latency_repeats=1,
+                 lengths=(64, 128), batches=(1, 4)),
+    "quick": dict(samples=16, batch=16, steps=(8, 16, 32), ks=(4,), windows=(0.5,), latency_repeats=3,
+                  lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
+    # Steps swept at the shipped k and window; k and the window swept one at a time at 32 steps.
+    "full": dict(samples=64, batch=32, steps=(8, 16, 32, 64, 128), ks=(2, 4, 8, 16), windows=(0.25, 0.5, 1.0),
+                 sweep_at=32, latency_repeats=5, lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
+}
+
+
+@dataclass
+class BenchConfig:
+    corpus: str
+    out: str = "results/bench"
+    samples: int = 16
+    batch: int = 16
+    steps: tuple = (8, 16, 32)
+    ks: tuple = (4,)
+    windows: tuple = (0.5,)
+    sweep_at: int | None = None  # None: every k x window at every step count; else only at these steps
+    top_p: float = 1.0  # nucleus of the proposal for every sampler (1 = none, as in the paper)
+    samplers: tuple = ("mdlm", "edlm-ar", "edlm-nce", "ar")
+    latency_repeats: int = 3
+    lengths: tuple = (128, 256, 512, 1024)
+    batches: tuple = (1, 8, 32)
+    seed: int = 0
+    parts: tuple = ("generate", "infill", "latency", "growth")
+    ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
+
+
+@dataclass
+class Cell:
+    task: str
+    sampler: str
+    steps: int
+    k: int = 1
+    is_window: float = 0.0
+    samples: int = 0
+    judge_ppl: float = float("nan")
+    judge_ppl_sd: float = float("nan")
+    entropy: float = float("nan")
+    sec_per_sample: float = float("nan")
+    denoiser_calls: float = 0.0
+    energy_calls: float = 0.0
+    forward_share: float = float("nan")   # share of wall-clock inside model forward passes
+    peak_rss_mb: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+
+class ForwardTimer:
+    """Accumulates the time spent inside the forward passes of the given modules (synchronising a GPU)."""
+
+    def __init__(self, modules):
+        self.total, self.handles, self._t0 = 0.0, [], {}
+        for m in modules:
+            if m is not None:
+                self.handles.append(m.register_forward_pre_hook(self._pre))
+                self.handles.append(m.register_forward_hook(self._post))
+
+    def _sync(self):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def _pre(self, module, args):
+        self._sync()
+        self._t0[id(module)] = time.perf_counter()
+
+    def _post(self, module, args, out):
+        self._sync()
+        self.total += time.perf_counter() - self._t0.pop(id(module))
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _peak_rss_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run_batch(bundle: Bundle, ids: torch.Tensor, req: Request) -> tuple[torch.Tensor, int, int]:
+    """Fill ids in place; returns them with the denoiser and energy pass counts."""
+    den = en = 0
+    editable = ids[0] == bundle.tokenizer.mask_token_id  # benchmark windows carry no literal mask tokens
+    for _, prog in _run(bundle, ids, req, editable):
+        den, en = prog.denoiser_calls, prog.energy_calls + prog.ar_calls
+    return ids, den, en
+
+
+def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: BenchConfig) -> Cell:
+    """Sample (generate: from all-masks; infill: the masked TEST windows) and score with the judge."""
+    timer = ForwardTimer([bundle.denoiser, bundle.ar, bundle.nce])
+    outs, den, en = [], 0, 0
+    start = time.perf_counter()
+    for i, chunk in enumerate(base.split(cfg.batch)):
+        r = Request(**{**asdict(req), "seed": req.seed + i})
+        ids, d, e = _run_batch(bundle, chunk.clone(), r)
+        outs.append(ids)
+        den, en = den + d, en + e
+    wall = time.perf_counter() - start
+    timer.close()
+    samples = torch.cat(outs)
+    ppl, per = generative_perplexity(bundle.judge, samples, bundle.tokenizer.bos_token_id)
+    n_batches = math.ceil(len(base) / cfg.batch)
+    name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
+    return Cell(task=task, sampler=name, steps=req.steps, k=req.k if req.sampler.startswith("edlm") else 1,
+                is_window=req.is_window if req.sampler.startswith("edlm") else 0.0, samples=len(samples),
+                judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),
+                sec_per_sample=wall / len(samples), denoiser_calls=den / n_batches, energy_calls=en / n_batches,
+                forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb())
+
+
+def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
+    """(k, window) pairs run at this step count: all of them, or (sweep design) one factor at a time around the
+    shipped defaults at `sweep_at` steps and the defaults alone elsewhere."""
+    if cfg.sweep_at is None:
+        return [(k, w) for k in cfg.ks for w in cfg.windows]
+    default = (DEFAULTS.k, DEFAULTS.is_window)
+    if steps != cfg.sweep_at:
+        return [default]
+    pairs = [(k, DEFAULTS.is_window) for k in cfg.ks] + [(DEFAULTS.k, w) for w in cfg.windows]
+    return sorted(set(pairs) | {default})
+
+
+def _requests(cfg: BenchConfig, task: str) -> list[Request]:
+    reqs = []
+    for steps in cfg.steps:
+        for sampler in cfg.samplers:
+            if sampler == "mdlm":
+                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
+            elif sampler in ("edlm-ar", "edlm-nce"):
+                pairs = _edlm_settings(cfg, steps)
+                reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed) for k, w in pairs]
+                if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
+                    k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
+                    reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, ar_weighting="product"))
+    if "ar" in cfg.samplers and task == "generate":
+        reqs.append(Request("ar", 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
+    return reqs
+
+
+def speedups(cells: list[Cell]) -> list[dict]:
+    """For each EDLM cell: the time MDLM needs to reach the same judge perplexity (interpolated in log time
+    along MDLM's steps curve) divided by the EDLM time. Empty where MDLM's curve does not reach that quality."""
+    out = []
+    for task in {c.task for c in cells}:
+        mdlm = sorted((c for c in cells if c.task == task and c.sampler == "mdlm"), key=lambda c: c.sec_per_sample)
+        for c in cells:
+            if c.task != task or not c.sampler.startswith("edlm"):
+                continue
+            t_match = None
+            for a, b in zip(mdlm, mdlm[1:]):
+                lo, hi = sorted((a.judge_ppl, b.judge_ppl))
+                if lo <= c.judge_ppl <= hi and a.judge_ppl != b.judge_ppl:
+                    f = (c.judge_ppl - a.judge_ppl) / (b.judge_ppl - a.judge_ppl)
+                    t_match = math.exp(math.log(a.sec_per_sample) + f * (math.log(b.sec_per_sample) -
+                                                                          math.log(a.sec_per_sample)))
+                    break
+            if t_match is None and mdlm and c.judge_ppl >= max(m.judge_ppl for m in mdlm):
+                t_match = min(m.sec_per_sample for m in mdlm)  # EDLM worse than MDLM's fastest: no speed-up
+            out.append({"task": task, "sampler": c.sampler, "steps": c.steps, "k": c.k, "is_window": c.is_window,
+                        "edlm_sec": c.sec_per_sample, "mdlm_sec_same_quality": t_match,
+                        "speedup": (t_match / c.sec_per_sample) if t_match else None})
+    return out
+
+
+def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
+    """Issue targets: 64 masked tokens inside a 128-token window, 32 steps, batch 1 (median of `repeats`)."""
+    rows = []
+    L = window.shape[-1]
+    ids = window[:L].clone().unsqueeze(0)
+    a, b = L // 4, L // 4 + min(64, L // 2)
+    ids[:, a:b] = bundle.tokenizer.mask_token_id
+    for sampler, k in (("mdlm", 1), ("edlm-ar", 8), ("edlm-nce", 8)):
+        if (sampler == "edlm-ar" and bundle.ar is None) or (sampler == "edlm-nce" and bundle.nce is None):
+            continue
+        times = []
+        for r in range(repeats + 1):  # the first run warms up
+            t0 = time.perf_counter()
+            _run_batch(bundle, ids.clone(), Request(sampler, 32, k, 0.5, 1.0, 1.0, r))
+            times.append(time.perf_counter() - t0)
+        rows.append({"sampler": sampler, "k": k, "masked": b - a, "window": L, "steps": 32,
+                     "seconds_median": statistics.median(times[1:])})
+    return rows
+
+
+def growth(bundle: Bundle, lengths, batches) -> list[dict]:
+    """One denoiser forward (same width and depth as the bundle's, random weights, length up to 1024): seconds
+    and peak memory growth against sequence length and batch size."""
+    from .models import DenoiserModel
+
+    from .models import DiTConfig
+
+    keys = ("vocab_size", "hidden_size", "n_blocks", "n_heads", "cond_dim", "mlp_ratio", "mask_token_id",
+            "time_conditioning")
+    dit_cfg = {k: getattr(bundle.denoiser.config, k) for k in keys} | {"length": max(lengths), "dropout": 0.0}
+    model = DenoiserModel(DiTConfig(**dit_cfg))
+    model = model.to(bundle.device).eval()
+    rows = []
+    for L in lengths:
+        for B in batches:
+            x = torch.full((B, L), model.config.mask_token_id, device=bundle.device)
+            t = torch.ones(B, device=bundle.device)
+            with torch.inference_mode():
+                model(x, t)  # warm-up
+                if torch.cuda.is_available():
+                    before = torch.cuda.memory_allocated()
+                    torch.cuda.reset_peak_memory_stats()
+                dt = float("inf")
+                for _ in range(3):  # best of three: the machine's other work only adds time
+                    t0 = time.perf_counter()
+                    model(x, t)
+                    if torch.cuda.is_available():
+                        torch.cuda.synchronize()
+                    dt = min(dt, time.perf_counter() - t0)
+            mem = (torch.cuda.max_memory_allocated() - before) / 2**20 if torch.cuda.is_available() else \
+                _cpu_peak_mb(dit_cfg, L, B)
+            rows.append({"length": L, "batch": B, "forward_seconds": dt, "tokens_per_second": B * L / dt,
+                         "memory_mb": mem})
+    return rows
+
+
+_PEAK_CHILD = """
+import json, sys, torch
+from edlm.models import DenoiserModel, DiTConfig
+def hwm_mb():  # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak across exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+cfg, L, B = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+model = DenoiserModel(DiTConfig(**cfg)).eval()
+x = torch.full((B, L), model.config.mask_token_id)
+with torch.inference_mode():
+    model(x[:1, :8], torch.ones(1))
+    base = hwm_mb()
+    model(x, torch.ones(B))
+print(hwm_mb() - base)
+"""
+
+
+def _cpu_peak_mb(config: dict, length: int, batch: int) -> float | None:
+    """Peak resident-memory growth of one forward on the CPU, measured in a fresh child process."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    r = subprocess.run([sys.executable, "-c", _PEAK_CHILD, json.dumps(config), str(length), str(batch)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    try:
+        return float(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def machine() -> str:
+    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, " \
+        f"{torch.get_num_threads()} torch threads)"
+    return f"{dev}, torch {torch.__version__}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def table(cells: list[Cell]) -> str:
+    head = "| task | sampler | steps | k | IS window | judge ppl (sd) | entropy | s/sample | denoiser / energy passes " \
+           "| forward share |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    rows = []
+    for c in cells:
+        rows.append(f"| {c.task} | {c.sampler} | {c.steps or '-'} | {c.k} | {c.is_window:g} | {c.judge_ppl:.1f} "
+                    f"({c.judge_ppl_sd:.1f}) | {c.entropy:.2f} | {c.sec_per_sample:.3f} | {c.denoiser_calls:.0f} / "
+                    f"{c.energy_calls:.0f} | {c.forward_share:.0%} |")
+    return head + "\n".join(rows)
+
+
+def figures(cells: list[Cell], out: Path) -> list[str]:
+    import plotly.graph_objects as go
+
+    written = []
+    for task in sorted({c.task for c in cells}):
+        fig = go.Figure()
+        groups: dict[str, list[Cell]] = {}
+        for c in cells:
+            if c.task == task and c.sampler != "reference":
+                name = c.sampler if c.sampler in ("mdlm", "ar") else f"{c.sampler} k={c.k} w={c.is_window:g}"
+                groups.setdefault(name, []).append(c)
+        for name, cs in groups.items():
+            cs.sort(key=lambda c: c.sec_per_sample)
+            fig.add_trace(go.Scatter(x=[c.sec_per_sample for c in cs], y=[c.judge_ppl for c in cs], name=name,
+                                     mode="lines+markers", text=[f"{c.steps} steps" for c in cs]))
+        ref = [c for c in cells if c.task == task and c.sampler == "reference"]
+        if ref:
+            fig.add_hline(y=ref[0].judge_ppl, line_dash="dot", annotation_text="real TEST text")
+        fig.update_layout(title=f"{task}: judge perplexity against wall-clock per sample (lower-left is better)",
+                          xaxis=dict(title="seconds per sample", type="log"), yaxis=dict(title="judge perplexity"),
+                          template="plotly_white", width=900, height=520)
+        html = out / f"quality_vs_time_{task}.html"
+        fig.write_html(html, include_plotlyjs="directory")  # works offline
+        written.append(str(html))
+        try:
+            fig.write_image(out / f"quality_vs_time_{task}.png")
+            written.append(str(out / f"quality_vs_time_{task}.png"))
+        except Exception as e:  # kaleido missing or no browser: HTML only
+            print(f"(PNG not written: {type(e).__name__})")
+    return written
+
+
+def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
+    """Run the configured parts; returns the results dictionary (also written under cfg.out)."""
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if bundle.judge is None:
+        raise ValueError(f"model {bundle.name!r} has no judge model, which the benchmarks need to score samples")
+    if next(bundle.judge.parameters()).dtype != torch.float32:  # score every dtype's samples the same way
+        import copy
+
+        bundle = dataclasses.replace(bundle, judge=copy.deepcopy(bundle.judge).float())
+    L = bundle.window
+    test = consecutive_windows(token_stream(bundle.tokenizer, read_split(cfg.corpus, "test")), L, cfg.samples)
+    if len(test) < cfg.samples:
+        raise ValueError(f"the TEST split has only {len(test)} windows of {L} tokens")
+    mask_id = bundle.tokenizer.mask_token_id
+    cells: list[Cell] = []
+    results: dict = {"machine": machine(), "config": asdict(cfg), "model": bundle.name}
+    ppl, per = generative_perplexity(bundle.judge, test, bundle.tokenizer.bos_token_id)
+    cells.append(Cell("generate", "reference", 0, samples=len(test), judge_ppl=ppl,
+                      judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test)))
+    jobs = []
+    if "generate" in cfg.parts:
+        jobs += [("generate", r) for r in _requests(cfg, "generate")]
+    if "infill" in cfg.parts:
+        jobs += [("infill", r) for r in _requests(cfg, "infill")]
+        cells.append(Cell("infill", "reference", 0, samples=len(test), judge_ppl=ppl,
+                          judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test)))
+    # Each finished cell is appended to cells.jsonl at once, so a long run that is stopped loses nothing; run
+    # the same command again and the cells already there (same settings and sample count) are reused.
+    done_path, ident = out / "cells.jsonl", dict(model=bundle.name, dtype=str(next(bundle.denoiser.parameters()).dtype),
+                                                 samples_asked=cfg.samples, seed=cfg.seed)
+    done = {}
+    if done_path.exists():
+        for line in done_path.read_text().splitlines():
+            rec = json.loads(line)
+            if all(rec.get(k) == v for k, v in ident.items()):
+                done[(rec["task"], json.dumps(rec["request"], sort_keys=True))] = Cell(**rec["cell"])
+    for task, req in tqdm(jobs, desc="bench cells"):
+        key = (task, json.dumps(asdict(req), sort_keys=True))
+        if key in done:
+            cells.append(done[key])
+            continue
+        if task == "generate":
+            base = torch.full((cfg.samples, L), mask_id)
+        else:
+            base = test.clone()
+            base[:, L // 4: L // 4 + L // 2] = mask_id  # the middle half of each TEST window
+        if req.sampler == "ar":
+            base = torch.full((cfg.samples, L), mask_id)
+        cells.append(run_cell(bundle, task, base, req, cfg))
+        with done_path.open("a") as f:
+            f.write(json.dumps({"task": task, "request": asdict(req), **ident, "cell": asdict(cells[-1])}) + "\n")
+    results["cells"] = [asdict(c) for c in cells]
+    results["speedups"] = speedups(cells)
+    if "latency" in cfg.parts:
+        results["latency"] = latency(bundle, test[0], cfg.latency_repeats)
+    if "growth" in cfg.parts:
+        results["growth"] = growth(bundle, cfg.lengths, cfg.batches)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    md = [f"Machine: {results['machine']}; model: {bundle.name}; {cfg.samples} samples per cell, "
+          f"seed {cfg.seed}, top-p {cfg.top_p:g}.\n", table(cells)]
+    if results["speedups"]:
+        md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
+                  "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"
+                  "|---|---|---|---|---|---|---|---|")
+        for s in results["speedups"]:
+            md.append(f"| {s['task']} | {s['sampler']} | {s['steps']} | {s['k']} | {s['is_window']:g} | "
+                      f"{s['edlm_sec']:.3f} | {s['mdlm_sec_same_quality'] or float('nan'):.3f} | "
+                      f"{(s['speedup'] or float('nan')):.2f}x |")
+    if results.get("latency"):
+        md.append("\n**Latency** (64 masked tokens in a 128-token window, 32 steps, batch 1, median):\n\n"
+                  "| sampler | k | seconds |\n|---|---|---|")
+        md += [f"| {r['sampler']} | {r['k']} | {r['seconds_median']:.3f} |" for r in results["latency"]]
+    if results.get("growth"):
+        md.append("\n**Cost growth** (one denoiser forward, same width and depth):\n\n| length | batch | seconds | "
+                  "tokens/s | memory MB |\n|---|---|---|---|---|")
+        for r in results["growth"]:
+            mem = "-" if r["memory_mb"] is None else f"{r['memory_mb']:.0f}"
+            md.append(f"| {r['length']} | {r['batch']} | {r['forward_seconds']:.4f} | "
+                      f"{r['tokens_per_second']:,.0f} | {mem} |")
+    text = "\n".join(md)
+    (out / "table.md").write_text(text + "\n")
+    results["figures"] = figures(cells, out)
+    print(text)
+    return results

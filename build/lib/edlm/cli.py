@@ -1,0 +1,155 @@
+"""Command line: `python -m edlm {infill,generate,eval,train,bench} ...`. Heavy imports happen inside commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _sampler_flags(p: argparse.ArgumentParser) -> None:
+    from .limits import SETTINGS
+
+    p.add_argument("--model", default="default", help="preset name or model folder (default: the embedded models)")
+    for st in SETTINGS:  # one flag per setting of the schema; values are checked by edlm.limits.validate
+        flag = "--" + st.name.replace("_", "-")
+        if st.kind is bool:
+            p.add_argument(flag, action="store_true", help=st.help)
+            continue
+        rng = f" ({st.lo:g}..{st.hi:g})" if st.lo is not None and st.name != "seed" else ""
+        p.add_argument(flag, type=st.kind, default=st.default, metavar=st.name.upper(),
+                       help=f"{st.help}{rng}; default {st.default}")
+    p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m edlm", description="EDLM Studio: energy-based diffusion LM "
+                                     "for text infilling and generation.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("infill", help="fill [MASK] / [MASK:n] spans in a text")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="text with spans: [MASK:n] = n tokens, [MASK] = length chosen; \\[MASK] is literal")
+    src.add_argument("--text-file", help="read the text from this file ('-' for standard input)")
+    _sampler_flags(p)
+    p.add_argument("--stream", action="store_true", help="print every reverse step (with --json: JSON Lines)")
+
+    p = sub.add_parser("generate", help="unconditional generation or prefix continuation")
+    p.add_argument("--length", type=int, required=True, help="tokens to generate")
+    p.add_argument("--prefix", default="", help="text to continue")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
+    _sampler_flags(p)
+
+    p = sub.add_parser("eval", help="perplexities on a corpus split")
+    p.add_argument("--split", choices=["validation", "test"], default="validation")
+    p.add_argument("--corpus", default=None, help="corpus folder (default: ../shared/corpus/sotu)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--windows", type=int, default=256, help="number of 128-token windows to score")
+    p.add_argument("--mc-draws", type=int, default=8, help="Monte Carlo draws of t per window for the ELBO")
+    p.add_argument("--nce-levels", default="0.2,0.5,0.8", help="noise levels for the NCE accuracy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
+    p.add_argument("--preset", choices=["tiny", "quick", "full"], default="quick",
+                   help="grid size: quick (CPU, minutes) or full (the paper's grid; a GPU or hours)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
+    p.add_argument("--out", default="results/bench", help="folder for results.json, table.md and figures")
+    p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
+    p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")
+    p.add_argument("--steps", default=None, help="comma-separated step counts (overrides the preset)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus of the proposal for every cell (1 = none)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")
+    p.add_argument("kind", choices=["tokenizer", "denoiser", "ar", "nce"])
+    p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files (TEST split never used)")
+    p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    p.add_argument("--tokenizer", help="tokenizer folder (denoiser, ar, nce)")
+    p.add_argument("--denoiser", help="trained denoiser folder (nce)")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--time-conditioning", action="store_true")
+    p.add_argument("--self-conditioning", action="store_true",
+                   help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
+    p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape)")
+    p.add_argument("--ema", default="", help="comma-separated EMA decays to keep and validate, e.g. 0.999,0.9995")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--precision", choices=["no", "bf16", "fp16"], default="bf16")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _fail(msg: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": msg}))
+    else:
+        print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line (a JSON object under --json), not a usage block."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message} (see python -m edlm {self.prog.split()[-1]} --help)"
+                          if " " in self.prog else f"{message} (see python -m edlm --help)")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        return _fail(str(e), "--json" in argv)
+    as_json = getattr(args, "json", False)
+    try:
+        if args.command == "train":
+            return _train(args)
+        from . import commands
+
+        return getattr(commands, args.command)(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", as_json)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, as_json)
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, train, train_tokenizer_cmd
+
+    if args.kind == "tokenizer":
+        print(train_tokenizer_cmd(args.corpus, args.out, args.vocab_size))
+        return 0
+    if not args.tokenizer:
+        raise ValueError("--tokenizer is required to train a network")
+    cfg = TrainConfig(kind=args.kind, out_dir=args.out, corpus=args.corpus, tokenizer=args.tokenizer,
+                      denoiser=args.denoiser, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+                      warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes,
+                      eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
+                      mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
+                      n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
+                      self_conditioning=args.self_conditioning, init_from=args.init,
+                      ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
+    print(train(cfg))
+    return 0

@@ -1,0 +1,170 @@
+"""The command-line commands (parsing lives in cli.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_CORPUS = Path("..") / "shared" / "corpus" / "sotu"
+
+
+def _settings(args) -> dict:
+    from .limits import SETTINGS
+
+    return {st.name: getattr(args, st.name) for st in SETTINGS}
+
+
+def read_bounded(stream, limit: int, name: str) -> str:
+    """UTF-8 text from a binary stream, byte-exact (no newline translation: CRLF stays CRLF), reading at most
+    `limit` + 1 characters so an endless or huge input fails fast instead of filling memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunks, n = [], 0
+    while True:
+        block = stream.read(1 << 16)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name} is not UTF-8 text (bad byte at offset {e.start} of a block)") from None
+        chunks.append(text)
+        n += len(text)
+        if n > limit:
+            raise ValueError(f"{name} has more than {limit:,} characters; the limit is {limit:,}")
+        if not block:
+            return "".join(chunks)
+
+
+def _read_text(args) -> str:
+    from .limits import LIMITS
+
+    if args.text is not None:
+        return args.text
+    if args.text_file == "-":
+        return read_bounded(sys.stdin.buffer, LIMITS.max_text_chars, "standard input")
+    path = Path(args.text_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such text file: {path}")
+    with open(path, "rb") as f:
+        return read_bounded(f, LIMITS.max_text_chars, f"text file {path}")
+
+
+def _step_record(ev) -> dict:
+    rec = {"step": ev.step, "total_steps": ev.total_steps, "t": round(ev.t, 6), "text": ev.text,
+           "masked": ev.masked, "window": ev.window, "denoiser_calls": ev.denoiser_calls,
+           "energy_calls": ev.energy_calls, "ar_calls": ev.ar_calls, "remasked": ev.remasked,
+           "seconds": round(ev.elapsed, 4)}
+    if ev.is_step:
+        rec.update(weights=ev.weights, log_weights=ev.log_weights, ess=ev.ess, chosen=ev.chosen,
+                   candidates=ev.candidates)
+    return rec
+
+
+def _final_record(ev, settings: dict) -> dict:
+    return {"final": True, "text": ev.text, "spans": ev.spans, "steps": ev.step, "seconds": round(ev.elapsed, 4),
+            "sampler": settings["sampler"], "seed": settings["seed"], "k": settings["k"],
+            "lengths": ev.lengths, "length_scores": {str(k): v for k, v in ev.length_scores.items()},
+            "denoiser_calls": ev.denoiser_calls, "energy_calls": ev.energy_calls, "ar_calls": ev.ar_calls,
+            "ended_early": ev.ended_early}
+
+
+def infill(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .bundle import load_bundle
+    from .limits import validate
+    from .pipeline import infill_stream
+    from .spans import parse
+
+    text, settings = _read_text(args), _settings(args)
+    validate(**settings)
+    parse(text)  # fail fast on bad input, before loading any model
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    bar = None if args.stream else tqdm(total=settings["steps"], desc=settings["sampler"], file=sys.stderr,
+                                        leave=False, disable=args.json or not sys.stderr.isatty())
+    last = None
+    for ev in infill_stream(bundle, text, **settings):
+        last = ev
+        if args.stream:
+            print(json.dumps(_step_record(ev)) if args.json else
+                  f"[{ev.step}/{ev.total_steps}] masked={ev.masked} {ev.text}", flush=True)
+        elif bar is not None:
+            bar.total = ev.total_steps
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(_final_record(last, settings)))
+    else:
+        print(last.text)
+    return 0
+
+
+def generate(args) -> int:
+    from .bundle import load_bundle
+    from .limits import validate
+    from .pipeline import generate as run
+
+    settings = _settings(args)
+    validate(**settings)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    events = run(bundle, args.length, prefix=args.prefix, num_samples=args.num_samples, **settings)
+    for i, ev in enumerate(events):
+        if args.json:
+            print(json.dumps({"sample": i, "text": ev.text, "generated": ev.spans[0], "steps": ev.step,
+                              "seconds": round(ev.elapsed, 4), "sampler": settings["sampler"]}))
+        else:
+            print(ev.text + ("\n" if i + 1 < len(events) else ""))
+    return 0
+
+
+def eval(args) -> int:  # noqa: A001 (the command is called eval)
+    import torch
+
+    from .bundle import load_bundle
+    from .data import consecutive_windows, read_split, token_stream
+    from .evaluate import ar_perplexity, elbo_perplexity, nce_accuracy
+
+    bundle = load_bundle(args.model, device=args.device)
+    corpus = args.corpus or DEFAULT_CORPUS
+    stream = token_stream(bundle.tokenizer, read_split(corpus, args.split))
+    windows = consecutive_windows(stream, bundle.window, limit=args.windows)
+    torch.manual_seed(args.seed)
+    res = {"split": args.split, "windows": len(windows), "window_tokens": bundle.window,
+           "mc_draws": args.mc_draws, "denoiser_elbo_ppl": elbo_perplexity(bundle.denoiser, windows,
+                                                                          args.mc_draws, args.seed)}
+    bos = bundle.tokenizer.bos_token_id
+    if bundle.ar is not None:
+        res["ar_ppl"] = ar_perplexity(bundle.ar, windows, bos)
+        res["ratio_denoiser_to_ar"] = res["denoiser_elbo_ppl"] / res["ar_ppl"]
+    if bundle.judge is not None:
+        res["judge_ppl"] = ar_perplexity(bundle.judge, windows, bos)
+    if bundle.nce is not None:
+        levels = [float(x) for x in args.nce_levels.split(",")]
+        res["nce_accuracy"] = {str(k): v for k, v in
+                               nce_accuracy(bundle.nce, bundle.denoiser, windows, levels, args.seed).items()}
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for key, value in res.items():
+            print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
+    return 0
+
+
+
+
+def bench(args) -> int:
+    from .bench import PRESETS, BenchConfig, run_bench
+    from .bundle import load_bundle
+
+    preset = dict(PRESETS[args.preset])
+    if args.samples is not None:
+        preset.update(samples=args.samples, batch=min(preset["batch"], args.samples))
+    if args.steps:
+        preset.update(steps=tuple(int(s) for s in args.steps.split(",")))
+    if not 0.0 < args.top_p <= 1.0:
+        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed, top_p=args.top_p,
+                      parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
+    run_bench(load_bundle(args.model, device=args.device, dtype=args.dtype), cfg)
+    return 0

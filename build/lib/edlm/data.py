@@ -1,0 +1,59 @@
+"""The text corpus: its split rule, and token windows for training and evaluation."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(filename: str) -> str:
+    """Split by the speech's year (first 4 characters of the name): year % 10 == 7 test, == 3 validation."""
+    year = int(Path(filename).name[:4])
+    if year % 10 == 7:
+        return "test"
+    if year % 10 == 3:
+        return "validation"
+    return "train"
+
+
+def read_split(corpus_dir: str | os.PathLike, split: str) -> list[str]:
+    """Texts of one split, in file-name order. A directory of .txt files named YEAR_*.txt."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    folder = Path(corpus_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {folder}")
+    files = sorted(f for f in folder.glob("*.txt") if f.name[:4].isdigit())
+    if not files:
+        raise FileNotFoundError(f"no YEAR_*.txt files in {folder}")
+    return [f.read_text(encoding="utf-8") for f in files if split_of(f.name) == split]
+
+
+def token_stream(tokenizer, texts: list[str]) -> torch.Tensor:
+    """All texts tokenised and joined, each followed by the end-of-document token: a 1-D LongTensor."""
+    from .tokenizer import encode
+
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(encode(tokenizer, text))
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def random_windows(stream: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """`batch` windows of `length` tokens at random offsets: [batch, length]."""
+    if len(stream) <= length:
+        raise ValueError(f"corpus has {len(stream)} tokens, fewer than one window of {length}")
+    starts = torch.randint(0, len(stream) - length, (batch,), generator=generator)
+    return torch.stack([stream[s:s + length] for s in starts.tolist()])
+
+
+def consecutive_windows(stream: torch.Tensor, length: int, limit: int | None = None) -> torch.Tensor:
+    """Non-overlapping windows covering the stream (the tail shorter than `length` is dropped): [N, length]."""
+    n = len(stream) // length
+    if limit is not None:
+        n = min(n, limit)
+    return stream[: n * length].view(n, length)

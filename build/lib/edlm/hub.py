@@ -1,0 +1,140 @@
+"""Real checkpoints: the public MDLM denoiser (`kuleshov-group/mdlm-owt`) loaded into our own DiT, and any
+Hugging Face causal LM as the EDLM-AR energy.
+
+The MDLM checkpoint's published format is a config.json with `model_type: "mdlm"` (fields vocab_size,
+model_length, hidden_dim, cond_dim, n_blocks, n_heads, dropout, time_conditioning) and weights whose names start
+with `backbone.` and follow the DiT layout of `edlm.models.dit`. Its remote code needs flash-attn and bf16
+autocast; here the same weights run through plain PyTorch on a CPU or GPU, with no remote code. Another masked
+diffusion checkpoint (SEDD, LLaDA-style) is added the same way: a config reader and a state-dict key map below.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .bundle import Bundle, ModelFilesError, pick_device, resolve_dtype
+
+MDLM_OWT = "kuleshov-group/mdlm-owt"
+MDLM_TOKENIZER = "gpt2"
+DEFAULT_ENERGY = "gpt2"
+
+
+def _offline_hint(repo: str) -> str:
+    return (f"download it once where there is a network, e.g. `huggingface-cli download {repo} --local-dir "
+            f"models/{repo.split('/')[-1]}`, then pass that folder instead of the name")
+
+
+def cache_problem(cache: str | os.PathLike) -> str | None:
+    """Why downloads cannot be stored in the Hugging Face cache folder (missing and not creatable, read-only,
+    not a folder), or None when a file can be written there."""
+    import tempfile
+
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache):
+            pass
+    except OSError as e:
+        return (f"the Hugging Face cache folder {cache} is not writable ({e.strerror or type(e).__name__}): set "
+                f"HF_HOME (or HF_HUB_CACHE) to a writable folder")
+    return None
+
+
+def fetch(name_or_dir: str, patterns: tuple[str, ...] = ("*.json", "*.safetensors", "*.txt", "*.model")) -> Path:
+    """A local folder for a Hub id (downloaded or from the cache, safetensors and configs only) or a directory."""
+    if Path(name_or_dir).is_dir():
+        return Path(name_or_dir)
+    from huggingface_hub import constants, snapshot_download
+
+    cache = constants.HF_HUB_CACHE
+    try:
+        return Path(snapshot_download(name_or_dir, allow_patterns=list(patterns), cache_dir=cache))
+    except Exception as e:  # offline, unknown repo, gated, unwritable cache, no space: say what to do
+        why = cache_problem(cache)
+        if why:
+            raise ModelFilesError(f"could not get {name_or_dir!r}: {why}") from None
+        raise ModelFilesError(f"could not get {name_or_dir!r} from the Hugging Face Hub ({type(e).__name__}); "
+                              + _offline_hint(name_or_dir)) from None
+
+
+def dit_config_from_mdlm(cfg: dict, mask_token_id: int | None = None):
+    """Our DiTConfig from an MDLM config.json; the mask token is the last id unless given."""
+    from .models import DiTConfig
+
+    return DiTConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_dim"], n_blocks=cfg["n_blocks"],
+                     n_heads=cfg["n_heads"], cond_dim=cfg["cond_dim"], length=cfg["model_length"],
+                     dropout=cfg.get("dropout", 0.1), time_conditioning=cfg.get("time_conditioning", False),
+                     mask_token_id=cfg["vocab_size"] - 1 if mask_token_id is None else mask_token_id)
+
+
+def load_mdlm_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
+    """Load an MDLM-format checkpoint folder into `edlm.models.DenoiserModel` (safetensors only)."""
+    from safetensors.torch import load_file
+
+    from .models import DenoiserModel
+
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        raise ModelFilesError(f"no config.json in {folder}")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("model_type") != "mdlm":
+        raise ModelFilesError(f"{folder} is not an MDLM checkpoint (model_type {cfg.get('model_type')!r})")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise ModelFilesError(f"no .safetensors weights in {folder}: only safetensors are loaded, never pickles")
+    state = {}
+    for w in weights:
+        state.update(load_file(w))
+    state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
+    model = DenoiserModel(dit_config_from_mdlm(cfg))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelFilesError(f"{folder}: weights do not match the MDLM DiT layout (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def load_causal_lm(name_or_dir: str, device=None, dtype: torch.dtype = torch.float32, trust_remote_code=False):
+    """Any transformers causal LM and its tokenizer, from safetensors weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = fetch(name_or_dir)
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=dtype,
+                                                 trust_remote_code=trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return model.to(device).eval(), tok
+
+
+def mdlm_tokenizer(name_or_dir: str = MDLM_TOKENIZER, vocab_size: int | None = None):
+    """The GPT-2 tokenizer with "[MASK]" appended as the mask token (id 50257 for mdlm-owt)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(fetch(name_or_dir, ("*.json", "*.txt")))
+    tok.add_special_tokens({"mask_token": "[MASK]"})
+    if vocab_size is not None and tok.mask_token_id != vocab_size - 1:
+        raise ModelFilesError(f"tokenizer {name_or_dir} puts [MASK] at {tok.mask_token_id}, the checkpoint expects "
+                              f"{vocab_size - 1}")
+    return tok
+
+
+def load_mdlm_bundle(denoiser: str = MDLM_OWT, tokenizer: str = MDLM_TOKENIZER, energy: str | None = DEFAULT_ENERGY,
+                     device: str | None = None, dtype: str | torch.dtype | None = None,
+                     name: str = "mdlm-owt") -> Bundle:
+    """An MDLM denoiser with its GPT-2 tokenizer and a causal LM energy.
+
+    An energy with the same tokenizer scores token ids directly; any other causal LM is used through the
+    text-level energy (decode, re-tokenise, score)."""
+    dev = pick_device(device)
+    dt = resolve_dtype(dtype, dev)
+    den = load_mdlm_checkpoint(fetch(denoiser), device=dev, dtype=dt)
+    tok = mdlm_tokenizer(tokenizer, den.config.vocab_size)
+    bundle = Bundle(name=name, tokenizer=tok, denoiser=den, device=dev)
+    if energy:
+        ar, ar_tok = load_causal_lm(energy, device=dev, dtype=dt)
+        bundle.ar = ar
+        if ar_tok.get_vocab() != {k: v for k, v in tok.get_vocab().items() if k != "[MASK]"}:
+            bundle.energy_tokenizer = ar_tok
+    return bundle

@@ -1,0 +1,142 @@
+"""Limits and defaults shared by the library, the command line and the app: enforced in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLERS = ("mdlm", "edlm-ar", "edlm-nce", "ar")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = 20_000      # characters of input text
+    max_span_tokens: int = 96         # tokens in one [MASK:n] span (must fit a 128-token window with context)
+    max_masked_tokens: int = 1024     # masked tokens in one request, all spans together
+    max_steps: int = 1024             # reverse steps
+    max_k: int = 32                   # importance-sampling candidates
+    max_samples: int = 64             # samples in one generate call
+    max_generate_tokens: int = 1024   # tokens in one generated sample
+    max_seed: int = 2**63 - 1
+    max_work: int = 4_000_000         # token-passes in one request (windows x steps x window tokens x (1 + k x IS
+    #                                   share) x samples), checked before a run starts: ~4-6 min on a 2-core CPU
+    app_run_seconds: float = 120.0    # app: wall-clock limit of one run (it stops with a message)
+    queue_size: int = 32              # app: requests waiting
+    concurrency: int = 2              # app: runs at a time
+    session_capacity: int = 500       # app: browser/client sessions whose state Gradio keeps (oldest dropped):
+    #                                   each holds ~150 KB, so this bounds that memory near 75 MB
+
+
+@dataclass(frozen=True)
+class Defaults:
+    sampler: str = "edlm-ar"
+    steps: int = 32
+    k: int = 4
+    is_window: float = 0.5
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    unmask: str = "random"
+    remask: str = "none"
+    carry_over: bool = False
+    ar_weighting: str = "ratio"
+
+
+LIMITS = Limits()
+DEFAULTS = Defaults()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One sampling setting: the single place its type, range, choices and help text are written. The library's
+    `validate`, the command line's flags, the app's controls and the benchmark read it from `SETTINGS`."""
+
+    name: str
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    choices: str | None = None  # name of the registry whose keys are the allowed values
+    help: str = ""
+
+    @property
+    def default(self):
+        return getattr(DEFAULTS, self.name)
+
+
+def choices(registry: str) -> tuple[str, ...]:
+    """The names registered for a setting: samplers, unmask orders, remask rules, AR weightings."""
+    if registry == "sampler":
+        return SAMPLERS
+    if registry == "ar_weighting":
+        return ("ratio", "product")
+    from . import transitions  # registries of the loop's transitions (imports torch: only when asked)
+
+    return tuple(transitions.UNMASK if registry == "unmask" else transitions.REMASK)
+
+
+SETTINGS = (
+    Setting("sampler", str, choices="sampler", help="mdlm (denoiser only), edlm-ar / edlm-nce (importance "
+            "sampling with the AR or NCE energy), ar (left-to-right baseline)"),
+    Setting("steps", int, 1, LIMITS.max_steps, help="reverse steps"),
+    Setting("k", int, 1, LIMITS.max_k, help="importance-sampling candidates per step"),
+    Setting("is_window", float, 0.0, 1.0, help="fraction of the run, from the noisiest step, that uses "
+            "importance sampling"),
+    Setting("temperature", float, 0.0, 10.0, help="sampling temperature (0 = greedy)"),
+    Setting("top_p", float, 1e-6, 1.0, help="nucleus sampling mass"),
+    Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)"),
+    Setting("unmask", str, choices="unmask", help="which masked positions a step reveals: random (ancestral), "
+            "confidence, margin or entropy (the surest first)"),
+    Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
+            "rewritten (ReMDM)"),
+    Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
+    Setting("ar_weighting", str, choices="ar_weighting", help="EDLM-AR weights: ratio = p_AR/q (the paper), "
+            "product = p_AR (target q*p_AR)"),
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Sampling settings after validation."""
+
+    sampler: str = DEFAULTS.sampler
+    steps: int = DEFAULTS.steps
+    k: int = DEFAULTS.k
+    is_window: float = DEFAULTS.is_window
+    temperature: float = DEFAULTS.temperature
+    top_p: float = DEFAULTS.top_p
+    seed: int = DEFAULTS.seed
+    carry_over: bool = DEFAULTS.carry_over
+    ar_weighting: str = DEFAULTS.ar_weighting
+    unmask: str = DEFAULTS.unmask
+    remask: str = DEFAULTS.remask
+
+
+def _number(name: str, value, kind: type, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)
+                                                                          and not value.is_integer()):
+        raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+    if value != value or not lo <= value <= hi:
+        raise ValueError(f"{name} = {value!r} is out of range: it must be from {lo} to {hi}")
+    return kind(value)
+
+
+def validate(**settings) -> Request:
+    """Check every sampling setting against `SETTINGS`; raise ValueError naming the first bad one. Settings not
+    given take their defaults; an unknown name is an error."""
+    unknown = set(settings) - {s.name for s in SETTINGS}
+    if unknown:
+        raise ValueError(f"unknown setting {sorted(unknown)[0]!r}: the settings are "
+                         f"{', '.join(s.name for s in SETTINGS)}")
+    out = {}
+    for s in SETTINGS:
+        value = settings.get(s.name, s.default)
+        if s.choices:
+            allowed = choices(s.choices)
+            if value not in allowed:
+                what = "sampler" if s.name == "sampler" else s.name
+                raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
+        elif s.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{s.name} must be true or false, not {value!r}")
+        else:
+            value = _number(s.name, value, s.kind, s.lo, s.hi)
+        out[s.name] = value
+    return Request(**out)

@@ -1,0 +1,102 @@
+"""Absorbing-state (masked) noise: schedules, forward masking q(x_t | x_0), the reverse posterior step.
+
+Time runs from t = 0 (clean text) to t = 1 (every token masked). A schedule gives alpha(t), the probability
+that a token is still visible at time t.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LogLinearSchedule:
+    """alpha(t) = 1 - (1 - eps) t: the mask probability grows linearly with t (MDLM's default)."""
+
+    eps: float = 1e-3
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (1.0 - self.eps) * t
+
+    def dalpha(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(t, -(1.0 - self.eps))
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Total noise sigma(t) = -log alpha(t), the time input of time-conditioned networks."""
+        return -torch.log1p(-(1.0 - self.eps) * t)
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    """alpha(t) = eps + (1 - eps) cos(pi t / 2): keeps more tokens visible early in the forward process."""
+
+    eps: float = 1e-3
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return self.eps + (1.0 - self.eps) * torch.cos(0.5 * math.pi * t)
+
+    def dalpha(self, t: torch.Tensor) -> torch.Tensor:
+        return -(1.0 - self.eps) * 0.5 * math.pi * torch.sin(0.5 * math.pi * t)
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        return -torch.log(self.alpha(t))
+
+
+SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
+Schedule = LogLinearSchedule | CosineSchedule
+
+
+def get_schedule(name: str) -> Schedule:
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+    return SCHEDULES[name]()
+
+
+def sample_times(batch: int, generator: torch.Generator | None = None, t_min: float = 1e-3,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Low-discrepancy times in [t_min, 1]: one shared uniform offset, evenly spread over the batch."""
+    u = torch.rand((), generator=generator, device=device)
+    t = (u + torch.arange(batch, device=device) / batch) % 1.0
+    return t_min + (1.0 - t_min) * t
+
+
+def add_noise(x0: torch.Tensor, t: torch.Tensor, mask_id: int, schedule: Schedule,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Forward process: each token of x0 [B, L] is masked independently with probability 1 - alpha(t[b])."""
+    p_mask = (1.0 - schedule.alpha(t)).unsqueeze(-1)
+    u = torch.rand(x0.shape, generator=generator, device=x0.device)
+    return torch.where(u < p_mask, torch.full_like(x0, mask_id), x0)
+
+
+def reveal_probability(t: float, s: float, schedule: Schedule) -> float:
+    """Chance that a position still masked at time t is revealed at time s < t: (alpha_s - alpha_t)/(1 - alpha_t)."""
+    a_t = float(schedule.alpha(torch.tensor(t, dtype=torch.float64)))
+    a_s = 1.0 if s <= 0 else float(schedule.alpha(torch.tensor(s, dtype=torch.float64)))
+    return min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
+
+
+def posterior_step(x_t: torch.Tensor, x0: torch.Tensor, t: float, s: float, mask_id: int, schedule: Schedule,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Reverse step t -> s given a sampled x0: reveal each masked position with the posterior probability.
+
+    Revealed positions keep their value; at s = 0 every remaining mask is revealed.
+    """
+    p = reveal_probability(t, s, schedule)
+    masked = x_t == mask_id
+    u = torch.rand(x_t.shape, generator=generator, device=x_t.device)
+    return torch.where(masked & (u < p), x0, x_t)
+
+
+def elbo_weight(t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """Weight -alpha'(t) / (1 - alpha(t)) of the masked-token cross-entropy in the continuous-time ELBO."""
+    return -schedule.dalpha(t) / (1.0 - schedule.alpha(t))
+
+
+def diffusion_loss(log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, mask_id: int,
+                   schedule: Schedule) -> torch.Tensor:
+    """MDLM negative ELBO per token, [B]: weight(t) * sum over masked positions of -log p(x0_i | x_t) / L."""
+    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    nll = torch.where(x_t == mask_id, nll, torch.zeros_like(nll))
+    return elbo_weight(t, schedule) * nll.sum(-1) / x0.shape[-1]

@@ -1,0 +1,42 @@
+"""Named models: `default` is the embedded bundle in assets/; any other value is a bundle folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .bundle import ASSETS, Bundle, ModelFilesError, load_folder
+
+PRESETS = {
+    "default": "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB",
+    "mdlm-owt": "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
+                "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)",
+}
+
+
+def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:
+    """`default`, `mdlm-owt`, `mdlm-owt:ENERGY` (any causal LM id or folder as the energy), a bundle folder, or
+    an MDLM-format checkpoint folder (paired with GPT-2)."""
+    dtype = dtype or torch.float32
+    if model == "mdlm-owt" or model.startswith("mdlm-owt:"):
+        from .hub import DEFAULT_ENERGY, load_mdlm_bundle
+
+        energy = model.split(":", 1)[1] if ":" in model else DEFAULT_ENERGY
+        return load_mdlm_bundle(energy=energy, device=device, dtype=dtype)
+    if (Path(model) / "config.json").is_file():
+        import json
+
+        from .bundle import read_json
+
+        if read_json(Path(model) / "config.json").get("model_type") == "mdlm":
+            from .hub import load_mdlm_bundle
+
+            return load_mdlm_bundle(denoiser=model, device=device, dtype=dtype, name=Path(model).name)
+    if model == "default":
+        if not (ASSETS / "denoiser").is_dir():
+            raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
+                                  "them with scripts/train_default_models.sh")
+        return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
+    if Path(model).is_dir():
+        return load_folder(model, device=device, dtype=dtype)
+    raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}) or a bundle folder")

@@ -1,0 +1,266 @@
+"""Samplers. Each is a generator that yields a `StepEvent` after every reverse step; the non-streaming result is
+simply the last event.
+
+- `sample`: the one masked-diffusion loop. Its pieces are pluggable: the proposal (a denoiser, optionally
+  self-conditioned), importance resampling of x0 by a residual energy (EDLM) inside the IS window, and the
+  transition (`edlm.transitions`: the unmasking order and the remasking rule).
+  `sample_mdlm` / `sample_edlm` are that loop without and with an energy.
+- `sample_ar`: left-to-right sampling from a causal LM, the baseline.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .energy import Energy, normalise
+from .models.ar import forward_with_cache
+from .noise import Schedule, get_schedule
+from .transitions import REMASK, UNMASK, StepContext, remdm_probability
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    steps: int = 32
+    k: int = 4               # EDLM candidates per IS step
+    is_window: float = 0.5   # IS is used while t > 1 - is_window (the noisiest part of the run)
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+    banned: tuple[int, ...] = ()  # token ids never sampled (special tokens)
+    unmask: str = "random"   # which masked positions a step reveals (edlm.transitions.UNMASK)
+    remask: str = "none"     # which written positions a step masks again (edlm.transitions.REMASK)
+    remask_strength: float = 0.02              # ReMDM's eta: top chance of masking a written token again
+    remask_window: tuple[float, float] = (0.55, 0.05)  # remasking is on while t is inside [to, from]
+
+    def __post_init__(self):
+        if self.unmask not in UNMASK:
+            raise ValueError(f"unknown unmask order {self.unmask!r}: choose one of {', '.join(UNMASK)}")
+        if self.remask not in REMASK:
+            raise ValueError(f"unknown remask rule {self.remask!r}: choose one of {', '.join(REMASK)}")
+
+
+@dataclass
+class StepEvent:
+    """What happened in one reverse step (all tensors on the CPU, batch first)."""
+
+    step: int                      # 1-based index of the step just taken
+    total_steps: int
+    t: float                       # time before the step
+    s: float                       # time after it
+    tokens: torch.Tensor           # [B, L] current sequence, mask id where still masked
+    fixed: torch.Tensor            # [B, L] given by the user, never changed
+    revealed: torch.Tensor         # [B, L] changed in this step (revealed, or masked again)
+    denoiser_calls: int
+    energy_calls: int
+    elapsed: float                 # seconds since the sampler started
+    is_step: bool = False
+    candidates: torch.Tensor | None = None    # [B, k, L]
+    log_weights: torch.Tensor | None = None   # [B, k]
+    weights: torch.Tensor | None = None       # [B, k], sum to 1
+    ess: torch.Tensor | None = None           # [B] effective sample size, in [1, k]
+    chosen: torch.Tensor | None = None        # [B] index of the kept candidate
+    remasked: torch.Tensor | None = None      # [B, L] written tokens masked again in this step (remasking)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.step == self.total_steps
+
+
+def time_grid(steps: int) -> list[float]:
+    """Uniform times 1 = t_0 > t_1 > ... > t_steps = 0."""
+    return [1.0 - i / steps for i in range(steps + 1)]
+
+
+def shape_log_probs(log_probs: torch.Tensor, temperature: float, top_p: float,
+                    banned: tuple[int, ...] = ()) -> torch.Tensor:
+    """Ban tokens, then apply temperature and nucleus truncation to log-probs [N, V]; returns normalised
+    log-probs (positions whose every allowed token is banned keep their distribution)."""
+    if banned:
+        cut = log_probs.clone()
+        cut[:, list(banned)] = float("-inf")
+        ok = torch.isfinite(cut).any(-1, keepdim=True)
+        log_probs = torch.where(ok, cut, log_probs).log_softmax(-1)
+    if temperature == 0:
+        return torch.full_like(log_probs, float("-inf")).scatter(-1, log_probs.argmax(-1, keepdim=True), 0.0)
+    lp = (log_probs / temperature).log_softmax(-1)
+    if top_p < 1.0:
+        sorted_lp, order = lp.sort(-1, descending=True)
+        cum = sorted_lp.exp().cumsum(-1)
+        drop_sorted = (cum - sorted_lp.exp()) >= top_p  # keep the smallest prefix reaching top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        lp = lp.masked_fill(drop, float("-inf")).log_softmax(-1)
+    return lp
+
+
+class RowRandom:
+    """One random stream per batch row (row b seeded from (seed, b)): a row's sample does not depend on the batch
+    it runs in, so sample 0 of a batch of 8 equals a batch of 1 with the same seed."""
+
+    def __init__(self, seed: int, rows: int, device: torch.device | str = "cpu"):
+        self.gens = [torch.Generator(device).manual_seed((seed + 1_000_003 * b) % 2**63) for b in range(rows)]
+        self.device = device
+
+    def rand(self, per_row: list[int] | int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniforms for each row, stacked in row order: `per_row[b]` x shape from row b's stream, concatenated
+        ([sum(per_row), *shape]); an int n gives every row n."""
+        counts = [per_row] * len(self.gens) if isinstance(per_row, int) else per_row
+        return torch.cat([torch.rand(n, *shape, generator=g, device=self.device, dtype=dtype)
+                          for g, n in zip(self.gens, counts)])
+
+
+def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator | torch.Tensor) -> torch.Tensor:
+    """k independent draws per row [N, k] by inverting the cumulative distribution cdf [N, V].
+
+    Tokens of zero probability are never drawn (their cdf equals the previous one); far cheaper than
+    torch.multinomial on a CPU for thousands of rows. Pass a float64 cdf: in float32 the many small
+    probabilities of the tail round away, which silently lowers the temperature (Zheng et al. 2024)."""
+    u = gen.to(cdf.dtype) if isinstance(gen, torch.Tensor) else \
+        torch.rand(cdf.shape[0], k, generator=gen, device=cdf.device, dtype=cdf.dtype)
+    u = u * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
+
+
+class Proposal:
+    """The denoiser's shaped x0 distribution at the N masked positions (row-major order of the mask).
+
+    A self-conditioning denoiser also gets `previous` (the last proposal's prediction) as its input; the first
+    step has none, which the network was also trained with."""
+
+    def __init__(self, denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig,
+                 previous: "Proposal | None" = None):
+        t_batch = torch.full((x.shape[0],), t, device=x.device)
+        self_cond = None
+        if getattr(denoiser.config, "self_conditioning", False) and previous is not None:
+            self_cond = previous.self_cond_for(x, masked, denoiser.config)
+        log_p = denoiser(x, t_batch, positions=masked, self_cond=self_cond).logits.float()
+        self.masked, self.log_p = masked, log_p
+        self.log_q = shape_log_probs(log_p, cfg.temperature, cfg.top_p, cfg.banned)
+        self.cdf = self.log_q.double().exp().cumsum(-1)  # float64: see sample_categorical
+
+    def self_cond_for(self, x: torch.Tensor, masked: torch.Tensor, config) -> torch.Tensor:
+        """Self-conditioning input for x: this proposal's probabilities at the positions still masked."""
+        from .models.denoiser import self_cond_input
+
+        dense = torch.zeros(*x.shape, self.log_p.shape[-1], device=x.device)
+        dense[self.masked] = self.log_p.exp()
+        return self_cond_input(x, config.mask_token_id, config.vocab_size, dense[masked], masked)
+
+    def sample(self, k: int, rng: RowRandom) -> torch.Tensor:
+        """k draws [N, k] per masked position, each batch row from its own stream."""
+        u = rng.rand(self.masked.sum(-1).tolist(), k, dtype=torch.float64)
+        return sample_categorical(self.cdf, k, u)
+
+
+def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepEvent:
+    return StepEvent(step=step, total_steps=cfg.steps, t=t, s=s, tokens=x.cpu(), fixed=fixed.cpu(),
+                     revealed=(x != prev).cpu(), denoiser_calls=calls, energy_calls=ecalls,
+                     elapsed=time.perf_counter() - start, **kw)
+
+
+@torch.inference_mode()
+def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
+           editable: torch.Tensor | None = None, schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """The masked-diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
+
+    Per step: the denoiser's proposal q(x0 | x_t) (skipped when nothing changed and the network ignores time);
+    one x0 drawn from it, or, inside the IS window with an energy, k candidates importance-resampled to one
+    (EDLM); then the transition: cfg.unmask picks the positions to reveal, cfg.remask the written ones to mask
+    again. `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
+    """
+    schedule = schedule or get_schedule(getattr(denoiser.config, "schedule", "loglinear"))
+    mask_id = denoiser.config.mask_token_id
+    unmask, remask = UNMASK[cfg.unmask], REMASK[cfg.remask]
+    gen = RowRandom(cfg.seed, x.shape[0], x.device)
+    editable = (x == mask_id) if editable is None else editable.to(x.device)
+    fixed, ts, start = ~editable, time_grid(cfg.steps), time.perf_counter()
+    cache, calls, ecalls, q = None, 0, 0, None
+    B, L, k = x.shape[0], x.shape[1], cfg.k
+    for i in range(cfg.steps):
+        t, s = ts[i], ts[i + 1]
+        masked = (x == mask_id) & editable
+        if cache is None:
+            q = Proposal(denoiser, x, t, masked, cfg, previous=q)
+            calls += 1
+        else:
+            q = cache
+        info = {}
+        if energy is not None and k > 1 and t > 1.0 - cfg.is_window and masked.any():
+            x0, info = importance_resample(energy, q, x, masked, t, k, gen)
+            ecalls += 1
+        else:
+            x0 = x.clone()
+            x0[masked] = q.sample(1, gen).squeeze(-1)
+        in_window = cfg.remask_window[1] <= t <= cfg.remask_window[0]
+        ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
+                          schedule=schedule, generator=gen,
+                          remask_prob=remdm_probability(t, s, schedule, cfg.remask_strength)
+                          if cfg.remask != "none" and in_window and s > 0 else 0.0)
+        reveal = unmask(ctx) & masked
+        again = remask(ctx, editable & ~masked) & editable & ~masked
+        prev = x
+        x = torch.where(reveal, x0, x)
+        x = torch.where(again, torch.full_like(x, mask_id), x)
+        nothing_new = bool((x == prev).all())
+        cache = q if nothing_new and not denoiser.config.time_conditioning else None
+        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, remasked=again.cpu(), **info)
+
+
+def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,
+                        gen: RowRandom) -> tuple[torch.Tensor, dict]:
+    """EDLM parallel importance sampling: k candidate x0 per row from q in one batch, weighted by the energy
+    (log-weights from `energy.log_weights`, normalised per row), one kept per row by multinomial resampling."""
+    B, L = x.shape
+    draws = q.sample(k, gen)  # [N, k]
+    rows, cols = masked.nonzero(as_tuple=True)
+    cands = x.unsqueeze(1).repeat(1, k, 1)  # [B, k, L]; flattened batch-major (row b*k + j)
+    cands[rows, :, cols] = draws
+    log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
+    log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
+                               torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
+    w, ess = normalise(log_w)
+    chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
+    x0 = cands[torch.arange(B, device=x.device), chosen]
+    return x0, dict(is_step=True, candidates=cands.cpu(), log_weights=log_w.cpu(), weights=w.cpu(),
+                    ess=ess.cpu(), chosen=chosen.cpu())
+
+
+def sample_mdlm(denoiser, x: torch.Tensor, cfg: SamplerConfig, schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """MDLM: the loop without an energy."""
+    return sample(denoiser, x, cfg, None, schedule=schedule)
+
+
+def sample_edlm(denoiser, energy: Energy, x: torch.Tensor, cfg: SamplerConfig,
+                schedule: Schedule | None = None) -> Iterator[StepEvent]:
+    """EDLM: the loop with parallel importance sampling of x0 inside the IS window."""
+    return sample(denoiser, x, cfg, energy, schedule=schedule)
+
+
+@torch.inference_mode()
+def sample_ar(model, prefix: torch.Tensor, n_new: int, cfg: SamplerConfig, bos_id: int,
+              mask_id: int) -> Iterator[StepEvent]:
+    """Left-to-right sampling of n_new tokens after prefix [B, P]; one event per token (steps = n_new)."""
+    B, P = prefix.shape
+    gen = RowRandom(cfg.seed, B, prefix.device)
+    window = getattr(model.config, "max_position_embeddings", 1 << 30)
+    x = torch.cat([prefix, torch.full((B, n_new), mask_id, device=prefix.device)], 1)
+    fixed = x != mask_id
+    ids = torch.cat([torch.full((B, 1), bos_id, device=prefix.device), prefix], 1)
+    run_cfg = SamplerConfig(steps=n_new, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
+                            banned=cfg.banned)
+    past, start = None, time.perf_counter()
+    for i in range(n_new):
+        if ids.shape[1] > window:  # past the model's context: slide the window, recompute without a cache
+            ids, past = ids[:, -window:], None
+        out, past = forward_with_cache(model, ids if past is None else ids[:, -1:], past)
+        log_q = shape_log_probs(out.logits[:, -1].float().log_softmax(-1), cfg.temperature, cfg.top_p,
+                                cfg.banned + (mask_id,))
+        tok = sample_categorical(log_q.double().exp().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64))
+        ids = torch.cat([ids, tok], 1)
+        prev, x = x, x.clone()
+        x[:, P + i] = tok.squeeze(-1)
+        yield _event(i + 1, run_cfg, 1.0 - i / n_new, 1.0 - (i + 1) / n_new, x, fixed, prev, 0, 0, start,
+                     extra={"ar_calls": i + 1})

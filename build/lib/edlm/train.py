@@ -1,0 +1,328 @@
+"""One training loop for the three networks (denoiser, AR LM, NCE energy), built on `accelerate`.
+
+The same command runs on a CPU, one GPU, or many GPUs/nodes under `accelerate launch`. Checkpoints are written
+every `save_every` steps (and when the time budget runs out) and a rerun of the same command resumes from the last.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import consecutive_windows, random_windows, read_split, token_stream
+from .noise import add_noise, diffusion_loss, get_schedule, sample_times
+from .tokenizer import load_tokenizer
+
+KINDS = ("denoiser", "ar", "nce")
+
+
+@dataclass
+class TrainConfig:
+    kind: str
+    out_dir: str
+    corpus: str
+    tokenizer: str
+    denoiser: str | None = None  # trained denoiser folder: the NCE energy starts from it and draws negatives from it
+    seq_len: int = 128
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    max_steps: int = 2000
+    max_minutes: float | None = None
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    eval_batches: int = 8
+    save_every: int = 250
+    seed: int = 0
+    mixed_precision: str = "bf16"  # "no" | "bf16" | "fp16"
+    hidden_size: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    dropout: float = 0.0
+    time_conditioning: bool = False
+    self_conditioning: bool = False  # denoiser: feed the previous x0 prediction back as an input
+    self_cond_prob: float = 0.5      # share of training batches that get a self-conditioning input
+    init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
+    ema_decays: tuple[float, ...] = ()  # EMA copies of the weights, each scored on validation; the best is kept
+    extra: dict = field(default_factory=dict)
+
+
+def build_model(cfg: TrainConfig, tokenizer):
+    """A fresh network of the configured kind (the NCE energy starts from the trained denoiser)."""
+    from .models import DenoiserModel, DiTConfig, EnergyModel
+    from .models.ar import new_ar_model
+
+    if cfg.kind == "denoiser":
+        model = DenoiserModel(DiTConfig(
+            vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
+            dropout=cfg.dropout, length=cfg.seq_len, mask_token_id=tokenizer.mask_token_id,
+            time_conditioning=cfg.time_conditioning, self_conditioning=cfg.self_conditioning))
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
+        return model
+    if cfg.kind == "ar":
+        model = new_ar_model(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                             hidden_size=cfg.hidden_size, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                             max_length=cfg.seq_len + 1)
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
+        return model
+    if cfg.kind == "nce":
+        if not cfg.denoiser:
+            raise ValueError("training the NCE energy needs --denoiser (a trained denoiser folder)")
+        return EnergyModel.from_denoiser(DenoiserModel.from_pretrained(cfg.denoiser))
+    raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {KINDS}")
+
+
+def warm_start(model: torch.nn.Module, folder: str) -> None:
+    """Copy the weights of a saved model (safetensors) into `model` by name and shape; parameters the saved model
+    lacks (e.g. a new self-conditioning projection) keep their initialisation. Mismatched shapes are an error."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model.safetensors in the warm-start folder {folder}")
+    saved, own = load_file(str(path)), model.state_dict()
+    bad = [k for k, v in saved.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"warm start from {folder}: shapes differ for {bad[:3]}")
+    unknown = [k for k in saved if k not in own]
+    if unknown:
+        raise ValueError(f"warm start from {folder}: this model has no {unknown[:3]}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in saved.items()}, strict=False)
+
+
+class EMA:
+    """Exponential moving averages of the weights, one float32 copy per decay (MDLM samples with its EMA)."""
+
+    def __init__(self, model: torch.nn.Module, decays: tuple[float, ...]):
+        self.decays = tuple(decays)
+        self.params = [p for p in model.parameters()]
+        self.shadows = [[p.detach().float().clone() for p in self.params] for _ in self.decays]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        for decay, shadow in zip(self.decays, self.shadows):
+            d = min(decay, (1 + step) / (10 + step))  # warm-up: early averages do not cling to the start
+            torch._foreach_lerp_(shadow, [p.detach().float() for p in self.params], 1.0 - d)
+
+    @torch.no_grad()
+    def swap(self, i: int) -> None:
+        """Exchange the live weights with EMA copy i (call again to swap back)."""
+        for p, s in zip(self.params, self.shadows[i]):
+            live = p.detach().float().clone()
+            p.copy_(s.to(p.dtype))
+            s.copy_(live)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{i}.{j}": s for i, shadow in enumerate(self.shadows) for j, s in enumerate(shadow)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for i, shadow in enumerate(self.shadows):
+            for j, s in enumerate(shadow):
+                s.copy_(state[f"{i}.{j}"])
+
+
+class Objective:
+    """The loss of each kind on a batch of clean windows x0 [B, L]; `metrics` for validation."""
+
+    def __init__(self, cfg: TrainConfig, tokenizer, device, schedule: str = "loglinear"):
+        self.kind = cfg.kind
+        self.mask_id = tokenizer.mask_token_id
+        self.bos_id = tokenizer.bos_token_id
+        self.schedule = get_schedule(schedule)  # the model's own schedule (its config says which)
+        self.self_cond_prob = cfg.self_cond_prob if cfg.self_conditioning else 0.0
+        self.sampler_denoiser = None
+        if cfg.kind == "nce":
+            from .models import DenoiserModel
+
+            self.sampler_denoiser = DenoiserModel.from_pretrained(cfg.denoiser).to(device).eval()
+            self.schedule = get_schedule(self.sampler_denoiser.config.schedule)
+
+    def loss(self, model, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+        if self.kind == "denoiser":
+            schedule = self.schedule
+            t = sample_times(x0.shape[0], gen, device=x0.device)
+            x_t = add_noise(x0, t, self.mask_id, schedule, gen)
+            self_cond = None
+            if self.self_cond_prob > 0 and (not model.training or
+                                            float(torch.rand((), generator=gen)) < self.self_cond_prob):
+                # Self-conditioning: the network's own first prediction, without gradient (always on at eval).
+                with torch.no_grad():
+                    self_cond = model(x_t, t, self_cond=None).logits.exp()
+            loss = diffusion_loss(model(x_t, t, self_cond=self_cond).logits, x0, x_t, t, self.mask_id,
+                                  schedule).mean()
+            return loss, {"nelbo": loss.item()}
+        if self.kind == "ar":
+            inp = torch.cat([torch.full_like(x0[:, :1], self.bos_id), x0], 1)
+            logits = model(input_ids=inp[:, :-1]).logits
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x0.reshape(-1))
+            return loss, {"nll": loss.item()}
+        return self.nce_loss(model, x0, gen)
+
+    def nce_loss(self, model, x0, gen):
+        """Real x0 vs x0 drawn from the denoiser for the same x_t: -[log s(-E_pos) + log s(E_neg)]."""
+        t = sample_times(x0.shape[0], gen, device=x0.device)
+        x_t = add_noise(x0, t, self.mask_id, self.schedule, gen)
+        with torch.no_grad():
+            probs = self.sampler_denoiser(x_t, t).logits.float().exp()
+            neg = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=gen).view_as(x0)
+        energies = model(torch.cat([x0, neg]), torch.cat([x_t, x_t]), torch.cat([t, t])).logits
+        e_pos, e_neg = energies.chunk(2)
+        loss = -(F.logsigmoid(-e_pos) + F.logsigmoid(e_neg)).mean()
+        acc = ((e_pos < 0).float().mean() + (e_neg > 0).float().mean()).item() / 2
+        return loss, {"nce": loss.item(), "acc": acc}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) and return the folder of the best model by validation loss."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    acc = Accelerator(mixed_precision=cfg.mixed_precision)
+    out = Path(cfg.out_dir)
+    ckpt_dir, best_dir = out / "checkpoint", out / "best"
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, tokenizer)
+    schedule = getattr(model.config, "schedule", "loglinear")
+    train_stream = token_stream(tokenizer, read_split(cfg.corpus, "train"))
+    val_windows = consecutive_windows(token_stream(tokenizer, read_split(cfg.corpus, "validation")), cfg.seq_len,
+                                      limit=cfg.eval_batches * cfg.batch_size)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    model, opt = acc.prepare(model, opt)
+    objective = Objective(cfg, tokenizer, acc.device, schedule=schedule)
+    ema = EMA(acc.unwrap_model(model), cfg.ema_decays) if cfg.ema_decays else None
+
+    state = {"step": 0, "best_val": float("inf"), "tokens": 0, "seconds": 0.0}
+    if (ckpt_dir / "state.json").exists():
+        acc.load_state(str(ckpt_dir))
+        state = json.loads((ckpt_dir / "state.json").read_text())
+        if ema is not None:
+            from safetensors.torch import load_file
+
+            ema.load_state_dict(load_file(str(ckpt_dir / "ema.safetensors")))
+        acc.print(f"resumed from step {state['step']}")
+    # One stream of randomness per step: resuming continues the same data order.
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["step"] + acc.process_index)
+
+    def evaluate() -> dict:
+        model.eval()
+        eval_gen = torch.Generator().manual_seed(1234)
+        sums: dict[str, float] = {}
+        with torch.no_grad(), acc.autocast():
+            batches = val_windows.split(cfg.batch_size)
+            for x0 in batches:
+                _, m = objective.loss(model, x0.to(acc.device), eval_gen)
+                for k, v in m.items():
+                    sums[k] = sums.get(k, 0.0) + v / len(batches)
+        model.train()
+        return sums
+
+    def evaluate_all() -> tuple[dict, str]:
+        """Validation of the live weights and of each EMA copy; returns (metrics by name, best name)."""
+        results = {"live": evaluate()}
+        for i, decay in enumerate(ema.decays if ema else ()):
+            ema.swap(i)
+            results[f"ema{decay:g}"] = evaluate()
+            ema.swap(i)
+        key = next(iter(results["live"]))
+        return results, min(results, key=lambda name: results[name][key])
+
+    def save(dst: Path, with_state: bool, weights: str = "live"):
+        acc.wait_for_everyone()
+        if with_state:
+            acc.save_state(str(dst))
+            (dst / "state.json").write_text(json.dumps(state))
+            if ema is not None:
+                from safetensors.torch import save_file
+
+                save_file(ema.state_dict(), str(dst / "ema.safetensors"))
+        swap = weights != "live"
+        if swap:
+            ema.swap([f"ema{d:g}" for d in ema.decays].index(weights))
+        if acc.is_main_process:
+            unwrapped = acc.unwrap_model(model)
+            unwrapped.save_pretrained(dst / "model", safe_serialization=True)
+            tokenizer.save_pretrained(dst / "model")
+            (dst / "train_config.json").write_text(json.dumps(asdict(cfg) | {"weights": weights}, indent=2))
+        if swap:
+            ema.swap([f"ema{d:g}" for d in ema.decays].index(weights))
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a") if acc.is_main_process else None
+    model.train()
+    start = time.time() - state["seconds"]
+    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
+    while state["step"] < cfg.max_steps:
+        step = state["step"]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        x0 = random_windows(train_stream, cfg.batch_size, cfg.seq_len, gen).to(acc.device)
+        with acc.autocast():
+            loss, metrics = objective.loss(model, x0, gen)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(step)
+        state["step"] += 1
+        state["tokens"] += x0.numel() * acc.num_processes
+        state["seconds"] = time.time() - start
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
+        out_of_time = cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes
+        done = state["step"] >= cfg.max_steps or out_of_time
+        if state["step"] % cfg.eval_every == 0 or done:
+            vals, best_name = evaluate_all()
+            val = vals[best_name]
+            key = next(iter(val))
+            record = {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["seconds"], 1),
+                      "lr": lr_at(step, cfg), "train": metrics, "val": val, "weights": best_name}
+            if ema is not None:
+                record["val_by_weights"] = vals
+            if log:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            acc.print(json.dumps(record))
+            if val[key] < state["best_val"]:
+                state["best_val"] = val[key]
+                save(best_dir, with_state=False, weights=best_name)
+        if state["step"] % cfg.save_every == 0 or done:
+            save(ckpt_dir, with_state=True)
+        if out_of_time:
+            acc.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
+            break
+    bar.close()
+    if not (best_dir / "model").exists():
+        save(best_dir, with_state=False)
+    return best_dir / "model"
+
+
+def train_tokenizer_cmd(corpus: str, out_dir: str, vocab_size: int) -> Path:
+    from .tokenizer import train_tokenizer
+
+    train_tokenizer(read_split(corpus, "train"), out_dir, vocab_size=vocab_size)
+    return Path(out_dir)
+
+
