@@ -32,6 +32,11 @@ PRESETS = {
     # Steps swept at the shipped k and window; k and the window swept one at a time at 32 steps.
     "full": dict(samples=64, batch=32, steps=(8, 16, 32, 64, 128), ks=(2, 4, 8, 16), windows=(0.25, 0.5, 1.0),
                  sweep_at=32, latency_repeats=5, lengths=(128, 256, 512, 1024), batches=(1, 8, 32)),
+    # Paired comparison of sampler variants against plain mdlm on the same windows and seeds (the issue targets).
+    "compare": dict(samples=64, batch=32, steps=(8, 16, 32), ks=(4,), windows=(0.5,), latency_repeats=5,
+                    lengths=(128,), batches=(1,), top_p=0.95,
+                    variants=("mdlm", "edlm-ar", "edlm-ar/product", "edlm-nce", "mdlm+confidence",
+                              "edlm-ar/product+confidence", "mdlm+remdm")),
 }
 
 
@@ -53,6 +58,35 @@ class BenchConfig:
     seed: int = 0
     parts: tuple = ("generate", "infill", "latency", "growth")
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
+    variants: tuple = ()     # if set, exactly these samplers: "SAMPLER[/WEIGHTING][+ORDER][+REMASK]", at cfg.ks[0],
+    #                          cfg.windows[0] (e.g. "edlm-ar/product+confidence", "mdlm+remdm")
+
+
+def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, seed: int) -> Request:
+    """A Request from a variant name such as "edlm-ar/product+confidence+remdm" (validated like any request)."""
+    from .limits import choices, validate
+
+    base, *mods = spec.split("+")
+    sampler, _, weighting = base.partition("/")
+    settings = dict(sampler=sampler, steps=steps, k=k if sampler.startswith("edlm") else 1,
+                    is_window=window if sampler.startswith("edlm") else 0.0, top_p=top_p, seed=seed)
+    if weighting:
+        settings["ar_weighting"] = weighting
+    for m in mods:
+        key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else None
+        if key is None:
+            raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order or a remask rule")
+        settings[key] = m
+    return validate(**settings)
+
+
+def variant_name(req: Request) -> str:
+    name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
+    if req.unmask != "random":
+        name += "+" + req.unmask
+    if req.remask != "none":
+        name += "+" + req.remask
+    return name
 
 
 @dataclass
@@ -131,12 +165,39 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
     samples = torch.cat(outs)
     ppl, per = generative_perplexity(bundle.judge, samples, bundle.tokenizer.bos_token_id)
     n_batches = math.ceil(len(base) / cfg.batch)
-    name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
+    name = variant_name(req)
     return Cell(task=task, sampler=name, steps=req.steps, k=req.k if req.sampler.startswith("edlm") else 1,
                 is_window=req.is_window if req.sampler.startswith("edlm") else 0.0, samples=len(samples),
                 judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),
                 sec_per_sample=wall / len(samples), denoiser_calls=den / n_batches, energy_calls=en / n_batches,
-                forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb())
+                forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb(),
+                extra={"log_ppl": [math.log(p) for p in per], "distinct2": distinct_n(samples, 2)})
+
+
+def distinct_n(samples: torch.Tensor, n: int = 2) -> float:
+    """Mean over samples of distinct n-grams / all n-grams: low means repeated phrases."""
+    vals = []
+    for row in samples.tolist():
+        grams = [tuple(row[i:i + n]) for i in range(len(row) - n + 1)]
+        vals.append(len(set(grams)) / max(1, len(grams)))
+    return sum(vals) / max(1, len(vals))
+
+
+def paired(cells: list[Cell], baseline: str = "mdlm") -> list[dict]:
+    """Each cell against the baseline at the same task and steps, sample by sample (same windows, same seeds):
+    mean difference of log judge perplexity and its standard error; `beats` when the difference is below
+    -2 standard errors."""
+    out = []
+    for c in cells:
+        base = next((b for b in cells if b.task == c.task and b.steps == c.steps and b.sampler == baseline), None)
+        if base is None or c is base or "log_ppl" not in c.extra or "log_ppl" not in base.extra:
+            continue
+        d = [a - b for a, b in zip(c.extra["log_ppl"], base.extra["log_ppl"])]
+        mean = sum(d) / len(d)
+        se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+        out.append({"task": c.task, "sampler": c.sampler, "steps": c.steps, "mean_diff": mean, "se": se,
+                    "ratio": math.exp(mean), "beats": mean < -2 * se, "samples": len(d)})
+    return out
 
 
 def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
@@ -152,6 +213,9 @@ def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
 
 
 def _requests(cfg: BenchConfig, task: str) -> list[Request]:
+    if cfg.variants:
+        return [parse_variant(v, steps, cfg.ks[0], cfg.windows[0], cfg.top_p, cfg.seed)
+                for steps in cfg.steps for v in cfg.variants]
     reqs = []
     for steps in cfg.steps:
         for sampler in cfg.samplers:
@@ -200,15 +264,18 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
     ids = window[:L].clone().unsqueeze(0)
     a, b = L // 4, L // 4 + min(64, L // 2)
     ids[:, a:b] = bundle.tokenizer.mask_token_id
-    for sampler, k in (("mdlm", 1), ("edlm-ar", 8), ("edlm-nce", 8)):
-        if (sampler == "edlm-ar" and bundle.ar is None) or (sampler == "edlm-nce" and bundle.nce is None):
+    shipped = Request(**{**asdict(DEFAULTS), "steps": 32})  # the app's default sampler and settings
+    runs = [("mdlm", Request("mdlm", 32, 1, 0.0, 1.0, 1.0)), (f"{variant_name(shipped)} (default)", shipped),
+            ("edlm-ar", Request("edlm-ar", 32, 8, 0.5, 1.0, 1.0)), ("edlm-nce", Request("edlm-nce", 32, 8, 0.5, 1.0, 1.0))]
+    for name, req in runs:
+        if (req.sampler == "edlm-ar" and bundle.ar is None) or (req.sampler == "edlm-nce" and bundle.nce is None):
             continue
         times = []
         for r in range(repeats + 1):  # the first run warms up
             t0 = time.perf_counter()
-            _run_batch(bundle, ids.clone(), Request(sampler, 32, k, 0.5, 1.0, 1.0, r))
+            _run_batch(bundle, ids.clone(), dataclasses.replace(req, seed=r))
             times.append(time.perf_counter() - t0)
-        rows.append({"sampler": sampler, "k": k, "masked": b - a, "window": L, "steps": 32,
+        rows.append({"sampler": name, "k": req.k, "masked": b - a, "window": L, "steps": 32,
                      "seconds_median": statistics.median(times[1:])})
     return rows
 
@@ -287,13 +354,15 @@ def machine() -> str:
 
 
 def table(cells: list[Cell]) -> str:
-    head = "| task | sampler | steps | k | IS window | judge ppl (sd) | entropy | s/sample | denoiser / energy passes " \
-           "| forward share |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    head = "| task | sampler | steps | k | IS window | judge ppl (sd) | entropy | distinct-2 | s/sample | " \
+           "denoiser / energy passes | forward share |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     rows = []
     for c in cells:
+        d2 = c.extra.get("distinct2")
         rows.append(f"| {c.task} | {c.sampler} | {c.steps or '-'} | {c.k} | {c.is_window:g} | {c.judge_ppl:.1f} "
-                    f"({c.judge_ppl_sd:.1f}) | {c.entropy:.2f} | {c.sec_per_sample:.3f} | {c.denoiser_calls:.0f} / "
-                    f"{c.energy_calls:.0f} | {c.forward_share:.0%} |")
+                    f"({c.judge_ppl_sd:.1f}) | {c.entropy:.2f} | {'-' if d2 is None else f'{d2:.3f}'} | "
+                    f"{c.sec_per_sample:.3f} | {c.denoiser_calls:.0f} / {c.energy_calls:.0f} | "
+                    f"{c.forward_share:.0%} |")
     return head + "\n".join(rows)
 
 
@@ -385,6 +454,7 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
             f.write(json.dumps({"task": task, "request": asdict(req), **ident, "cell": asdict(cells[-1])}) + "\n")
     results["cells"] = [asdict(c) for c in cells]
     results["speedups"] = speedups(cells)
+    results["paired"] = paired(cells)
     if "latency" in cfg.parts:
         results["latency"] = latency(bundle, test[0], cfg.latency_repeats)
     if "growth" in cfg.parts:
@@ -392,6 +462,14 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     md = [f"Machine: {results['machine']}; model: {bundle.name}; {cfg.samples} samples per cell, "
           f"seed {cfg.seed}, top-p {cfg.top_p:g}.\n", table(cells)]
+    if results["paired"]:
+        md.append("\n**Against mdlm, sample by sample** (same windows and seeds; ratio of judge perplexities, "
+                  "and the mean log difference in standard errors; beats = below -2 SE):\n\n"
+                  "| task | sampler | steps | judge ppl ratio | mean log diff (SE) | beats mdlm |\n"
+                  "|---|---|---|---|---|---|")
+        for p in results["paired"]:
+            md.append(f"| {p['task']} | {p['sampler']} | {p['steps']} | {p['ratio']:.3f} | {p['mean_diff']:+.3f} "
+                      f"({p['se']:.3f}) | {'yes' if p['beats'] else 'no'} |")
     if results["speedups"]:
         md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
                   "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"

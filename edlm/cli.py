@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
-    p.add_argument("--preset", choices=["tiny", "quick", "full"], default="quick",
+    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare"], default="quick",
                    help="grid size: quick (CPU, minutes) or full (the paper's grid; a GPU or hours)")
     p.add_argument("--model", default="default")
     p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
     p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")
     p.add_argument("--steps", default=None, help="comma-separated step counts (overrides the preset)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus of the proposal for every cell (1 = none)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus of the proposal for every cell (default: the preset's; 1 = none)")
+    p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
+                   "mdlm,edlm-ar/product+confidence,mdlm+remdm (SAMPLER[/WEIGHTING][+ORDER][+REMASK])"),
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)

@@ -162,9 +162,13 @@ def bench(args) -> int:
         preset.update(samples=args.samples, batch=min(preset["batch"], args.samples))
     if args.steps:
         preset.update(steps=tuple(int(s) for s in args.steps.split(",")))
-    if not 0.0 < args.top_p <= 1.0:
-        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
-    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed, top_p=args.top_p,
+    if args.top_p is not None:
+        if not 0.0 < args.top_p <= 1.0:
+            raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+        preset["top_p"] = args.top_p
+    if args.variants:
+        preset["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
     run_bench(load_bundle(args.model, device=args.device, dtype=args.dtype), cfg)
     return 0

@@ -103,15 +103,17 @@ def warm_start(model: torch.nn.Module, folder: str) -> None:
 class EMA:
     """Exponential moving averages of the weights, one float32 copy per decay (MDLM samples with its EMA)."""
 
-    def __init__(self, model: torch.nn.Module, decays: tuple[float, ...]):
-        self.decays = tuple(decays)
+    def __init__(self, model: torch.nn.Module, decays: tuple[float, ...], warmup: bool = True):
+        self.decays, self.warmup = tuple(decays), warmup
         self.params = [p for p in model.parameters()]
         self.shadows = [[p.detach().float().clone() for p in self.params] for _ in self.decays]
 
     @torch.no_grad()
     def update(self, step: int) -> None:
         for decay, shadow in zip(self.decays, self.shadows):
-            d = min(decay, (1 + step) / (10 + step))  # warm-up: early averages do not cling to the start
+            # Warm-up for a fresh network: early averages do not cling to its random start. A warm start begins
+            # from trained weights, which are a fair average already.
+            d = min(decay, (1 + step) / (10 + step)) if self.warmup else decay
             torch._foreach_lerp_(shadow, [p.detach().float() for p in self.params], 1.0 - d)
 
     @torch.no_grad()
@@ -211,7 +213,7 @@ def train(cfg: TrainConfig) -> Path:
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     model, opt = acc.prepare(model, opt)
     objective = Objective(cfg, tokenizer, acc.device, schedule=schedule)
-    ema = EMA(acc.unwrap_model(model), cfg.ema_decays) if cfg.ema_decays else None
+    ema = EMA(acc.unwrap_model(model), cfg.ema_decays, warmup=cfg.init_from is None) if cfg.ema_decays else None
 
     state = {"step": 0, "best_val": float("inf"), "tokens": 0, "seconds": 0.0}
     if (ckpt_dir / "state.json").exists():

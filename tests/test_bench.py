@@ -15,7 +15,8 @@ def test_tiny_bench_runs_and_writes_results(bundle, corpus, tmp_path):
             assert c["samples"] == cfg.samples
     edlm = [c for c in cells if c["sampler"] == "edlm-ar"]
     assert all(c["energy_calls"] > 0 for c in edlm)
-    assert {r["sampler"] for r in res["latency"]} == {"mdlm", "edlm-ar", "edlm-nce"}
+    assert {r["sampler"] for r in res["latency"]} >= {"mdlm", "edlm-ar", "edlm-nce"}
+    assert any(r["sampler"].endswith("(default)") for r in res["latency"])
     assert len(res["growth"]) == len(cfg.lengths) * len(cfg.batches)
     assert json.loads((tmp_path / "results.json").read_text())["model"] == bundle.name
     assert "| task | sampler |" in (tmp_path / "table.md").read_text()
@@ -52,3 +53,27 @@ def test_sweep_design_varies_one_factor_at_a_time():
     assert all(r.top_p == 0.9 for r in reqs) and not any(r.sampler == "ar" for r in reqs)  # ar: generate only
     full = BenchConfig(corpus="unused", steps=(8,), ks=(2, 4), windows=(0.5, 1.0))
     assert len([r for r in _requests(full, "generate") if r.sampler == "edlm-nce"]) == 4  # factorial
+
+
+def test_variants_are_compared_sample_by_sample(bundle, corpus, tmp_path):
+    from edlm.bench import paired, parse_variant
+
+    r = parse_variant("edlm-ar/product+confidence+remdm", 8, 4, 0.5, 0.9, 0)
+    assert (r.sampler, r.ar_weighting, r.unmask, r.remask, r.k) == ("edlm-ar", "product", "confidence", "remdm", 4)
+    assert parse_variant("mdlm", 8, 4, 0.5, 1.0, 0).k == 1
+    import pytest
+
+    with pytest.raises(ValueError, match="modifier"):
+        parse_variant("mdlm+sideways", 8, 4, 0.5, 1.0, 0)
+    cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
+                      windows=(0.5,), variants=("mdlm", "mdlm+confidence", "edlm-ar/product"),
+                      parts=("generate", "infill"))
+    res = run_bench(bundle, cfg)
+    names = {(c["task"], c["sampler"]) for c in res["cells"]}
+    assert ("infill", "mdlm+confidence") in names and ("generate", "edlm-ar/product") in names
+    assert {(p["task"], p["sampler"]) for p in res["paired"]} == {
+        (t, s) for t in ("generate", "infill") for s in ("mdlm+confidence", "edlm-ar/product")}
+    cells = [Cell("infill", "mdlm", 8, extra={"log_ppl": [1.0, 2.0, 3.0]}),
+             Cell("infill", "x", 8, extra={"log_ppl": [0.5, 1.4, 2.6]})]
+    (p,) = paired(cells)
+    assert abs(p["mean_diff"] + 0.5) < 1e-9 and p["beats"]
