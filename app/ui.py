@@ -9,8 +9,9 @@ import time
 
 import gradio as gr
 
-from edlm.bundle import ASSETS, load_bundle
-from edlm.limits import DEFAULTS, LIMITS, SAMPLERS
+from edlm.bundle import ASSETS
+from edlm.presets import load_bundle
+from edlm.limits import DEFAULTS, LIMITS, SAMPLERS, SETTINGS, choices
 from edlm.pipeline import infill_stream
 from edlm.presets import PRESETS
 from edlm.tokenizer import encode
@@ -19,8 +20,9 @@ from . import charts
 
 MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
-COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f"}
+COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1"}
 MODEL = os.environ.get("EDLM_MODEL", "default")
+HELP = {s.name: s.help for s in SETTINGS}
 LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
 
 HOW_IT_WORKS = """
@@ -159,13 +161,13 @@ def get_bundle(model: str, progress: gr.Progress | None = None):
 def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
                is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
                top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
-               progress=gr.Progress()):
+               unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
     """Stream an infill run: after every reverse step, the text so far and the charts."""
     outcome, n_steps, start = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter()
     try:
         bundle = get_bundle(model or MODEL, progress)
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
-                               temperature=temperature, top_p=top_p, seed=seed)
+                               temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask)
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
         for ev in stream:
@@ -218,9 +220,11 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
 
 
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
-                temperature: float, top_p: float, seed: int, model: str | None = None, progress=gr.Progress()):
+                temperature: float, top_p: float, seed: int, model: str | None = None,
+                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
     """Two samplers on the same text and seed, stepped side by side."""
-    settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed)
+    settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
+                    unmask=unmask, remask=remask)
     try:
         bundle = get_bundle(model or MODEL, progress)
         a = infill_stream(bundle, text, sampler=sampler_a, **settings)
@@ -260,7 +264,8 @@ def build() -> gr.Blocks:
                 sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
                                       info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
                                            "ar: left to right (prefix only)")
-                steps = gr.Slider(1, 256, value=DEFAULTS.steps, step=1, label="Steps", elem_id="edlm-steps",
+                steps = gr.Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
+                                  elem_id="edlm-steps",
                                   info="reverse diffusion steps: more = slower, usually better")
                 k = gr.Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
                               info="EDLM drafts k full candidates per IS step and keeps one")
@@ -271,6 +276,11 @@ def build() -> gr.Blocks:
                                             info="0 = always the likeliest token")
                     top_p = gr.Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
                                       info="sample only from the likeliest tokens holding this mass")
+                with gr.Row():
+                    unmask = gr.Dropdown(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
+                                         info=HELP["unmask"])
+                    remask = gr.Dropdown(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
+                                         info=HELP["remask"])
                 seed = gr.Number(value=DEFAULTS.seed, label="Seed", minimum=0,
                                  info="same text + settings + seed = same result")
                 model = gr.Dropdown(model_choices(), value=MODEL, label="Model",
@@ -280,9 +290,10 @@ def build() -> gr.Blocks:
 
         with gr.Tab("Watch it denoise"):
             plain = gr.Textbox(label="Text (plain)", visible=False)
-            live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, "
-                                            "grey blocks: still masked)", color_map=COLORS, combine_adjacent=False,
-                                      show_legend=True, elem_id="edlm-live")
+            live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
+                                            "rewritten after remasking, grey blocks: still masked)",
+                                      color_map=COLORS, combine_adjacent=False, show_legend=True,
+                                      elem_id="edlm-live")
             status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
             with gr.Row():
                 w_plot = gr.Plot(label="Importance weights", elem_id="edlm-weights")
@@ -309,7 +320,7 @@ def build() -> gr.Blocks:
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
 
-        settings = [sampler, steps, k, is_window, temperature, top_p, seed, model]
+        settings = [sampler, steps, k, is_window, temperature, top_p, seed, model, unmask, remask]
         model.change(model_note, inputs=[model], outputs=[model_md], api_visibility="private")
         run = go_btn.click(run_infill, inputs=[text, *settings],
                            outputs=[plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands,

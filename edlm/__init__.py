@@ -4,7 +4,7 @@
     bundle = load_bundle("default")
     print(infill(bundle, "The state of the [MASK:4] is strong.", sampler="edlm-ar").text)
 """
-from .bundle import load_bundle
+from .presets import load_bundle
 from .pipeline import generate, infill, infill_stream
 
 __all__ = ["generate", "infill", "infill_stream", "load_bundle"]

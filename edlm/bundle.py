@@ -182,9 +182,6 @@ def check_bundle(bundle: Bundle, folder: Path) -> None:
                               f"tokenizer's mask token ({bundle.tokenizer.mask_token_id}); they must agree")
 
 
-_CACHE: dict[tuple, Bundle] = {}
-
-
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """`auto` (or None): bfloat16 on a GPU, float32 on a CPU; otherwise the named dtype."""
     if isinstance(dtype, torch.dtype):
@@ -195,17 +192,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}: choose auto, float32, bfloat16 or float16")
     return names[dtype]
-
-
-def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto") -> Bundle:
-    """Load (once per process) a bundle by preset name or folder path."""
-    from .presets import resolve
-
-    dtype = resolve_dtype(dtype, pick_device(device))
-    key = (model, device, dtype)
-    if key not in _CACHE:
-        _CACHE[key] = resolve(model, device=device, dtype=dtype)
-    return _CACHE[key]
 
 
 def export_bundle(parts: dict[str, str | os.PathLike], out_dir: str | os.PathLike,

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, default=256, help="number of 128-token windows to score")
     p.add_argument("--mc-draws", type=int, default=8, help="Monte Carlo draws of t per window for the ELBO")
     p.add_argument("--nce-levels", default="0.2,0.5,0.8", help="noise levels for the NCE accuracy")
+    p.add_argument("--no-self-conditioning", action="store_true",
+                   help="ablation: run a self-conditioning denoiser without its self-conditioning input")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true")
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default=None, help="comma-separated step counts (overrides the preset)")
     p.add_argument("--top-p", type=float, default=None,
                    help="nucleus of the proposal for every cell (default: the preset's; 1 = none)")
+    p.add_argument("--no-self-conditioning", action="store_true",
+                   help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
                    "mdlm,edlm-ar/product+confidence,mdlm+remdm (SAMPLER[/WEIGHTING][+ORDER][+REMASK])"),
     p.add_argument("--device", default=None)

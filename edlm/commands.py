@@ -71,7 +71,7 @@ def _final_record(ev, settings: dict) -> dict:
 def infill(args) -> int:
     from tqdm.auto import tqdm
 
-    from .bundle import load_bundle
+    from .presets import load_bundle
     from .limits import validate
     from .pipeline import infill_stream
     from .spans import parse
@@ -101,7 +101,7 @@ def infill(args) -> int:
 
 
 def generate(args) -> int:
-    from .bundle import load_bundle
+    from .presets import load_bundle
     from .limits import validate
     from .pipeline import generate as run
 
@@ -121,11 +121,13 @@ def generate(args) -> int:
 def eval(args) -> int:  # noqa: A001 (the command is called eval)
     import torch
 
-    from .bundle import load_bundle
+    from .presets import load_bundle
     from .data import consecutive_windows, read_split, token_stream
     from .evaluate import ar_perplexity, elbo_perplexity, nce_accuracy
 
     bundle = load_bundle(args.model, device=args.device)
+    if args.no_self_conditioning:
+        bundle.denoiser.config.self_conditioning = False
     corpus = args.corpus or DEFAULT_CORPUS
     stream = token_stream(bundle.tokenizer, read_split(corpus, args.split))
     windows = consecutive_windows(stream, bundle.window, limit=args.windows)
@@ -155,7 +157,7 @@ def eval(args) -> int:  # noqa: A001 (the command is called eval)
 
 def bench(args) -> int:
     from .bench import PRESETS, BenchConfig, run_bench
-    from .bundle import load_bundle
+    from .presets import load_bundle
 
     preset = dict(PRESETS[args.preset])
     if args.samples is not None:
@@ -170,5 +172,8 @@ def bench(args) -> int:
         preset["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
-    run_bench(load_bundle(args.model, device=args.device, dtype=args.dtype), cfg)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    if args.no_self_conditioning:
+        bundle.denoiser.config.self_conditioning = False
+    run_bench(bundle, cfg)
     return 0

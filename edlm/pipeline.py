@@ -230,12 +230,15 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     check_work(req, editable, bundle.window, batch)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
     revealed_at = torch.full(ids.shape, -1)
+    writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     step, start = 0, time.perf_counter()
     for ev, prog in _run(bundle, ids, req, editable):
         step += 1
         last_step = prog.last
         a, b = prog.span
-        revealed_at[:, a:b][ev.revealed & (ev.tokens != tok.mask_token_id)] = step
+        written_now = ev.revealed & (ev.tokens != tok.mask_token_id)
+        revealed_at[:, a:b][written_now] = step
+        writes[:, a:b] += written_now.long()
         revealed_at[:, a:b][ev.tokens == tok.mask_token_id] = -1  # masked again (remasking)
         events = []
         for r in range(batch):
@@ -249,7 +252,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                             is_step=ev.is_step, final=final, lengths=lengths, length_scores=length_scores or {},
                             remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0)
             if render or final:
-                kinds = ["new" if revealed_at[r, p] == step else "filled" for p in range(len(row))]
+                kinds = [("rewritten" if writes[r, p] > 1 else "new") if revealed_at[r, p] == step else "filled"
+                         for p in range(len(row))]
                 e.segments = layout.segments(tok, row, kinds)
                 e.text = "".join(seg for seg, _, _ in e.segments)
                 e.revealed_at = [int(revealed_at[r, p]) for p in span_pos]

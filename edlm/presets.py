@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from .bundle import ASSETS, Bundle, ModelFilesError, load_folder
+from .bundle import ASSETS, Bundle, ModelFilesError, load_folder, pick_device, resolve_dtype
 
 PRESETS = {
     "default": "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB",
@@ -40,3 +40,15 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
     if Path(model).is_dir():
         return load_folder(model, device=device, dtype=dtype)
     raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}) or a bundle folder")
+
+
+_CACHE: dict[tuple, Bundle] = {}
+
+
+def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto") -> Bundle:
+    """Load (once per process) a bundle by preset name or folder path."""
+    dtype = resolve_dtype(dtype, pick_device(device))
+    key = (model, device, dtype)
+    if key not in _CACHE:
+        _CACHE[key] = resolve(model, device=device, dtype=dtype)
+    return _CACHE[key]

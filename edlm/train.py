@@ -275,7 +275,8 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     start = time.time() - state["seconds"]
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
-    while state["step"] < cfg.max_steps:
+    spent = cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes  # a finished run: nothing to do
+    while state["step"] < cfg.max_steps and not spent:
         step = state["step"]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)

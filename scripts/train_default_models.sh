@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces every file of the embedded default models (assets/) from the corpus: TRAIN split for training,
-# VALIDATION split for choosing the best checkpoint, TEST split never read. Each stage checkpoints every 250 steps;
-# rerunning this script resumes every unfinished stage where it stopped. Then export with
+# VALIDATION split for choosing the best checkpoint (and EMA copy), TEST split never read. Each stage checkpoints
+# every 250 steps (EMA copies included); rerunning this script resumes every unfinished stage where it stopped.
+# The same command runs on a GPU when there is one (accelerate picks the device). Then export with
 #   python scripts/export_assets.py RUN_DIR assets
 # Usage: bash scripts/train_default_models.sh [CORPUS_DIR] [RUN_DIR]
 set -euo pipefail
@@ -10,16 +11,23 @@ RUNS=${2:-runs}
 PY=${PYTHON:-python}
 mkdir -p "$RUNS"
 [ -f "$RUNS/tokenizer/tokenizer.json" ] || $PY -m edlm train tokenizer --corpus "$CORPUS" --out "$RUNS/tokenizer" --vocab-size 4096
-# The diffusion denoiser (MDLM, SUBS, log-linear schedule, no time conditioning).
-$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser" \
+# Denoiser, stage 1 (the first release): MDLM, SUBS, log-linear schedule, no time conditioning; 9 M tokens.
+$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser-v1" \
   --steps 2200 --minutes 70 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 0
-# The AR model: EDLM-AR energy and the `ar` baseline.
+# Denoiser, stage 2 (this release): warm start from stage 1 plus self-conditioning (a zero-initialised input of the
+# previous x0 prediction, trained on half the batches), batch 64, lr 5e-4 with cosine decay, EMA copies 0.99 and
+# 0.998 scored on VALIDATION with the live weights; stopped by its 100-minute budget (about 11 M more tokens).
+$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser" \
+  --init "$RUNS/denoiser-v1/best/model" --self-conditioning --ema 0.99,0.998 --batch-size 64 \
+  --steps 2200 --minutes 100 --lr 5e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 10 \
+  --eval-every 250 --save-every 250
+# The AR model: EDLM-AR energy and the `ar` baseline (AR models stop gaining after a few passes over small data).
 $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/ar" \
   --steps 1800 --minutes 40 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --seed 1
-# The NCE energy, fine-tuned from the denoiser on real x0 vs denoiser samples.
+# The NCE energy, fine-tuned from the stage-2 denoiser on real x0 vs that denoiser's samples.
 $PY -m edlm train nce --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --denoiser "$RUNS/denoiser/best/model" \
   --out "$RUNS/nce" --steps 500 --minutes 20 --lr 2e-4 --warmup 50 --eval-every 100 --save-every 100 --seed 2
-# The judge: a separately trained AR model with ~4/3 the training steps, used only to score samples in the benchmarks.
+# The judge: a separately trained AR model with ~4/3 the energy's steps, used only to score samples in benchmarks.
 $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/judge" \
   --steps 2400 --minutes 30 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.0 --seed 3
 echo "all stages done"

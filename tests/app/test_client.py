@@ -94,3 +94,10 @@ def test_error_messages_are_plain_text_not_html(client):
 def test_fractional_seed_is_refused_like_the_library(client):
     with pytest.raises(Exception, match="seed must be a whole number"):
         client.predict(TEXT, "mdlm", 4, 1, 0.5, 1.0, 1.0, 1.5, api_name="/infill")
+
+
+def test_unmask_order_and_remasking_reach_the_sampler(client):
+    out = client.predict(TEXT, "mdlm", 24, 1, 0.5, 1.0, 1.0, 3, None, "confidence", "remdm", api_name="/infill")
+    assert "[MASK]" not in out[0] and out[0].startswith("The state of the ")
+    with pytest.raises(Exception, match="sideways"):
+        client.predict(TEXT, "mdlm", 4, 1, 0.5, 1.0, 1.0, 3, None, "sideways", "none", api_name="/infill")

@@ -1,1 +1,0 @@
-"""EDLM Studio web app (Gradio). The `edlm` package does all model work; this package only shows it."""
