@@ -219,6 +219,59 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                  n_steps, time.perf_counter() - start)
 
 
+AUGMENT_MAX_RECORDS = 200  # app: records in one augmentation request (the command line has no such limit)
+
+
+def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
+                sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, seed: int = DEFAULTS.seed,
+                model: str | None = None, progress=gr.Progress()):
+    """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; returns a preview, a summary and the
+    JSON Lines file to download."""
+    import tempfile
+
+    from edlm.augment import AugmentConfig, Summary, augment, parse_keep, read_records, read_text_lines
+
+    try:
+        if upload:
+            path = upload if isinstance(upload, str) else upload.name
+            fmt = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(os.path.splitext(path)[1].lower())
+            if fmt is None:
+                raise ValueError("upload a .txt, .jsonl or .csv file")
+            key = text_field or "text"
+            pairs = read_records(path, fmt, field_name=key, column=key)
+            records = [rec if key in rec else {**rec, key: t} for rec, t in itertools.islice(pairs,
+                                                                                          AUGMENT_MAX_RECORDS + 1)]
+        else:
+            key = "text"
+            records = [{"text": line} for line in read_text_lines(lines or "")][:AUGMENT_MAX_RECORDS + 1]
+        if not records:
+            raise ValueError("paste some lines or upload a file first")
+        if len(records) > AUGMENT_MAX_RECORDS:
+            raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
+                             "augment` for whole files")
+        cfg = AugmentConfig(n=int(n), rewrite=float(rewrite), unit=unit, keep=parse_keep(keep), seed=seed,
+                            settings=dict(sampler=sampler, steps=steps))
+        bundle = get_bundle(model or MODEL, progress)
+        out = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
+        summary, preview = Summary(), []
+        for res in progress.tqdm(augment(bundle, records, cfg, field_name=key), total=len(records),
+                                 desc="records"):
+            out.write(json.dumps(res.to_json(), ensure_ascii=False) + "\n")
+            summary.add(res)
+            preview += [[res.index + 1, res.text, v.text, round(v.score, 3)] for v in res.variants[:3]]
+        out.close()
+        rep = summary.report()
+        d2 = rep["distinct2_across_variants"]
+        note = (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
+                f"passed through unchanged (too short or not valid text); dropped: {rep['dropped'] or 'none'}; "
+                f"distinct-2 across variants {d2:.2f}" if d2 is not None else f"**{rep['records']} records**")
+        return preview, note, out.name
+    except (ValueError, RuntimeError, OSError) as e:
+        raise rejected(e, "augment") from None
+    except Exception as e:
+        raise fault(e, "augment") from None
+
+
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
                 unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
@@ -317,6 +370,25 @@ def build() -> gr.Blocks:
                 with gr.Column():
                     live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right")
                     status_b = gr.Markdown()
+        with gr.Tab("Augment data"):
+            gr.Markdown("Varied rewrites of every record: part of each text is masked in spans and refilled; the "
+                        "rest stays byte-identical. Paste one record per line, or upload a small .txt, .jsonl or "
+                        f".csv file (up to {AUGMENT_MAX_RECORDS} records; other fields travel with each record).")
+            with gr.Row():
+                aug_lines = gr.Textbox(lines=6, label="Records (one per line)", elem_id="edlm-aug-lines")
+                with gr.Column():
+                    aug_file = gr.File(label="…or a file", file_types=[".txt", ".jsonl", ".csv"])
+                    aug_field = gr.Textbox(value="text", label="Text field / column (JSON Lines, CSV)")
+            with gr.Row():
+                aug_n = gr.Slider(1, 32, value=4, step=1, label="Variants per record")
+                aug_rewrite = gr.Slider(0.05, 0.9, value=0.25, step=0.05, label="Share rewritten")
+                aug_unit = gr.Radio(["tokens", "words"], value="tokens", label="Rewrite")
+                aug_keep = gr.Textbox(label="Never change (comma-separated words)")
+            aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
+            aug_note = gr.Markdown()
+            aug_table = gr.Dataframe(headers=["record", "source", "variant", "AR score / token"], wrap=True,
+                                     label="Preview (up to 3 variants per record)")
+            aug_out = gr.File(label="Download (JSON Lines)")
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
 
@@ -327,6 +399,9 @@ def build() -> gr.Blocks:
                                     reveal_plot], api_name="infill", concurrency_id="model")
         cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:]],
                             outputs=[live_a, status_a, live_b, status_b], api_name="compare", concurrency_id="model")
+        aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
+                                           sampler, steps, seed, model],
+                      outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
         stop_btn.click(None, cancels=[run, cmp], api_name="stop")
         mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text], js=GET_SELECTION,
                        api_visibility="private")
@@ -345,6 +420,7 @@ def main() -> None:
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
-                theme=gr.themes.Soft(), state_session_capacity=LIMITS.session_capacity)
+                theme=gr.themes.Soft(), state_session_capacity=LIMITS.session_capacity,
+                max_file_size=LIMITS.app_upload_bytes)
 
 

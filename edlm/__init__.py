@@ -4,8 +4,9 @@
     bundle = load_bundle("default")
     print(infill(bundle, "The state of the [MASK:4] is strong.", sampler="edlm-ar").text)
 """
-from .presets import load_bundle
+from .augment import augment
 from .pipeline import generate, infill, infill_stream
+from .presets import load_bundle
 
-__all__ = ["generate", "infill", "infill_stream", "load_bundle"]
+__all__ = ["augment", "generate", "infill", "infill_stream", "load_bundle"]
 __version__ = "0.1.0"

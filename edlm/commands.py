@@ -118,6 +118,29 @@ def generate(args) -> int:
     return 0
 
 
+def augment(args) -> int:
+    from .augment import AugmentConfig, parse_keep, run_file
+    from .limits import validate
+    from .presets import load_bundle
+
+    settings = _settings(args)
+    validate(**settings)
+    cfg = AugmentConfig(n=args.n, rewrite=args.rewrite, span_mean=args.span_mean, unit=args.unit,
+                        keep=parse_keep(args.keep), keep_regex=args.keep_regex, min_score=args.min_score,
+                        batch_size=args.batch_size, seed=settings.pop("seed"), settings=settings)
+    cfg.check()
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"no such input file: {args.input}")
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    try:
+        report = run_file(bundle, args.input, args.output, cfg, fmt=args.format, field_name=args.field,
+                          column=args.column, resume=args.resume, progress=not args.json and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        raise ValueError(f"interrupted: {args.output} holds every finished record; rerun with --resume") from None
+    print(json.dumps(report) if args.json else "\n".join(f"{k:28s} {v}" for k, v in report.items()))
+    return 0
+
+
 def eval(args) -> int:  # noqa: A001 (the command is called eval)
     import torch
 

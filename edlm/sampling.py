@@ -100,8 +100,10 @@ class RowRandom:
     """One random stream per batch row (row b seeded from (seed, b)): a row's sample does not depend on the batch
     it runs in, so sample 0 of a batch of 8 equals a batch of 1 with the same seed."""
 
-    def __init__(self, seed: int, rows: int, device: torch.device | str = "cpu"):
-        self.gens = [torch.Generator(device).manual_seed((seed + 1_000_003 * b) % 2**63) for b in range(rows)]
+    def __init__(self, seed: int, rows: int, device: torch.device | str = "cpu",
+                 row_seeds: list[int] | None = None):
+        seeds = row_seeds if row_seeds is not None else [seed + 1_000_003 * b for b in range(rows)]
+        self.gens = [torch.Generator(device).manual_seed(s % 2**63) for s in seeds]
         self.device = device
 
     def rand(self, per_row: list[int] | int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -163,18 +165,20 @@ def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepE
 
 @torch.inference_mode()
 def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
-           editable: torch.Tensor | None = None, schedule: Schedule | None = None) -> Iterator[StepEvent]:
+           editable: torch.Tensor | None = None, schedule: Schedule | None = None,
+           row_seeds: list[int] | None = None) -> Iterator[StepEvent]:
     """The masked-diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
 
     Per step: the denoiser's proposal q(x0 | x_t) (skipped when nothing changed and the network ignores time);
     one x0 drawn from it, or, inside the IS window with an energy, k candidates importance-resampled to one
     (EDLM); then the transition: cfg.unmask picks the positions to reveal, cfg.remask the written ones to mask
     again. `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
+    `row_seeds` gives each row its own seed (default: derived from cfg.seed and the row's index).
     """
     schedule = schedule or get_schedule(getattr(denoiser.config, "schedule", "loglinear"))
     mask_id = denoiser.config.mask_token_id
     unmask, remask = UNMASK[cfg.unmask], REMASK[cfg.remask]
-    gen = RowRandom(cfg.seed, x.shape[0], x.device)
+    gen = RowRandom(cfg.seed, x.shape[0], x.device, row_seeds)
     editable = (x == mask_id) if editable is None else editable.to(x.device)
     fixed, ts, start = ~editable, time_grid(cfg.steps), time.perf_counter()
     cache, calls, ecalls, q = None, 0, 0, None

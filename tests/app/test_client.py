@@ -101,3 +101,18 @@ def test_unmask_order_and_remasking_reach_the_sampler(client):
     assert "[MASK]" not in out[0] and out[0].startswith("The state of the ")
     with pytest.raises(Exception, match="sideways"):
         client.predict(TEXT, "mdlm", 4, 1, 0.5, 1.0, 1.0, 3, None, "sideways", "none", api_name="/infill")
+
+
+def test_augment_tab_rewrites_pasted_lines(client):
+    import json
+
+    lines = "The state of the Union is strong.\nWe shall pay the public debt in full.\nHi"
+    preview, note, path = client.predict(lines, None, "text", 2, 0.3, "tokens", "Union", "mdlm", 4, 0, None,
+                                         api_name="/augment")
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    assert [r["record"]["text"] for r in rows] == lines.splitlines()
+    assert rows[2]["status"] == "too_short" and "3 records" in note
+    for r in rows[:2]:
+        assert r["variants"] and all("Union" in v["text"] for v in r["variants"] if "Union" in r["record"]["text"])
+    with pytest.raises(Exception, match="paste some lines"):
+        client.predict("", None, "text", 2, 0.3, "tokens", "", "mdlm", 4, 0, None, api_name="/augment")
