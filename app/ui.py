@@ -137,7 +137,7 @@ def _status(ev, k: int) -> str:
     if ev.is_step:
         parts.append(f"IS step: ESS {ev.ess:.2f} of {k}")
     if ev.final:
-        parts.append(ev.ended_early or "done")
+        parts.append(f"done: {ev.ended_early}" if ev.ended_early else "done")
     return " · ".join(parts)
 
 

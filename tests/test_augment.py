@@ -76,7 +76,9 @@ def test_jsonl_fields_pass_through_and_resume_equals_a_full_run(bundle, tmp_path
     part = tmp_path / "part.jsonl"
     with pytest.raises(RuntimeError):
         def stop_after_two():
-            from edlm import augment as mod
+            import importlib
+
+            mod = importlib.import_module("edlm.augment")
 
             calls = {"n": 0}
             original = mod.Summary.add
