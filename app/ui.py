@@ -249,7 +249,8 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         if len(records) > AUGMENT_MAX_RECORDS:
             raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
                              "augment` for whole files")
-        cfg = AugmentConfig(n=int(n), rewrite=float(rewrite), unit=unit, keep=parse_keep(keep), seed=seed,
+        n = int(n) if isinstance(n, float) and n.is_integer() else n
+        cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit, keep=parse_keep(keep), seed=seed,
                             settings=dict(sampler=sampler, steps=steps))
         bundle = get_bundle(model or MODEL, progress)
         out = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
@@ -292,6 +293,26 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
         raise fault(e, "compare") from None
 
 
+class Slider(gr.Slider):
+    """A slider whose value reaches the handler unchecked: `edlm.limits.validate` checks it and answers with one
+    line naming the setting (Gradio's own range check prints a traceback to the log and words it its own way)."""
+
+    def preprocess(self, payload):
+        return payload
+
+
+class Number(gr.Number):
+    """A number box whose value reaches the handler unchecked (see Slider)."""
+
+    def preprocess(self, payload):
+        return payload
+
+
+def Choice(choices: list[str], **kw) -> gr.Dropdown:  # noqa: N802 (a component factory)
+    """A dropdown whose value is checked by the handler, not by Gradio (same reason as Slider)."""
+    return gr.Dropdown(choices, allow_custom_value=True, **kw)
+
+
 GET_SELECTION = """(text, a, b) => {
   const box = document.querySelector('#edlm-text textarea');
   return box ? [text, box.selectionStart, box.selectionEnd] : [text, 0, 0];
@@ -314,29 +335,29 @@ def build() -> gr.Blocks:
                 sel_start = gr.Number(visible=False, precision=0)
                 sel_end = gr.Number(visible=False, precision=0)
             with gr.Column(scale=2):
-                sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
+                sampler = Choice(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
                                       info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
                                            "ar: left to right (prefix only)")
-                steps = gr.Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
+                steps = Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
                                   elem_id="edlm-steps",
                                   info="reverse diffusion steps: more = slower, usually better")
-                k = gr.Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
+                k = Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
                               info="EDLM drafts k full candidates per IS step and keeps one")
-                is_window = gr.Slider(0, 1, value=DEFAULTS.is_window, step=0.05, label="IS window",
+                is_window = Slider(0, 1, value=DEFAULTS.is_window, step=0.05, label="IS window",
                                       info="share of the run, from the noisiest step, that uses the energy")
                 with gr.Row():
-                    temperature = gr.Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
+                    temperature = Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
                                             info="0 = always the likeliest token")
-                    top_p = gr.Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
+                    top_p = Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
                                       info="sample only from the likeliest tokens holding this mass")
                 with gr.Row():
-                    unmask = gr.Dropdown(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
+                    unmask = Choice(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
                                          info=HELP["unmask"])
-                    remask = gr.Dropdown(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
+                    remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
                                          info=HELP["remask"])
-                seed = gr.Number(value=DEFAULTS.seed, label="Seed", minimum=0,
+                seed = Number(value=DEFAULTS.seed, label="Seed",
                                  info="same text + settings + seed = same result")
-                model = gr.Dropdown(model_choices(), value=MODEL, label="Model",
+                model = Choice(model_choices(), value=MODEL, label="Model",
                                     info="loaded on first use; see the note below for the hardware it needs")
                 model_md = gr.Markdown(model_note(MODEL))
         gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)")
@@ -360,8 +381,8 @@ def build() -> gr.Blocks:
         with gr.Tab("Compare samplers"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
             with gr.Row():
-                sampler_a = gr.Dropdown(list(SAMPLERS), value="mdlm", label="Left")
-                sampler_b = gr.Dropdown(list(SAMPLERS), value="edlm-ar", label="Right")
+                sampler_a = Choice(list(SAMPLERS), value="mdlm", label="Left")
+                sampler_b = Choice(list(SAMPLERS), value="edlm-ar", label="Right")
             cmp_btn = gr.Button("Compare", variant="primary")
             with gr.Row():
                 with gr.Column():
@@ -380,9 +401,9 @@ def build() -> gr.Blocks:
                     aug_file = gr.File(label="…or a file", file_types=[".txt", ".jsonl", ".csv"])
                     aug_field = gr.Textbox(value="text", label="Text field / column (JSON Lines, CSV)")
             with gr.Row():
-                aug_n = gr.Slider(1, 32, value=4, step=1, label="Variants per record")
-                aug_rewrite = gr.Slider(0.05, 0.9, value=0.25, step=0.05, label="Share rewritten")
-                aug_unit = gr.Radio(["tokens", "words"], value="tokens", label="Rewrite")
+                aug_n = Slider(1, 32, value=4, step=1, label="Variants per record")
+                aug_rewrite = Slider(0.05, 0.9, value=0.25, step=0.05, label="Share rewritten")
+                aug_unit = Choice(["tokens", "words"], value="tokens", label="Rewrite")
                 aug_keep = gr.Textbox(label="Never change (comma-separated words)")
             aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
             aug_note = gr.Markdown()

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="end the run at this step while the lr schedule still spans --steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -170,7 +172,7 @@ def _train(args) -> int:
         raise ValueError("--tokenizer is required to train a network")
     cfg = TrainConfig(kind=args.kind, out_dir=args.out, corpus=args.corpus, tokenizer=args.tokenizer,
                       denoiser=args.denoiser, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-                      warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes,
+                      warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes, stop_at=args.stop_at,
                       eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
                       n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,

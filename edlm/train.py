@@ -35,6 +35,7 @@ class TrainConfig:
     warmup_steps: int = 100
     max_steps: int = 2000
     max_minutes: float | None = None
+    stop_at: int | None = None       # end the run at this step; the lr schedule still spans max_steps
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     eval_every: int = 250
@@ -275,7 +276,8 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     start = time.time() - state["seconds"]
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
-    spent = cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes  # a finished run: nothing to do
+    spent = (cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes) or \
+        (cfg.stop_at is not None and state["step"] >= cfg.stop_at)  # a finished run: nothing to do
     while state["step"] < cfg.max_steps and not spent:
         step = state["step"]
         for g in opt.param_groups:
@@ -295,6 +297,7 @@ def train(cfg: TrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
         out_of_time = cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes
+        out_of_time = out_of_time or (cfg.stop_at is not None and state["step"] >= cfg.stop_at)
         done = state["step"] >= cfg.max_steps or out_of_time
         if state["step"] % cfg.eval_every == 0 or done:
             vals, best_name = evaluate_all()
@@ -314,7 +317,7 @@ def train(cfg: TrainConfig) -> Path:
         if state["step"] % cfg.save_every == 0 or done:
             save(ckpt_dir, with_state=True)
         if out_of_time:
-            acc.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
+            acc.print(f"stopped at step {state['step']} (time budget {cfg.max_minutes} min, stop_at {cfg.stop_at})")
             break
     bar.close()
     if not (best_dir / "model").exists():

@@ -84,3 +84,14 @@ def test_ema_swap_is_exact_and_averages():
     assert all(torch.allclose(p, s + 0.5) for p, s in zip(model.parameters(), start))
     ema.swap(0)
     assert all(torch.allclose(p, s + 1.0) for p, s in zip(model.parameters(), start))
+
+
+def test_stop_at_ends_early_with_the_schedule_of_the_full_run(corpus, tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    cfg = dict(kind="ar", out_dir=str(out), corpus=str(corpus), tokenizer=str(tokenizer_dir), lr=3e-3, **TINY)
+    train(TrainConfig(max_steps=100, stop_at=20, **cfg))
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 20
+    assert abs(lines[-1]["lr"] - lr_at(19, TrainConfig(max_steps=100, **cfg))) < 1e-12
+    train(TrainConfig(max_steps=100, stop_at=20, **cfg))  # a rerun of a finished run trains nothing more
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 20

@@ -116,3 +116,49 @@ def test_augment_tab_rewrites_pasted_lines(client):
         assert r["variants"] and all("Union" in v["text"] for v in r["variants"] if "Union" in r["record"]["text"])
     with pytest.raises(Exception, match="paste some lines"):
         client.predict("", None, "text", 2, 0.3, "tokens", "", "mdlm", 4, 0, None, api_name="/augment")
+
+
+SETTING_VALUES = dict(sampler=["mdlm", "edlm-ar", "edlm-nce", "gpt"], steps=[1, 3, 0, 5000], k=[1, 2, 0],
+                      seed=[0, 7, -1, 1.5], unmask=["random", "entropy"], remask=["none", "remdm"])
+
+
+def _fixed_parts(text):
+    import re
+
+    return re.split(r"\[MASK(?::[0-9]+)?\]", text)
+
+
+def test_fuzz_the_running_app_api(client, app_log):
+    """Generated texts (each carrying a canary word) and settings, some invalid, through the real API: a result
+    whose text is the fixed parts joined with the fills, or a one-line message; never a traceback, never the
+    text in the log."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    piece = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="[]\\\\"), max_size=12)
+    span = st.sampled_from(["[MASK:1]", "[MASK:3]", "[MASK]", "[MASK:0]", "[MASK:x]", ""])
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(piece, span), min_size=1, max_size=3), st.data())
+    def run(parts, data):
+        text = "QZCANARY " + "".join(p + s for p, s in parts)
+        s = {k: data.draw(st.sampled_from(v)) for k, v in SETTING_VALUES.items()}
+        before = len(app_log)
+        try:
+            out = client.predict(text, s["sampler"], s["steps"], s["k"], 0.5, 1.0, 1.0, s["seed"], None,
+                                 s["unmask"], s["remask"], api_name="/infill")
+        except Exception as e:  # the app's one-line message, delivered by gradio_client
+            msg = str(e)
+            assert "Traceback" not in msg and len(msg.strip().splitlines()) <= 2
+        else:
+            filled = out[0]
+            fixed = _fixed_parts(text)
+            pos = 0
+            for f in fixed:
+                at = filled.find(f, pos)
+                assert at >= pos
+                pos = at + len(f)
+        time.sleep(0.2)
+        assert "QZCANARY" not in "".join(app_log[before:]) and "Traceback" not in "".join(app_log[before:])
+
+    run()

@@ -1,0 +1,457 @@
+"""The Gradio interface: write text with spans, watch the diffusion fill them step by step, see the weights."""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+
+import gradio as gr
+
+from edlm.bundle import ASSETS
+from edlm.presets import load_bundle
+from edlm.limits import DEFAULTS, LIMITS, SAMPLERS, SETTINGS, choices
+from edlm.pipeline import infill_stream
+from edlm.presets import PRESETS
+from edlm.tokenizer import encode
+
+from . import charts
+
+MASK_GLYPH = "▒"
+CHART_SECONDS = 0.5  # how often the charts refresh during a run
+COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1"}
+MODEL = os.environ.get("EDLM_MODEL", "default")
+HELP = {s.name: s.help for s in SETTINGS}
+LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
+
+HOW_IT_WORKS = """
+**What you are watching.** A *masked diffusion language model* writes by un-hiding. Every span you mark starts
+as masks (▒). At each reverse step the denoiser looks at the whole text, both sides of every gap, and guesses
+every hidden token at once; a share of the gaps is then revealed with those guesses, and the rest stay hidden
+for the next step. Orange tokens appeared in this step, green ones earlier. Your own text never changes.
+
+**Why an energy?** The denoiser guesses each hidden token *independently*, so with few steps the guesses can
+disagree with each other (for instance "the the"). EDLM (Xu et al., 2024) corrects this with a sequence-level
+*energy*: in the noisiest steps it drafts *k* complete candidates at once, scores each whole candidate, and keeps
+one at random in proportion to its *importance weight*:
+
+* `edlm-ar` scores with a small left-to-right language model: weight ∝ p_AR(candidate) / p_denoiser(candidate);
+* `edlm-nce` scores with an energy network trained to tell real text from the denoiser's drafts: weight ∝ exp(−E).
+
+The bar chart shows those weights for the latest step, and the table the candidates themselves. The *effective
+sample size* says how many candidates really counted: near *k* the energy agreed with the denoiser, near 1 it
+strongly preferred one. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix continuation only).
+"""
+
+
+FALLBACK_EXAMPLE = "The state of the [MASK:4] is strong, and our [MASK:6] grows every year."
+
+
+def examples() -> list[list[str]]:
+    """The model's example texts (assets/examples.json); a missing or malformed file is logged with its name and
+    the app starts with one built-in example."""
+    path = ASSETS / "examples.json"
+    try:
+        rows = [[e["text"], e.get("sampler", DEFAULTS.sampler)] for e in json.loads(path.read_text("utf-8"))]
+        if not rows or not all(isinstance(t, str) and s in SAMPLERS for t, s in rows):
+            raise ValueError("each example needs a text and a known sampler")
+        return rows
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        LOG.warning("ignoring %s: %s", path, type(e).__name__)
+    return [[FALLBACK_EXAMPLE, DEFAULTS.sampler]]
+
+
+def mask_selection(text: str, start, end) -> str:
+    """Replace the selected characters with a [MASK:n] span of about as many tokens as they held."""
+    if text is None or start is None or end is None:
+        raise gr.Error("select some text in the box first", print_exception=False)
+    try:
+        start, end = sorted((int(start), int(end)))
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("the selection is not a pair of positions in the text", print_exception=False) from None
+    if not (0 <= start <= len(text) and 0 <= end <= len(text)):
+        raise gr.Error("the selection lies outside the text; select it again", print_exception=False)
+    if start == end:
+        raise gr.Error("select some text in the box first, then press Mask selection", print_exception=False)
+    n = max(1, min(LIMITS.max_span_tokens, len(encode(get_bundle(MODEL).tokenizer, text[start:end]))))
+    return f"{text[:start]}[MASK:{n}]{text[end:]}"
+
+
+def user_message(e: Exception) -> str:
+    """One line for the page: what went wrong and what to do; never a traceback. HTML-escaped, since the
+    message may quote the user's input and the page renders it."""
+    import html
+
+    import torch
+
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
+        return ("the model ran out of memory for this request: use a smaller k, fewer steps or shorter spans, or "
+                "try again when the server is less busy")
+    text = str(e).strip()
+    return html.escape(text.splitlines()[0] if text else type(e).__name__)
+
+
+def rejected(e: Exception, what: str) -> gr.Error:
+    """An expected rejection (bad input, missing model files, out of memory): one log line naming the kind of
+    error, never its message (which may quote the user's text), and a one-line error for the page."""
+    LOG.info("%s rejected: %s", what, type(e).__name__)
+    return gr.Error(user_message(e), print_exception=False)
+
+
+def fault(e: BaseException, what: str) -> gr.Error:
+    """An unexpected fault: its traceback in the log without the exception's message (which may quote the
+    user's text), and a generic line for the page."""
+    import traceback
+
+    LOG.error("%s failed: %s\n%s", what, type(e).__name__, "".join(traceback.format_tb(e.__traceback__)).rstrip())
+    return gr.Error("internal error: the server could not finish this request (logged for its owner)",
+                    print_exception=False)
+
+
+def _highlight(segments) -> list[tuple[str, str | None]]:
+    out = []
+    for text, kind, _ in segments:
+        if kind == "fixed":
+            out.append((text, None))
+        elif kind == "mask":
+            out.append((MASK_GLYPH * (len(text) // len("[MASK]")), "mask"))
+        else:
+            out.append((text, kind))
+    return out
+
+
+def _status(ev, k: int) -> str:
+    parts = [f"**step {ev.step} / {ev.total_steps}**", f"{ev.elapsed:.2f} s",
+             f"{ev.to_fill - ev.masked} of {ev.to_fill} tokens filled"]
+    if ev.sampler == "ar":
+        parts.append(f"AR passes: {ev.ar_calls}")
+    else:
+        parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
+    if ev.remasked:
+        parts.append(f"{ev.remasked} masked again to be rewritten")
+    if ev.windows > 1:
+        parts.append(f"window {ev.window + 1} of {ev.windows}")
+    if ev.is_step:
+        parts.append(f"IS step: ESS {ev.ess:.2f} of {k}")
+    if ev.final:
+        parts.append(f"done: {ev.ended_early}" if ev.ended_early else "done")
+    return " · ".join(parts)
+
+
+def model_choices() -> list[str]:
+    return [MODEL] + [p for p in PRESETS if p != MODEL]
+
+
+def model_note(model: str) -> str:
+    return f"**{model}**: {PRESETS.get(model, 'a local model folder')}"
+
+
+def get_bundle(model: str, progress: gr.Progress | None = None):
+    """Load a model the first time it is used (cached after), with visible progress."""
+    if model not in model_choices():
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
+    if progress is not None:
+        progress(0.0, desc=f"loading {model} (first use only)")
+    return load_bundle(model)
+
+
+def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
+               is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
+               top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
+               unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
+    """Stream an infill run: after every reverse step, the text so far and the charts."""
+    outcome, n_steps, start = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter()
+    try:
+        bundle = get_bundle(model or MODEL, progress)
+        stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
+                               temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask)
+        heat, ess, masked = [], [], []
+        last_is, charted_at, new_is = None, 0.0, False
+        for ev in stream:
+            if time.perf_counter() - start > LIMITS.app_run_seconds:
+                outcome = "stopped (time limit)"
+                raise gr.Error(f"this run passed the server's limit of {LIMITS.app_run_seconds:.0f} s and was "
+                               "stopped: use fewer steps, a smaller k or shorter spans", print_exception=False)
+            masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
+            if ev.is_step:
+                heat.append((ev.step, ev.weights))
+                ess.append((ev.step, ev.ess))
+                last_is, new_is = ev, True
+            # Text and status travel every step; charts at most every CHART_SECONDS (building a Plotly figure
+            # costs tens of milliseconds, as much as a denoiser step) and always at the first and last step.
+            now = time.perf_counter()
+            if ev.step == 1 or ev.final or now - charted_at >= CHART_SECONDS:
+                charted_at = now
+                skip = gr.skip()
+                weights = heatmap = ess_fig = table = skip
+                if new_is or ev.step == 1:
+                    weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
+                                                 last_is and last_is.step)
+                    heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
+                    table = [] if last_is is None else [
+                        [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
+                        for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+                    new_is = False
+                reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
+                    (charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip)
+                chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
+            else:
+                chart_out = (gr.skip(),) * 6
+            w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
+            n_steps += 1
+            yield (ev.text, _highlight(ev.segments), _status(ev, k), w_fig, h_fig, e_fig, m_fig, table, reveal)
+        outcome = "finished"
+    except gr.Error:
+        if not outcome.startswith("stopped (time"):
+            outcome = "failed"
+        raise
+    except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
+        outcome = f"failed ({type(e).__name__})"
+        raise rejected(e, "infill") from None
+    except Exception as e:  # a real fault: traceback without the text
+        outcome = f"failed ({type(e).__name__})"
+        raise fault(e, "infill") from None
+    finally:  # also runs when Gradio drops the generator of a closed page or a cancelled job
+        LOG.info("infill run %s: sampler %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler, steps, k,
+                 n_steps, time.perf_counter() - start)
+
+
+AUGMENT_MAX_RECORDS = 200  # app: records in one augmentation request (the command line has no such limit)
+
+
+def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
+                sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, seed: int = DEFAULTS.seed,
+                model: str | None = None, progress=gr.Progress()):
+    """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; returns a preview, a summary and the
+    JSON Lines file to download."""
+    import tempfile
+
+    from edlm.augment import AugmentConfig, Summary, augment, parse_keep, read_records, read_text_lines
+
+    try:
+        if upload:
+            path = upload if isinstance(upload, str) else upload.name
+            fmt = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(os.path.splitext(path)[1].lower())
+            if fmt is None:
+                raise ValueError("upload a .txt, .jsonl or .csv file")
+            key = text_field or "text"
+            pairs = read_records(path, fmt, field_name=key, column=key)
+            records = [rec if key in rec else {**rec, key: t} for rec, t in itertools.islice(pairs,
+                                                                                          AUGMENT_MAX_RECORDS + 1)]
+        else:
+            key = "text"
+            records = [{"text": line} for line in read_text_lines(lines or "")][:AUGMENT_MAX_RECORDS + 1]
+        if not records:
+            raise ValueError("paste some lines or upload a file first")
+        if len(records) > AUGMENT_MAX_RECORDS:
+            raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
+                             "augment` for whole files")
+        n = int(n) if isinstance(n, float) and n.is_integer() else n
+        cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit, keep=parse_keep(keep), seed=seed,
+                            settings=dict(sampler=sampler, steps=steps))
+        bundle = get_bundle(model or MODEL, progress)
+        out = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
+        summary, preview = Summary(), []
+        for res in progress.tqdm(augment(bundle, records, cfg, field_name=key), total=len(records),
+                                 desc="records"):
+            out.write(json.dumps(res.to_json(), ensure_ascii=False) + "\n")
+            summary.add(res)
+            preview += [[res.index + 1, res.text, v.text, round(v.score, 3)] for v in res.variants[:3]]
+        out.close()
+        rep = summary.report()
+        d2 = rep["distinct2_across_variants"]
+        note = (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
+                f"passed through unchanged (too short or not valid text); dropped: {rep['dropped'] or 'none'}; "
+                f"distinct-2 across variants {d2:.2f}" if d2 is not None else f"**{rep['records']} records**")
+        return preview, note, out.name
+    except (ValueError, RuntimeError, OSError) as e:
+        raise rejected(e, "augment") from None
+    except Exception as e:
+        raise fault(e, "augment") from None
+
+
+def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
+                temperature: float, top_p: float, seed: int, model: str | None = None,
+                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
+    """Two samplers on the same text and seed, stepped side by side."""
+    settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
+                    unmask=unmask, remask=remask)
+    try:
+        bundle = get_bundle(model or MODEL, progress)
+        a = infill_stream(bundle, text, sampler=sampler_a, **settings)
+        b = infill_stream(bundle, text, sampler=sampler_b, **settings)
+        last_a = last_b = None
+        for ea, eb in itertools.zip_longest(a, b):
+            last_a, last_b = ea or last_a, eb or last_b
+            yield (_highlight(last_a.segments), _status(last_a, k), _highlight(last_b.segments), _status(last_b, k))
+    except (ValueError, RuntimeError, OSError) as e:
+        raise rejected(e, "compare") from None
+    except Exception as e:
+        raise fault(e, "compare") from None
+
+from gradio.events import Dependency
+
+class Slider(gr.Slider):
+    """A slider whose value reaches the handler unchecked: `edlm.limits.validate` checks it and answers with one
+    line naming the setting (Gradio's own range check prints a traceback to the log and words it its own way)."""
+
+    def preprocess(self, payload):
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class Number(gr.Number):
+    """A number box whose value reaches the handler unchecked (see Slider)."""
+
+    def preprocess(self, payload):
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def Choice(choices: list[str], **kw) -> gr.Dropdown:  # noqa: N802 (a component factory)
+    """A dropdown whose value is checked by the handler, not by Gradio (same reason as Slider)."""
+    return gr.Dropdown(choices, allow_custom_value=True, **kw)
+
+
+GET_SELECTION = """(text, a, b) => {
+  const box = document.querySelector('#edlm-text textarea');
+  return box ? [text, box.selectionStart, box.selectionEnd] : [text, 0, 0];
+}"""
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="EDLM Studio") as demo:
+        gr.Markdown("# EDLM Studio\nMark spans with `[MASK:n]` (exactly n tokens) or `[MASK]` (length chosen for "
+                    "you), or select text and press **Mask selection**; then watch the diffusion model fill them.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(value=examples()[0][0], lines=6, label="Your text", elem_id="edlm-text",
+                                  max_length=LIMITS.max_text_chars,
+                                  info=r"[MASK:n] = n tokens · [MASK] = length chosen · \[MASK] = a literal [MASK]")
+                with gr.Row():
+                    mask_btn = gr.Button("Mask selection", size="sm")
+                    go_btn = gr.Button("Generate", variant="primary", elem_id="edlm-generate")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="edlm-stop")
+                sel_start = gr.Number(visible=False, precision=0)
+                sel_end = gr.Number(visible=False, precision=0)
+            with gr.Column(scale=2):
+                sampler = Choice(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
+                                      info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
+                                           "ar: left to right (prefix only)")
+                steps = Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
+                                  elem_id="edlm-steps",
+                                  info="reverse diffusion steps: more = slower, usually better")
+                k = Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
+                              info="EDLM drafts k full candidates per IS step and keeps one")
+                is_window = Slider(0, 1, value=DEFAULTS.is_window, step=0.05, label="IS window",
+                                      info="share of the run, from the noisiest step, that uses the energy")
+                with gr.Row():
+                    temperature = Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
+                                            info="0 = always the likeliest token")
+                    top_p = Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
+                                      info="sample only from the likeliest tokens holding this mass")
+                with gr.Row():
+                    unmask = Choice(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
+                                         info=HELP["unmask"])
+                    remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
+                                         info=HELP["remask"])
+                seed = Number(value=DEFAULTS.seed, label="Seed",
+                                 info="same text + settings + seed = same result")
+                model = Choice(model_choices(), value=MODEL, label="Model",
+                                    info="loaded on first use; see the note below for the hardware it needs")
+                model_md = gr.Markdown(model_note(MODEL))
+        gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)")
+
+        with gr.Tab("Watch it denoise"):
+            plain = gr.Textbox(label="Text (plain)", visible=False)
+            live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
+                                            "rewritten after remasking, grey blocks: still masked)",
+                                      color_map=COLORS, combine_adjacent=False, show_legend=True,
+                                      elem_id="edlm-live")
+            status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
+            with gr.Row():
+                w_plot = gr.Plot(label="Importance weights", elem_id="edlm-weights")
+                ess_plot = gr.Plot(label="Effective sample size")
+            with gr.Row():
+                heat_plot = gr.Plot(label="Weights over the run")
+                masked_plot = gr.Plot(label="Still masked")
+            cands = gr.Dataframe(headers=["candidate", "weight", "kept", "fill"], label="Candidates of the "
+                                 "latest IS step (what the energy preferred)", wrap=True)
+            reveal_plot = gr.Plot(label="Revealed at step")
+        with gr.Tab("Compare samplers"):
+            gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
+            with gr.Row():
+                sampler_a = Choice(list(SAMPLERS), value="mdlm", label="Left")
+                sampler_b = Choice(list(SAMPLERS), value="edlm-ar", label="Right")
+            cmp_btn = gr.Button("Compare", variant="primary")
+            with gr.Row():
+                with gr.Column():
+                    live_a = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Left")
+                    status_a = gr.Markdown()
+                with gr.Column():
+                    live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right")
+                    status_b = gr.Markdown()
+        with gr.Tab("Augment data"):
+            gr.Markdown("Varied rewrites of every record: part of each text is masked in spans and refilled; the "
+                        "rest stays byte-identical. Paste one record per line, or upload a small .txt, .jsonl or "
+                        f".csv file (up to {AUGMENT_MAX_RECORDS} records; other fields travel with each record).")
+            with gr.Row():
+                aug_lines = gr.Textbox(lines=6, label="Records (one per line)", elem_id="edlm-aug-lines")
+                with gr.Column():
+                    aug_file = gr.File(label="…or a file", file_types=[".txt", ".jsonl", ".csv"])
+                    aug_field = gr.Textbox(value="text", label="Text field / column (JSON Lines, CSV)")
+            with gr.Row():
+                aug_n = Slider(1, 32, value=4, step=1, label="Variants per record")
+                aug_rewrite = Slider(0.05, 0.9, value=0.25, step=0.05, label="Share rewritten")
+                aug_unit = Choice(["tokens", "words"], value="tokens", label="Rewrite")
+                aug_keep = gr.Textbox(label="Never change (comma-separated words)")
+            aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
+            aug_note = gr.Markdown()
+            aug_table = gr.Dataframe(headers=["record", "source", "variant", "AR score / token"], wrap=True,
+                                     label="Preview (up to 3 variants per record)")
+            aug_out = gr.File(label="Download (JSON Lines)")
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(HOW_IT_WORKS)
+
+        settings = [sampler, steps, k, is_window, temperature, top_p, seed, model, unmask, remask]
+        model.change(model_note, inputs=[model], outputs=[model_md], api_visibility="private")
+        run = go_btn.click(run_infill, inputs=[text, *settings],
+                           outputs=[plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands,
+                                    reveal_plot], api_name="infill", concurrency_id="model")
+        cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:]],
+                            outputs=[live_a, status_a, live_b, status_b], api_name="compare", concurrency_id="model")
+        aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
+                                           sampler, steps, seed, model],
+                      outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
+        stop_btn.click(None, cancels=[run, cmp], api_name="stop")
+        mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text], js=GET_SELECTION,
+                       api_visibility="private")
+    return demo
+
+
+def main() -> None:
+    """Serve on 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; never opens a share link by itself."""
+    logging.basicConfig(level=os.environ.get("EDLM_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's start-up requests to itself
+    try:
+        load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"EDLM Studio cannot start: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    demo = build()
+    demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
+                theme=gr.themes.Soft(), state_session_capacity=LIMITS.session_capacity,
+                max_file_size=LIMITS.app_upload_bytes)
+
