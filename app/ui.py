@@ -66,8 +66,9 @@ def examples() -> list[list[str]]:
 
 def mask_selection(text: str, start, end) -> str:
     """Replace the selected characters with a [MASK:n] span of about as many tokens as they held."""
-    if text is None or start is None or end is None:
-        raise gr.Error("select some text in the box first", print_exception=False)
+    if text is None or start is None or end is None or start == end:
+        gr.Warning("select some text in the box first, then press Mask selection")
+        return text
     try:
         start, end = sorted((int(start), int(end)))
     except (TypeError, ValueError, OverflowError):
@@ -153,7 +154,9 @@ def get_bundle(model: str, progress: gr.Progress | None = None):
     """Load a model the first time it is used (cached after), with visible progress."""
     if model not in model_choices():
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
-    if progress is not None:
+    from edlm.presets import is_loaded
+
+    if progress is not None and not is_loaded(model):  # progress only while a model really loads
         progress(0.0, desc=f"loading {model} (first use only)")
     return load_bundle(model)
 
@@ -423,7 +426,8 @@ def build() -> gr.Blocks:
         aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
-        stop_btn.click(None, cancels=[run, cmp], api_name="stop")
+        stop_btn.click(lambda: "**stopped** (press Generate to run again)", outputs=[status], cancels=[run, cmp],
+                       api_name="stop")
         mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text], js=GET_SELECTION,
                        api_visibility="private")
     return demo

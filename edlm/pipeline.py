@@ -252,8 +252,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                             is_step=ev.is_step, final=final, lengths=lengths, length_scores=length_scores or {},
                             remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0)
             if render or final:
-                kinds = [("rewritten" if writes[r, p] > 1 else "new") if revealed_at[r, p] == step else "filled"
-                         for p in range(len(row))]
+                kinds = [("rewritten" if writes[r, p] > 1 else "new") if revealed_at[r, p] == step and not final
+                         else "filled" for p in range(len(row))]  # a finished text has nothing "new"
                 e.segments = layout.segments(tok, row, kinds)
                 e.text = "".join(seg for seg, _, _ in e.segments)
                 e.revealed_at = [int(revealed_at[r, p]) for p in span_pos]

@@ -45,6 +45,11 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
 _CACHE: dict[tuple, Bundle] = {}
 
 
+def is_loaded(model: str) -> bool:
+    """Whether a bundle of this name is already in memory (any device or dtype)."""
+    return any(key[0] == model for key in _CACHE)
+
+
 def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto") -> Bundle:
     """Load (once per process) a bundle by preset name or folder path."""
     dtype = resolve_dtype(dtype, pick_device(device))

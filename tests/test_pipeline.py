@@ -26,6 +26,7 @@ def test_infill_every_sampler(bundle, sampler):
     assert "[MASK]" not in last.text
     assert_fixed_text_kept(last.text, FIXED)
     assert len(last.spans) == 3
+    assert {kind for _, kind, _ in last.segments} <= {"fixed", "filled"}  # nothing stays "new" in finished text
     assert [e.step for e in events] == list(range(1, len(events) + 1))
     assert all(e.masked >= f.masked for e, f in zip(events, events[1:]))
     if sampler != "mdlm":

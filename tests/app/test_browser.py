@@ -95,10 +95,11 @@ def test_stop_button_halts_the_run(page, app_log):
     page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('of 240 tokens filled')",
                            timeout=60_000)
     before = len(stopped_runs(app_log))
+    running = page.locator("#edlm-status").inner_text()
     page.locator("#edlm-stop").click()
     page.wait_for_timeout(1500)
     first = page.locator("#edlm-status").inner_text()
     page.wait_for_timeout(2500)
-    assert "/ 3072" in first  # 12 windows x 256 steps: the long run really started
-    assert page.locator("#edlm-status").inner_text() == first and "done" not in first
+    assert "/ 3072" in running  # 12 windows x 256 steps: the long run really started
+    assert "stopped" in first and page.locator("#edlm-status").inner_text() == first and "done" not in first
     assert int(wait_for_stopped(app_log, before).split(" step events")[0].split()[-1]) < 3072  # server side too
