@@ -426,8 +426,8 @@ def build() -> gr.Blocks:
         aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
-        stop_btn.click(lambda: "**stopped** (press Generate to run again)", outputs=[status], cancels=[run, cmp],
-                       api_name="stop")
+        stop_btn.click(None, cancels=[run, cmp], api_name="stop").then(
+            lambda: "**stopped** (press Generate to run again)", outputs=[status], api_visibility="private")
         mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text], js=GET_SELECTION,
                        api_visibility="private")
     return demo
