@@ -98,6 +98,18 @@ def reveal_confident(ctx: StepContext) -> torch.Tensor:
     return reveal_top(ctx, ctx.log_q.gather(-1, drawn.unsqueeze(-1)).squeeze(-1))
 
 
+@unmask_order("confidence-noisy")
+def reveal_confident_noisy(ctx: StepContext) -> torch.Tensor:
+    """MaskGIT's guard against the repetition of pure confidence orders: the confidence (log-probability of the
+    drawn token) plus Gumbel noise whose scale anneals from 2 at t = 1 to 0 at t = 0, so early steps reveal a
+    random-ish spread of positions and late steps the surest ones."""
+    drawn = ctx.x0[ctx.masked]
+    conf = ctx.log_q.gather(-1, drawn.unsqueeze(-1)).squeeze(-1).double()
+    u = ctx.generator.rand(ctx.masked.sum(-1).tolist(), dtype=torch.float64).to(conf.device)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))
+    return reveal_top(ctx, conf + 2.0 * ctx.t * gumbel)
+
+
 @unmask_order("margin")
 def reveal_margin(ctx: StepContext) -> torch.Tensor:
     """Dream's top-k margin order: reveal where the two likeliest tokens are furthest apart."""

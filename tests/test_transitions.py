@@ -37,7 +37,7 @@ def layout(batch=2, length=24):
     return x, editable
 
 
-ORDERS = ["random", "confidence", "margin", "entropy"]
+ORDERS = ["random", "confidence", "confidence-noisy", "margin", "entropy"]
 
 
 @pytest.mark.parametrize("remask", ["none", "remdm"])
