@@ -69,7 +69,8 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     base, *mods = spec.split("+")
     sampler, _, weighting = base.partition("/")
     settings = dict(sampler=sampler, steps=steps, k=k if sampler.startswith("edlm") else 1,
-                    is_window=window if sampler.startswith("edlm") else 0.0, top_p=top_p, seed=seed)
+                    is_window=window if sampler.startswith("edlm") else 0.0, top_p=top_p, seed=seed,
+                    unmask="random", remask="none", ar_weighting="ratio")  # a name says every departure
     if weighting:
         settings["ar_weighting"] = weighting
     for m in mods:
@@ -213,6 +214,8 @@ def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
 
 
 def _requests(cfg: BenchConfig, task: str) -> list[Request]:
+    """The grid's requests: plain samplers (random order, no remasking, ratio weights) unless a variant says."""
+    plain = dict(unmask="random", remask="none", ar_weighting="ratio")
     if cfg.variants:
         return [parse_variant(v, steps, cfg.ks[0], cfg.windows[0], cfg.top_p, cfg.seed)
                 for steps in cfg.steps for v in cfg.variants]
@@ -220,15 +223,16 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
     for steps in cfg.steps:
         for sampler in cfg.samplers:
             if sampler == "mdlm":
-                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
+                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
             elif sampler in ("edlm-ar", "edlm-nce"):
                 pairs = _edlm_settings(cfg, steps)
-                reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed) for k, w in pairs]
+                reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, **plain) for k, w in pairs]
                 if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
                     k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
-                    reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, ar_weighting="product"))
+                    reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed,
+                                        **{**plain, "ar_weighting": "product"}))
     if "ar" in cfg.samplers and task == "generate":
-        reqs.append(Request("ar", 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed))
+        reqs.append(Request("ar", 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
     return reqs
 
 
@@ -265,8 +269,10 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
     a, b = L // 4, L // 4 + min(64, L // 2)
     ids[:, a:b] = bundle.tokenizer.mask_token_id
     shipped = Request(**{**asdict(DEFAULTS), "steps": 32})  # the app's default sampler and settings
-    runs = [("mdlm", Request("mdlm", 32, 1, 0.0, 1.0, 1.0)), (f"{variant_name(shipped)} (default)", shipped),
-            ("edlm-ar", Request("edlm-ar", 32, 8, 0.5, 1.0, 1.0)), ("edlm-nce", Request("edlm-nce", 32, 8, 0.5, 1.0, 1.0))]
+    plain = dict(unmask="random", remask="none", ar_weighting="ratio")
+    runs = [("mdlm", Request("mdlm", 32, 1, 0.0, 1.0, 1.0, **plain)), (f"{variant_name(shipped)} (default)", shipped),
+            ("edlm-ar", Request("edlm-ar", 32, 8, 0.5, 1.0, 1.0, **plain)),
+            ("edlm-nce", Request("edlm-nce", 32, 8, 0.5, 1.0, 1.0, **plain))]
     for name, req in runs:
         if (req.sampler == "edlm-ar" and bundle.ar is None) or (req.sampler == "edlm-nce" and bundle.nce is None):
             continue
