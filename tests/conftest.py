@@ -11,6 +11,19 @@ TINY = dict(seq_len=32, batch_size=16, hidden_size=32, n_layers=1, n_heads=2, mi
             eval_every=20, eval_batches=2, save_every=20, warmup_steps=5)
 
 
+def random_denoiser(mask_id: int, vocab: int = 40):
+    """A one-block DiT with random weights (its zero-initialised output made to say something): for sampler
+    tests that need a network, not a trained one."""
+    from edlm.models import DenoiserModel, DiTConfig
+
+    torch.manual_seed(0)
+    model = DenoiserModel(DiTConfig(vocab_size=vocab, hidden_size=32, n_blocks=1, n_heads=2, cond_dim=16,
+                                    length=32, mask_token_id=mask_id, dropout=0.0))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     return FIXTURE_CORPUS

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edlm import transitions
-from edlm.models import DenoiserModel, DiTConfig
+from tests.conftest import random_denoiser
 from edlm.sampling import RowRandom, SamplerConfig, sample, sample_categorical
 from edlm.transitions import UNMASK, unmask_order
 
@@ -12,12 +12,7 @@ MASK = 4
 
 @pytest.fixture(scope="module")
 def denoiser():
-    torch.manual_seed(0)
-    model = DenoiserModel(DiTConfig(vocab_size=40, hidden_size=32, n_blocks=1, n_heads=2, cond_dim=16,
-                                    length=32, mask_token_id=MASK, dropout=0.0))
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    return model.eval()
+    return random_denoiser(MASK)
 
 
 class TokenEnergy:
