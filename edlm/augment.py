@@ -14,7 +14,7 @@ import math
 import random
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -269,7 +269,7 @@ class _Row:
     text_out: str | None = None
 
 
-def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfig) -> None:
+def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfig, banned: tuple[int, ...]) -> None:
     """Sample every row's spans: rows that fit the model's window are batched (padded with the end-of-document
     token, fixed), longer ones go through the windowed pipeline one by one."""
     tok = bundle.tokenizer
@@ -277,7 +277,7 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
     for r in rows:
         if len(r.layout.ids) > bundle.window:
             ids = torch.tensor([r.layout.ids])
-            for _ in _run(bundle, ids, dataclasses_replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout)):
+            for _ in _run(bundle, ids, replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout)):
                 pass
             _finish(r, ids[0].tolist(), tok)
     short.sort(key=lambda r: len(r.layout.ids))
@@ -285,7 +285,7 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
     if energy is None or req.k == 1 or req.is_window == 0:
         energy = None
     scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
-                         top_p=req.top_p, seed=req.seed, banned=banned_ids(tok) + line_break_ids(tok),
+                         top_p=req.top_p, seed=req.seed, banned=banned,
                          unmask=req.unmask, remask=req.remask)
     for i in range(0, len(short), cfg.batch_size):
         batch = short[i:i + cfg.batch_size]
@@ -308,12 +308,6 @@ def line_break_ids(tokenizer) -> tuple[int, ...]:
     from .tokenizer import decode
 
     return tuple(i for i in range(len(tokenizer)) if any(c in decode(tokenizer, [i]) for c in "\n\r\u2028"))
-
-
-def dataclasses_replace(req: Request, **kw) -> Request:
-    from dataclasses import replace
-
-    return replace(req, **kw)
 
 
 def _row_seed(cfg: AugmentConfig, r: _Row) -> int:
@@ -344,6 +338,7 @@ def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | 
     elif options:
         raise ValueError("pass either cfg or keyword options, not both")
     req = cfg.check()
+    banned = banned_ids(bundle.tokenizer) + line_break_ids(bundle.tokenizer)  # once per call, not per chunk
     it = iter(records)
     index = start_index
     while True:
@@ -359,7 +354,7 @@ def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | 
         rows = []
         for res in chunk:
             rows += _plan(bundle, res, cfg)
-        _fill_rows(bundle, rows, req, cfg)
+        _fill_rows(bundle, rows, req, cfg, banned)
         by_record: dict[int, list[_Row]] = {}
         for r in rows:
             by_record.setdefault(r.result.index, []).append(r)
