@@ -23,15 +23,20 @@ def _empty(title: str, note: str) -> go.Figure:
     return fig
 
 
-def weights_bar(weights: list[float] | None, chosen: int | None, step: int | None) -> go.Figure:
-    """The k normalised importance weights of the latest IS step; the kept candidate in orange."""
+def weights_bar(weights: list[float] | None, chosen: int | None, step: int | None,
+                log_weights: list[float] | None = None) -> go.Figure:
+    """The k normalised importance weights of the latest IS step; the kept candidate in orange; the
+    unnormalised log-weight (what the energy said) on hover."""
     if not weights:
         return _empty("Importance weights", "no importance-sampling step yet (mdlm, or outside the IS window)")
     colors = ["#f28e2b" if i == chosen else "#4e79a7" for i in range(len(weights))]
+    logs = log_weights if log_weights and len(log_weights) == len(weights) else [float("nan")] * len(weights)
     fig = go.Figure(go.Bar(x=[f"#{i + 1}" for i in range(len(weights))], y=weights, marker_color=colors,
-                           hovertemplate="candidate %{x}<br>weight %{y:.3f}<extra></extra>"))
+                           customdata=logs, hovertemplate="candidate %{x}<br>weight %{y:.3f}<br>log-weight "
+                                                          "%{customdata:.2f}<extra></extra>"))
     fig.update_layout(**LAYOUT, title=f"Importance weights at step {step} (orange: kept)")
-    fig.update_yaxes(range=[0, 1])
+    fig.update_xaxes(title="candidate")
+    fig.update_yaxes(range=[0, 1], title="weight")
     return fig
 
 
@@ -44,6 +49,7 @@ def weights_heatmap(rows: list[tuple[int, list[float]]]) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z, y=steps, x=[f"#{i + 1}" for i in range(len(z[0]))], colorscale="Blues",
                                zmin=0, zmax=1, hovertemplate="step %{y}, candidate %{x}: %{z:.3f}<extra></extra>"))
     fig.update_layout(**LAYOUT, title="Weights over the run")
+    fig.update_xaxes(title="candidate (fresh draws at every step)")
     fig.update_yaxes(title="step", autorange="reversed")
     return fig
 

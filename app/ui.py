@@ -11,12 +11,20 @@ import gradio as gr
 
 from edlm.bundle import ASSETS
 from edlm.presets import load_bundle
-from edlm.limits import DEFAULTS, LIMITS, SAMPLERS, SETTINGS, choices
-from edlm.pipeline import infill_stream
+from edlm.limits import DEFAULTS, LIMITS, SETTINGS, choices
+from edlm.samplers import SAMPLERS
+from edlm.pipeline import infill_stream, variants
 from edlm.presets import PRESETS
 from edlm.tokenizer import encode
 
 from . import charts
+from .replay import Replay, kept_note
+
+try:  # Hugging Face ZeroGPU Spaces: a GPU is attached for the duration of each decorated call
+    from spaces import GPU as gpu
+except ImportError:  # anywhere else the model work runs where the model was loaded
+    def gpu(fn):
+        return fn
 
 MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
@@ -28,20 +36,32 @@ LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its setti
 HOW_IT_WORKS = """
 **What you are watching.** A *masked diffusion language model* writes by un-hiding. Every span you mark starts
 as masks (▒). At each reverse step the denoiser looks at the whole text, both sides of every gap, and guesses
-every hidden token at once; a share of the gaps is then revealed with those guesses, and the rest stay hidden
-for the next step. Orange tokens appeared in this step, green ones earlier. Your own text never changes.
+every hidden token at once; some of the gaps are then revealed with those guesses (which ones: the *unmask
+order*), and the rest stay hidden for the next step. Orange: revealed in this step; green: earlier; purple:
+rewritten after remasking. Your own text never changes.
 
 **Why an energy?** The denoiser guesses each hidden token *independently*, so with few steps the guesses can
 disagree with each other (for instance "the the"). EDLM (Xu et al., 2024) corrects this with a sequence-level
-*energy*: in the noisiest steps it drafts *k* complete candidates at once, scores each whole candidate, and keeps
-one at random in proportion to its *importance weight*:
+*energy*. In the noisiest steps (the *IS window*) it uses **importance sampling (IS)**: it drafts *k* complete
+candidates at once, scores each whole candidate, and keeps one at random in proportion to its *importance
+weight*:
 
-* `edlm-ar` scores with a small left-to-right language model: weight ∝ p_AR(candidate) / p_denoiser(candidate);
+* `edlm-ar` scores with a small left-to-right language model (weight ∝ p_AR(candidate), or
+  p_AR / p_denoiser with the paper's "ratio" weighting);
 * `edlm-nce` scores with an energy network trained to tell real text from the denoiser's drafts: weight ∝ exp(−E).
 
-The bar chart shows those weights for the latest step, and the table the candidates themselves. The *effective
-sample size* says how many candidates really counted: near *k* the energy agreed with the denoiser, near 1 it
-strongly preferred one. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix continuation only).
+Only the positions the unmask order reveals in that step are taken from the kept candidate; the rest stay hidden,
+so the final text can differ from the kept candidate. The next IS step draws *k* fresh candidates.
+
+**The charts.** *Importance weights*: the *k* weights of the latest IS step (orange: the kept candidate).
+*Effective sample size (ESS)*: 1 / Σ w², how many candidates really counted: near *k* the energy found them
+about equally good (it changed little), near 1 it strongly preferred one (it decided). *Weights over the run*:
+one row per IS step, one column per candidate of that step (fresh draws: column 2 at step 3 and column 2 at
+step 4 are different texts). *Still masked*: the share of span tokens still hidden after each step.
+*Candidates*: the texts of the latest IS step. *Revealed at step*: when each token of the result appeared.
+After a run, the *replay* slider and **Play** show any step again, with every chart as it was then; *Delay per
+step* slows a live run down. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix
+continuation only).
 """
 
 
@@ -81,6 +101,13 @@ def mask_selection(text: str, start, end) -> str:
     return f"{text[:start]}[MASK:{n}]{text[end:]}"
 
 
+def rewrite_selection(result: str, start, end) -> str:
+    """The result with the selected words masked, as the new text to fill (the rest of it stays as it is)."""
+    if not result or start is None or end is None or start == end:
+        raise gr.Error("select some words of the result first, then press Rewrite selection", print_exception=False)
+    return mask_selection(result, start, end)
+
+
 def user_message(e: Exception) -> str:
     """One line for the page: what went wrong and what to do; never a traceback. HTML-escaped, since the
     message may quote the user's input and the page renders it."""
@@ -92,6 +119,11 @@ def user_message(e: Exception) -> str:
         return ("the model ran out of memory for this request: use a smaller k, fewer steps or shorter spans, or "
                 "try again when the server is less busy")
     text = str(e).strip()
+    if type(e).__name__ == "ModelFilesError" and "Hugging Face Hub" in text:
+        LOG.warning("model download failed: %s", text.splitlines()[0])  # names the model and the fix, no user text
+        return ("this server could not download that model (it has no internet access, or the Hub is unreachable):"
+                " choose the built-in `default` model. The server's owner finds the command that fetches the files"
+                " in the server log.")
     return html.escape(text.splitlines()[0] if text else type(e).__name__)
 
 
@@ -112,22 +144,43 @@ def fault(e: BaseException, what: str) -> gr.Error:
                     print_exception=False)
 
 
+RANK = {"filled": 0, "new": 1, "rewritten": 2}  # a word made of tokens of several kinds shows the most recent
+
+
 def _highlight(segments) -> list[tuple[str, str | None]]:
-    out = []
+    """Segments as highlighted chips, with the tokens of one word in one chip (a word's pieces can be revealed at
+    different steps: "bu" + "dget" is shown as "budget", coloured by its most recent piece)."""
+    out: list[tuple[str, str | None]] = []
     for text, kind, _ in segments:
         if kind == "fixed":
             out.append((text, None))
-        elif kind == "mask":
+            continue
+        if kind == "mask":
             out.append((MASK_GLYPH * (len(text) // len("[MASK]")), "mask"))
+            continue
+        prev = out[-1] if out else None
+        if prev and prev[1] in RANK and prev[0][-1:].isalnum() and text[:1].isalnum():
+            out[-1] = (prev[0] + text, max(prev[1], kind, key=RANK.get))
         else:
             out.append((text, kind))
     return out
 
 
+def ess_meaning(ess: float, k: int) -> str:
+    """What an effective sample size says about this step, in words for the lesson."""
+    if k <= 1:
+        return "one candidate: nothing to choose"
+    if ess < 1.5:
+        return "the energy strongly preferred one candidate"
+    if ess > 0.75 * k:
+        return "the energy found the candidates about equally good"
+    return "the energy preferred a few candidates"
+
+
 def _status(ev, k: int) -> str:
     parts = [f"**step {ev.step} / {ev.total_steps}**", f"{ev.elapsed:.2f} s",
              f"{ev.to_fill - ev.masked} of {ev.to_fill} tokens filled"]
-    if ev.sampler == "ar":
+    if ev.sampler in SAMPLERS and SAMPLERS[ev.sampler].autoregressive:
         parts.append(f"AR passes: {ev.ar_calls}")
     else:
         parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
@@ -136,7 +189,7 @@ def _status(ev, k: int) -> str:
     if ev.windows > 1:
         parts.append(f"window {ev.window + 1} of {ev.windows}")
     if ev.is_step:
-        parts.append(f"IS step: ESS {ev.ess:.2f} of {k}")
+        parts.append(f"importance-sampling step: ESS {ev.ess:.2f} of {k} ({ess_meaning(ev.ess, k)})")
     if ev.final:
         parts.append(f"done: {ev.ended_early}" if ev.ended_early else "done")
     return " · ".join(parts)
@@ -147,7 +200,7 @@ def model_choices() -> list[str]:
 
 
 def model_note(model: str) -> str:
-    return f"**{model}**: {PRESETS.get(model, 'a local model folder')}"
+    return f"**{model}**: {PRESETS[model].help if model in PRESETS else 'a local model folder'}"
 
 
 def get_bundle(model: str, progress: gr.Progress | None = None):
@@ -161,20 +214,26 @@ def get_bundle(model: str, progress: gr.Progress | None = None):
     return load_bundle(model)
 
 
+@gpu
 def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
                is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
                top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
-               unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
-    """Stream an infill run: after every reverse step, the text so far and the charts."""
-    outcome, n_steps, start = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter()
+               unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, delay: float = 0.0,
+               progress=gr.Progress()):
+    """Stream an infill run: after every reverse step, the text so far and the charts. `delay` (0 to
+    MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
+    outcome, n_steps, start, slept = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter(), 0.0
     try:
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
+            raise ValueError(f"delay = {delay!r} is out of range: it must be from 0 to {MAX_DELAY} seconds")
         bundle = get_bundle(model or MODEL, progress)
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
                                temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask)
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
+        replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
         for ev in stream:
-            if time.perf_counter() - start > LIMITS.app_run_seconds:
+            if time.perf_counter() - start - slept > LIMITS.app_run_seconds:
                 outcome = "stopped (time limit)"
                 raise gr.Error(f"this run passed the server's limit of {LIMITS.app_run_seconds:.0f} s and was "
                                "stopped: use fewer steps, a smaller k or shorter spans", print_exception=False)
@@ -192,10 +251,10 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                 weights = heatmap = ess_fig = table = skip
                 if new_is or ev.step == 1:
                     weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
-                                                 last_is and last_is.step)
+                                                 last_is and last_is.step, last_is and last_is.log_weights)
                     heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
                     table = [] if last_is is None else [
-                        [i + 1, round(w, 4), "kept" if i == last_is.chosen else "", c]
+                        [i + 1, round(w, 4), kept_note(i == last_is.chosen, last_is.segments), c]
                         for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
                     new_is = False
                 reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
@@ -205,7 +264,14 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                 chart_out = (gr.skip(),) * 6
             w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
             n_steps += 1
-            yield (ev.text, _highlight(ev.segments), _status(ev, k), w_fig, h_fig, e_fig, m_fig, table, reveal)
+            chips, status = _highlight(ev.segments), _status(ev, k)
+            replay.add(ev, chips, status)
+            done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
+                if ev.final else (gr.skip(), gr.skip())
+            yield (ev.text, chips, status, w_fig, h_fig, e_fig, m_fig, table, reveal, *done)
+            if delay and not ev.final:
+                time.sleep(delay)
+                slept += delay
         outcome = "finished"
     except gr.Error:
         if not outcome.startswith("stopped (time"):
@@ -222,9 +288,39 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                  n_steps, time.perf_counter() - start)
 
 
+MAX_DELAY = 2.0  # seconds per step a live run may be slowed down to
+
+
+def show_step(replay: Replay | None, step):
+    """The replay slider: the text, status and charts of a finished run at one step."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first: the replay shows the steps of the last finished run",
+                       print_exception=False)
+    return replay.view(int(step))
+
+
+def play_tick(replay: Replay | None, step):
+    """One tick of the play button: the next kept step, and the timer switched off at the end."""
+    if replay is None or not replay.frames:
+        return (gr.Timer(active=False), gr.skip(), *(gr.skip(),) * 8)
+    later = [f[0] for f in replay.frames if f[0] > int(step or 0)]
+    nxt = later[0] if later else replay.last_step
+    return (gr.Timer(active=bool(later) and nxt < replay.last_step), nxt, *replay.view(nxt))
+
+
+def start_play(replay: Replay | None, step, delay):
+    """Play: from the start when the slider is at the end; ticks every `delay` seconds (at least 0.1)."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first, then press Play to replay it", print_exception=False)
+    first = replay.frames[0][0]
+    begin = first if int(step or 0) >= replay.last_step else int(step)
+    return (gr.Timer(value=max(0.1, float(delay or 0.3)), active=True), begin, *replay.view(begin))
+
+
 AUGMENT_MAX_RECORDS = 200  # app: records in one augmentation request (the command line has no such limit)
 
 
+@gpu
 def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
                 sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, seed: int = DEFAULTS.seed,
                 model: str | None = None, progress=gr.Progress()):
@@ -276,6 +372,7 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         raise fault(e, "augment") from None
 
 
+@gpu
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
                 unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
@@ -294,6 +391,56 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
         raise rejected(e, "compare") from None
     except Exception as e:
         raise fault(e, "compare") from None
+
+
+def api_variants(text: str, n: int = 4, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps,
+                 seed: int = DEFAULTS.seed, model: str | None = None) -> list[dict]:
+    """Fill the spans of `text` n times (1 to 8, one batch); returns [{"text", "spans", "score", "seed"}] ranked
+    by the AR model's score (mean log-likelihood per token, higher is more fluent). Other settings: defaults."""
+    try:
+        out = _variants(text, n, sampler=sampler, steps=steps, seed=seed, model=model)
+        return [{"text": v.text, "spans": v.spans, "score": v.score, "seed": v.seed} for v in out]
+    except (ValueError, RuntimeError, OSError) as e:
+        raise rejected(e, "variants") from None
+    except Exception as e:
+        raise fault(e, "variants") from None
+
+
+@gpu
+def _variants(text, n, model=None, progress=None, **settings):
+    bundle = get_bundle(model or MODEL, progress)
+    n = int(n) if isinstance(n, float) and n.is_integer() else n
+    return variants(bundle, text, n, **settings)
+
+
+def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
+                 top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
+                 remask: str = DEFAULTS.remask, progress=gr.Progress()):
+    """The page's Variants button: N cards, best first, each with its score and a "use this" button."""
+    try:
+        out = _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
+                        is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                        remask=remask)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise rejected(e, "variants") from None
+    except Exception as e:
+        raise fault(e, "variants") from None
+    cards = []
+    for i in range(MAX_VARIANTS):
+        if i < len(out):
+            v = out[i]
+            score = "no AR model to rank" if v.score is None else f"AR score {v.score:.2f} / token"
+            cards += [gr.update(value=v.text, label=f"#{i + 1} · {score} · seed {v.seed}", visible=True),
+                      gr.update(visible=True)]
+        else:
+            cards += [gr.update(value="", visible=False), gr.update(visible=False)]
+    note = (f"**{len(out)} variants**, best first (ranked by the AR model's score: the mean log-likelihood per "
+            "token of each fill and the words just after it; higher reads more fluently to it). Each seed "
+            "reproduces its variant with **Generate**.")
+    return [gr.update(visible=True), note, *cards]
+
+
+MAX_VARIANTS = LIMITS.max_variants
 
 
 class Slider(gr.Slider):
@@ -316,69 +463,100 @@ def Choice(choices: list[str], **kw) -> gr.Dropdown:  # noqa: N802 (a component 
     return gr.Dropdown(choices, allow_custom_value=True, **kw)
 
 
-GET_SELECTION = """(text, a, b) => {
-  const box = document.querySelector('#edlm-text textarea');
+def get_selection(box_id: str) -> str:
+    """Browser-side: the selected character range of a text box, passed with its text to the handler."""
+    return f"""(text, a, b) => {{
+  const box = document.querySelector('#{box_id} textarea');
   return box ? [text, box.selectionStart, box.selectionEnd] : [text, 0, 0];
-}"""
+}}"""
 
 
 def build() -> gr.Blocks:
     with gr.Blocks(title="EDLM Studio") as demo:
         gr.Markdown("# EDLM Studio\nMark spans with `[MASK:n]` (exactly n tokens) or `[MASK]` (length chosen for "
                     "you), or select text and press **Mask selection**; then watch the diffusion model fill them.")
-        with gr.Row():
-            with gr.Column(scale=3):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=340):  # the writer's text and its result side by side (stacked on a phone)
                 text = gr.Textbox(value=examples()[0][0], lines=6, label="Your text", elem_id="edlm-text",
                                   max_length=LIMITS.max_text_chars,
                                   info=r"[MASK:n] = n tokens · [MASK] = length chosen · \[MASK] = a literal [MASK]")
                 with gr.Row():
-                    mask_btn = gr.Button("Mask selection", size="sm")
+                    mask_btn = gr.Button("Mask selection", size="sm", elem_id="edlm-mask")
                     go_btn = gr.Button("Generate", variant="primary", elem_id="edlm-generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="edlm-stop")
+                with gr.Row():
+                    var_btn = gr.Button("Variants", elem_id="edlm-variants", scale=2)
+                    var_n = Slider(2, MAX_VARIANTS, value=4, step=1, label="How many", scale=3,
+                                   elem_id="edlm-variants-n")
                 sel_start = gr.Number(visible=False, precision=0)
                 sel_end = gr.Number(visible=False, precision=0)
-            with gr.Column(scale=2):
+                examples_slot = gr.Column()
+            with gr.Column(scale=1, min_width=340):
+                plain = gr.Textbox(label="Result (plain text: edit, copy, or use it for another round)", lines=6,
+                                   buttons=["copy"], interactive=True, elem_id="edlm-result")
+                with gr.Row():
+                    use_btn = gr.Button("Use this: put the result into your text", size="sm", elem_id="edlm-use")
+                    rewrite_btn = gr.Button("Rewrite selection", size="sm", elem_id="edlm-rewrite")
+                status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
+        with gr.Column(visible=False, elem_id="edlm-variant-box") as var_box:
+            var_note = gr.Markdown()
+            var_cards = []
+            for row in range(2):
+                with gr.Row():
+                    for col in range(MAX_VARIANTS // 2):
+                        with gr.Column(min_width=220):
+                            i = row * (MAX_VARIANTS // 2) + col
+                            box = gr.Textbox(lines=4, buttons=["copy"], interactive=False, visible=False,
+                                             elem_id=f"edlm-variant-{i}")
+                            btn = gr.Button("Use this", size="sm", visible=False, elem_id=f"edlm-use-{i}")
+                            var_cards.append((box, btn))
+        with gr.Accordion("Settings: sampler, steps, candidates, order, seed, model", open=False,
+                          elem_id="edlm-settings"):
+            with gr.Row():
                 sampler = Choice(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
-                                      info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
-                                           "ar: left to right (prefix only)")
+                                 info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
+                                      "ar: left to right (prefix only)")
                 steps = Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
-                                  elem_id="edlm-steps",
-                                  info="reverse diffusion steps: more = slower, usually better")
+                               elem_id="edlm-steps", info="reverse diffusion steps: more = slower, usually better")
                 k = Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
-                              info="EDLM drafts k full candidates per IS step and keeps one")
+                           info="EDLM drafts k full candidates per importance-sampling step and keeps one")
                 is_window = Slider(0, 1, value=DEFAULTS.is_window, step=0.05, label="IS window",
-                                      info="share of the run, from the noisiest step, that uses the energy")
-                with gr.Row():
-                    temperature = Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
-                                            info="0 = always the likeliest token")
-                    top_p = Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
-                                      info="sample only from the likeliest tokens holding this mass")
-                with gr.Row():
-                    unmask = Choice(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
-                                         info=HELP["unmask"])
-                    remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
-                                         info=HELP["remask"])
-                seed = Number(value=DEFAULTS.seed, label="Seed",
-                                 info="same text + settings + seed = same result")
+                                   info="share of the run, from the noisiest step, that uses importance sampling")
+            with gr.Row():
+                temperature = Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
+                                     info="0 = always the likeliest token")
+                top_p = Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
+                               info="sample only from the likeliest tokens holding this mass")
+                unmask = Choice(list(choices("unmask")), value=DEFAULTS.unmask, label="Unmask order",
+                                info=HELP["unmask"])
+                remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
+                                info=HELP["remask"])
+            with gr.Row():
+                seed = Number(value=DEFAULTS.seed, label="Seed", info="same text + settings + seed = same result")
                 model = Choice(model_choices(), value=MODEL, label="Model",
-                                    info="loaded on first use; see the note below for the hardware it needs")
+                               info="loaded on first use; see the note for the hardware it needs")
                 model_md = gr.Markdown(model_note(MODEL))
-        gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)")
 
+        with examples_slot:
+            gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)", examples_per_page=3)
         with gr.Tab("Watch it denoise"):
-            plain = gr.Textbox(label="Text (plain)", visible=False)
+            with gr.Row():
+                replay_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last run", visible=False,
+                                        elem_id="edlm-replay", scale=4)
+                play_btn = gr.Button("▶ Play", size="sm", elem_id="edlm-play", scale=1)
+                delay = gr.Slider(0, MAX_DELAY, value=0, step=0.05, label="Delay per step (s)", scale=2,
+                                  elem_id="edlm-delay", info="slows a live run, and sets the replay speed")
             live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
                                             "rewritten after remasking, grey blocks: still masked)",
                                       color_map=COLORS, combine_adjacent=False, show_legend=True,
                                       elem_id="edlm-live")
-            status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
             with gr.Row():
                 w_plot = gr.Plot(label="Importance weights", elem_id="edlm-weights")
                 ess_plot = gr.Plot(label="Effective sample size")
             with gr.Row():
                 heat_plot = gr.Plot(label="Weights over the run")
                 masked_plot = gr.Plot(label="Still masked")
-            cands = gr.Dataframe(headers=["candidate", "weight", "kept", "fill"], label="Candidates of the "
+            cands = gr.Dataframe(headers=["candidate", "weight", "kept", "its fill of the spans"], label="Candidates of the "
                                  "latest IS step (what the energy preferred)", wrap=True)
             reveal_plot = gr.Plot(label="Revealed at step")
         with gr.Tab("Compare samplers"):
@@ -418,18 +596,40 @@ def build() -> gr.Blocks:
 
         settings = [sampler, steps, k, is_window, temperature, top_p, seed, model, unmask, remask]
         model.change(model_note, inputs=[model], outputs=[model_md], api_visibility="private")
-        run = go_btn.click(run_infill, inputs=[text, *settings],
-                           outputs=[plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands,
-                                    reveal_plot], api_name="infill", concurrency_id="model")
+        replay = gr.State(None)
+        timer = gr.Timer(0.3, active=False)
+        run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,
+                       replay_step]
+        run = go_btn.click(run_infill, inputs=[text, *settings, delay], outputs=run_outputs, api_name="infill",
+                           concurrency_id="model")
+        view_outputs = [live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot]
+        replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
+                          trigger_mode="always_last")
+        play_btn.click(start_play, inputs=[replay, replay_step, delay], outputs=[timer, replay_step, *view_outputs],
+                       api_visibility="private")
+        timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],
+                   api_visibility="private")
         cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:]],
                             outputs=[live_a, status_a, live_b, status_b], api_name="compare", concurrency_id="model")
         aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
-        stop_btn.click(None, cancels=[run, cmp], api_name="stop").then(
+        var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
+        var = var_btn.click(run_variants, inputs=[text, var_n, *settings], outputs=var_outputs,
+                            api_visibility="private", concurrency_id="model")
+        gr.api(api_variants, api_name="variants", concurrency_id="model")
+        use_btn.click(lambda v: v, inputs=[plain], outputs=[text], api_visibility="private")
+        for box, btn in var_cards:
+            btn.click(lambda v: v, inputs=[box], outputs=[text], api_visibility="private")
+        stop_btn.click(None, cancels=[run, cmp, var], api_name="stop").then(
             lambda: "**stopped** (press Generate to run again)", outputs=[status], api_visibility="private")
-        mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text], js=GET_SELECTION,
-                       api_visibility="private")
+        mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text],
+                       js=get_selection("edlm-text"), api_visibility="private")
+        # Error correction by the writer: select words of the result, and only they are masked and refilled.
+        rewrite_btn.click(rewrite_selection, inputs=[plain, sel_start, sel_end], outputs=[text],
+                          js=get_selection("edlm-result"), api_visibility="private").success(
+            run_infill, inputs=[text, *settings, delay], outputs=run_outputs, api_visibility="private",
+            concurrency_id="model")
     return demo
 
 

@@ -41,24 +41,29 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
     p.add_argument("--batches", default="1,8,32")
     p.add_argument("--rewrites", default="0.15,0.3,0.5")
+    p.add_argument("--samplers", default=None, help="comma-separated (default: mdlm and the default sampler)")
+    p.add_argument("--parts", default="speed,quality", help="speed (records/s), quality (diversity vs fidelity)")
     p.add_argument("--model", default="default")
     p.add_argument("--corpus", default=str(Path("..") / "shared" / "corpus" / "sotu"))
     args = p.parse_args()
     bundle = load_bundle(args.model)
     recs = sentences(args.corpus, args.records)
-    samplers = ["mdlm", DEFAULTS.sampler]
+    samplers = args.samplers.split(",") if args.samplers else ["mdlm", DEFAULTS.sampler]
+    parts = set(args.parts.split(","))
     print(f"{len(recs)} sentences, n = {args.n}, {args.steps} steps, top-p {DEFAULTS.top_p}\n")
-    print("| sampler | batch (rows) | records/s | variants/s |\n|---|---|---|---|")
-    for sampler in samplers:
+    if "speed" in parts:
+        print("| sampler | batch (rows) | records/s | variants/s |\n|---|---|---|---|")
+    for sampler in samplers if "speed" in parts else []:
         for batch in (int(b) for b in args.batches.split(",")):
             cfg = AugmentConfig(n=args.n, batch_size=batch, settings=dict(sampler=sampler, steps=args.steps))
             t0 = time.perf_counter()
             kept = sum(len(r.variants) for r in augment(bundle, recs, cfg))
             dt = time.perf_counter() - t0
             print(f"| {sampler} | {batch} | {len(recs) / dt:.2f} | {kept / dt:.2f} |", flush=True)
-    print("\n| sampler | rewrite | distinct-2 across variants | mean AR score / token (source) | "
-          "mean word edits |\n|---|---|---|---|---|")
-    for sampler in samplers:
+    if "quality" in parts:
+        print("\n| sampler | rewrite | distinct-2 across variants | mean AR score / token (source) | "
+              "mean word edits |\n|---|---|---|---|---|")
+    for sampler in samplers if "quality" in parts else []:
         for rw in (float(r) for r in args.rewrites.split(",")):
             cfg = AugmentConfig(n=args.n, rewrite=rw, batch_size=32, settings=dict(sampler=sampler, steps=args.steps))
             summary, edits = Summary(), []

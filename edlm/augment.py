@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import random
@@ -270,8 +271,8 @@ class _Row:
 
 
 def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfig, banned: tuple[int, ...]) -> None:
-    """Sample every row's spans: rows that fit the model's window are batched (padded with the end-of-document
-    token, fixed), longer ones go through the windowed pipeline one by one."""
+    """Sample every row's spans: rows that fit the model's window are batched with rows of the same token length
+    (no padding), longer ones go through the windowed pipeline one by one."""
     tok = bundle.tokenizer
     short = [r for r in rows if len(r.layout.ids) <= bundle.window]
     for r in rows:
@@ -287,20 +288,21 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
     scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
                          top_p=req.top_p, seed=req.seed, banned=banned,
                          unmask=req.unmask, remask=req.remask)
-    for i in range(0, len(short), cfg.batch_size):
-        batch = short[i:i + cfg.batch_size]
-        L = max(len(r.layout.ids) for r in batch)
-        x = torch.full((len(batch), L), tok.eos_token_id)
-        editable = torch.zeros(len(batch), L, dtype=torch.bool)
-        for b, r in enumerate(batch):
-            x[b, :len(r.layout.ids)] = torch.tensor(r.layout.ids)
-            editable[b, :len(r.layout.ids)] = layout_editable(r.layout)
+    # Rows of one token length share a batch: no padding, so a row never sees another row's length (the
+    # denoiser attends both ways) and its result does not depend on the batch it runs in.
+    batches = []
+    for _, group in itertools.groupby(short, key=lambda r: len(r.layout.ids)):
+        group = list(group)
+        batches += [group[i:i + cfg.batch_size] for i in range(0, len(group), cfg.batch_size)]
+    for batch in batches:
+        x = torch.tensor([r.layout.ids for r in batch])
+        editable = torch.stack([layout_editable(r.layout) for r in batch])
         last = None
         for last in sample(bundle.denoiser, x.to(bundle.device), scfg, energy, editable=editable.to(bundle.device),
                            row_seeds=[_row_seed(cfg, r) for r in batch]):
             pass
         for b, r in enumerate(batch):
-            _finish(r, last.tokens[b, :len(r.layout.ids)].tolist(), tok)
+            _finish(r, last.tokens[b].tolist(), tok)
 
 
 def line_break_ids(tokenizer) -> tuple[int, ...]:

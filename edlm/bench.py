@@ -22,7 +22,8 @@ from .bundle import Bundle
 from .data import consecutive_windows, read_split, token_stream
 from .evaluate import generative_perplexity, unigram_entropy
 from .limits import DEFAULTS, Request
-from .pipeline import _run
+from .pipeline import _run, energy_for
+from .samplers import get_sampler
 
 PRESETS = {
     "tiny": dict(samples=4, batch=4, steps=(4, 8), ks=(2,), windows=(0.5,), latency_repeats=1,
@@ -222,18 +223,31 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
     reqs = []
     for steps in cfg.steps:
         for sampler in cfg.samplers:
-            if sampler == "mdlm":
-                reqs.append(Request("mdlm", steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
-            elif sampler in ("edlm-ar", "edlm-nce"):
+            spec = get_sampler(sampler)
+            if spec.autoregressive:
+                continue
+            if spec.energy is None:
+                reqs.append(Request(sampler, steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
+            else:
                 pairs = _edlm_settings(cfg, steps)
                 reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, **plain) for k, w in pairs]
                 if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
                     k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
                     reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed,
                                         **{**plain, "ar_weighting": "product"}))
-    if "ar" in cfg.samplers and task == "generate":
-        reqs.append(Request("ar", 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
+    if task == "generate":  # left-to-right baselines: one cell, steps do not apply
+        reqs += [Request(s, 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain) for s in cfg.samplers
+                 if get_sampler(s).autoregressive]
     return reqs
+
+
+def _available(bundle: Bundle, req: Request) -> bool:
+    """Whether the bundle has what the request's sampler needs (the latency table skips what it lacks)."""
+    try:
+        energy_for(bundle, req)
+    except ValueError:
+        return False
+    return True
 
 
 def speedups(cells: list[Cell]) -> list[dict]:
@@ -274,7 +288,7 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
             ("edlm-ar", Request("edlm-ar", 32, 8, 0.5, 1.0, 1.0, **plain)),
             ("edlm-nce", Request("edlm-nce", 32, 8, 0.5, 1.0, 1.0, **plain))]
     for name, req in runs:
-        if (req.sampler == "edlm-ar" and bundle.ar is None) or (req.sampler == "edlm-nce" and bundle.nce is None):
+        if not _available(bundle, req):
             continue
         times = []
         for r in range(repeats + 1):  # the first run warms up
@@ -453,7 +467,7 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         else:
             base = test.clone()
             base[:, L // 4: L // 4 + L // 2] = mask_id  # the middle half of each TEST window
-        if req.sampler == "ar":
+        if get_sampler(req.sampler).autoregressive:
             base = torch.full((cfg.samples, L), mask_id)
         cells.append(run_cell(bundle, task, base, req, cfg))
         with done_path.open("a") as f:

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--time-conditioning", action="store_true")
+    p.add_argument("--process", choices=["absorbing", "uniform"], default="absorbing",
+                   help="denoiser: masked (absorbing) or uniform-noise diffusion (time-conditioned)")
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
     p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape)")
@@ -176,7 +178,7 @@ def _train(args) -> int:
                       eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
                       n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
-                      self_conditioning=args.self_conditioning, init_from=args.init,
+                      self_conditioning=args.self_conditioning, init_from=args.init, process=args.process,
                       ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
     print(train(cfg))
     return 0

@@ -9,12 +9,17 @@ importance log-weight of every candidate; the sampler normalises them in log spa
 """
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from .models.ar import forward_with_cache
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
+    from .limits import Request
 
 
 class Energy(Protocol):
@@ -157,3 +162,40 @@ def normalise(log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised weights (softmax over the last dim, in log space) and the effective sample size 1 / sum w^2."""
     w = F.softmax(log_w.float(), dim=-1)
     return w, 1.0 / (w * w).sum(-1)
+
+
+# The energy registry: name -> factory(bundle, request) building the energy a sampler asks for (edlm.samplers), with
+# a clear error when the bundle lacks what it needs. A new energy is one decorated function.
+EnergyFactory = Callable[["Bundle", "Request"], Energy]
+ENERGIES: dict[str, EnergyFactory] = {}
+
+
+def energy_source(name: str) -> Callable[[EnergyFactory], EnergyFactory]:
+    """Register `fn(bundle, request) -> Energy` under `name`."""
+    def add(fn: EnergyFactory) -> EnergyFactory:
+        if name in ENERGIES:
+            raise ValueError(f"an energy named {name!r} is already registered")
+        ENERGIES[name] = fn
+        return fn
+    return add
+
+
+@energy_source("ar")
+def _ar_energy(bundle: Bundle, req: Request) -> Energy:
+    if bundle.ar is None:
+        raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
+                         "needs; use mdlm")
+    if bundle.energy_tokenizer is not None:
+        if req.carry_over:
+            raise ValueError("carry_over scores the masked token positions, which do not exist for an energy "
+                             "with another tokenizer (text-level energy); leave carry_over off")
+        return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer, weighting=req.ar_weighting)
+    return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over,
+                    req.ar_weighting)
+
+
+@energy_source("nce")
+def _nce_energy(bundle: Bundle, req: Request) -> Energy:
+    if bundle.nce is None:
+        raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")
+    return NCEEnergy(bundle.nce)

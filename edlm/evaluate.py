@@ -7,7 +7,7 @@ import math
 import torch
 
 from .energy import ar_log_likelihood
-from .noise import add_noise, diffusion_loss, get_schedule
+from .noise import add_noise, get_schedule, process_for
 
 
 @torch.inference_mode()
@@ -15,8 +15,7 @@ def elbo_perplexity(denoiser, windows: torch.Tensor, draws: int = 8, seed: int =
     """exp of the mean negative ELBO per token, Monte Carlo over t: `draws` stratified times per window.
 
     The ELBO bounds the likelihood, so this is an upper bound on the denoiser's perplexity."""
-    schedule = get_schedule(denoiser.config.schedule)
-    mask_id = denoiser.config.mask_token_id
+    process = process_for(denoiser.config)
     gen = torch.Generator().manual_seed(seed)
     device = next(denoiser.parameters()).device
     total, count = 0.0, 0
@@ -24,9 +23,9 @@ def elbo_perplexity(denoiser, windows: torch.Tensor, draws: int = 8, seed: int =
         for x0 in windows.split(batch):
             n = x0.shape[0]
             t = ((torch.rand(n, generator=gen) + d) / draws).clamp(1e-3, 1.0)  # stratified over the draws
-            x_t = add_noise(x0, t, mask_id, schedule, gen)
+            x_t = process.add_noise(x0, t, gen)
             log_p = denoiser(x_t.to(device), t.to(device)).logits
-            total += float(diffusion_loss(log_p.float().cpu(), x0, x_t, t, mask_id, schedule).sum())
+            total += float(process.loss(log_p.float().cpu(), x0, x_t, t).sum())
             count += n
     return math.exp(total / count)
 

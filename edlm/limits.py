@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAMPLERS = ("mdlm", "edlm-ar", "edlm-nce", "ar")
-
-
 @dataclass(frozen=True)
 class Limits:
     max_text_chars: int = 20_000      # characters of input text
@@ -14,6 +11,7 @@ class Limits:
     max_steps: int = 1024             # reverse steps
     max_k: int = 32                   # importance-sampling candidates
     max_samples: int = 64             # samples in one generate call
+    max_variants: int = 8             # fills of the same text in one variants call (one batch)
     max_generate_tokens: int = 1024   # tokens in one generated sample
     max_seed: int = 2**63 - 1
     max_work: int = 4_000_000         # token-passes in one request (windows x steps x window tokens x (1 + k x IS
@@ -65,7 +63,9 @@ class Setting:
 def choices(registry: str) -> tuple[str, ...]:
     """The names registered for a setting: samplers, unmask orders, remask rules, AR weightings."""
     if registry == "sampler":
-        return SAMPLERS
+        from .samplers import SAMPLERS
+
+        return tuple(SAMPLERS)
     if registry == "ar_weighting":
         return ("ratio", "product")
     from . import transitions  # registries of the loop's transitions (imports torch: only when asked)

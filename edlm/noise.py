@@ -100,3 +100,34 @@ def diffusion_loss(log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor,
     nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     nll = torch.where(x_t == mask_id, nll, torch.zeros_like(nll))
     return elbo_weight(t, schedule) * nll.sum(-1) / x0.shape[-1]
+
+
+PROCESSES = ("absorbing", "uniform")
+
+
+class AbsorbingProcess:
+    """The masked (absorbing-state) process as an object with the uniform process's training interface."""
+
+    name = "absorbing"
+
+    def __init__(self, mask_id: int, schedule: Schedule):
+        self.mask_id, self.schedule = mask_id, schedule
+
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return add_noise(x0, t, self.mask_id, self.schedule, generator)
+
+    def loss(self, log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return diffusion_loss(log_probs, x0, x_t, t, self.mask_id, self.schedule)
+
+
+def process_for(config):
+    """The noise process a denoiser's config names (`process`: absorbing, the default, or uniform)."""
+    name = getattr(config, "process", "absorbing")
+    schedule = get_schedule(getattr(config, "schedule", "loglinear"))
+    if name == "absorbing":
+        return AbsorbingProcess(config.mask_token_id, schedule)
+    if name == "uniform":
+        from .uniform import UniformProcess
+
+        return UniformProcess(config.vocab_size, schedule, exclude=(config.mask_token_id,))
+    raise ValueError(f"unknown noise process {name!r}: choose one of {', '.join(PROCESSES)}")

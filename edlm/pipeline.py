@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import torch
 
 from .bundle import Bundle
-from .energy import AREnergy, NCEEnergy, TextAREnergy, ar_log_likelihood
+from .energy import ENERGIES, TextAREnergy, ar_log_likelihood
 from .limits import LIMITS, Request, validate
+from .samplers import get_sampler
 from .sampling import SamplerConfig, sample, sample_ar
 from .spans import Layout, Span, Template, build_layout, parse, plan_windows
 from .tokenizer import decode
@@ -59,28 +60,18 @@ class InfillEvent:
 
 
 def energy_for(bundle: Bundle, req: Request):
-    """The residual energy a sampler needs, with a clear error when the bundle lacks it."""
-    if req.sampler in ("edlm-ar", "ar"):
+    """The residual energy the request's sampler needs (None for the denoiser alone), from the registries; an
+    error names what the bundle lacks. For the `ar` sampler: its checks, and None."""
+    sampler = get_sampler(req.sampler)
+    if sampler.autoregressive:
         if bundle.ar is None:
             raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
                              "needs; use mdlm")
-        if req.sampler == "ar":
-            if bundle.energy_tokenizer is not None:
-                raise ValueError(f"the ar sampler needs an AR model with the diffusion tokenizer; model "
-                                 f"{bundle.name!r} pairs it with another tokenizer: use mdlm or edlm-ar")
-            return None
         if bundle.energy_tokenizer is not None:
-            if req.carry_over:
-                raise ValueError("carry_over scores the masked token positions, which do not exist for an energy "
-                                 "with another tokenizer (text-level energy); leave carry_over off")
-            return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer, weighting=req.ar_weighting)
-        return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over,
-                        req.ar_weighting)
-    if req.sampler == "edlm-nce":
-        if bundle.nce is None:
-            raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")
-        return NCEEnergy(bundle.nce)
-    return None
+            raise ValueError(f"the ar sampler needs an AR model with the diffusion tokenizer; model "
+                             f"{bundle.name!r} pairs it with another tokenizer: use mdlm or edlm-ar")
+        return None
+    return ENERGIES[sampler.energy](bundle, req) if sampler.energy else None
 
 
 def banned_ids(tokenizer) -> tuple[int, ...]:
@@ -103,14 +94,16 @@ class Progress:
     last: bool = False        # the run's last step
 
 
-def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor) -> Iterator[tuple]:
+def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
+         row_seeds: list[int] | None = None) -> Iterator[tuple]:
     """Fill every editable position of ids [B, N] window by window, in place; `editable` (bool [N]) comes from
-    the layout (span positions), so fixed text is never written. Yields (StepEvent, Progress)."""
+    the layout (span positions), so fixed text is never written. `row_seeds` gives row b the random stream of a
+    batch-of-one run with that seed (default: rows derived from req.seed). Yields (StepEvent, Progress)."""
     mask_id = bundle.tokenizer.mask_token_id
     banned = banned_ids(bundle.tokenizer)
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
                     banned=banned, unmask=req.unmask, remask=req.remask)
-    if req.sampler == "ar":
+    if get_sampler(req.sampler).autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())
         if not bool(editable[first:].all()):
@@ -132,7 +125,8 @@ def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor
             continue
         cfg = SamplerConfig(steps=req.steps, seed=req.seed + wi, **cfg_args)
         last = done
-        for ev in sample(bundle.denoiser, x, cfg, energy, editable=edit):
+        seeds = None if row_seeds is None else [r + wi for r in row_seeds]
+        for ev in sample(bundle.denoiser, x, cfg, energy, editable=edit, row_seeds=seeds):
             ids[:, a:b] = ev.tokens
             last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls)
             later = sum(1 for c, d in windows[wi + 1:] if bool(((ids[:, c:d] == mask_id) & editable[c:d]).any()))
@@ -195,11 +189,12 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
 def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -> int:
     """Token-passes a run will cost (windows x steps x window tokens x (1 + k x IS share) x rows), the measure
     `LIMITS.max_work` bounds. The `ar` sampler costs one cached token-pass per new token."""
-    if req.sampler == "ar":
+    sampler = get_sampler(req.sampler)
+    if sampler.autoregressive:
         return int(editable.sum()) * batch
     n_windows = len(plan_windows(editable.tolist(), window))
     span = min(window, len(editable))
-    energy_share = req.k * req.is_window if req.sampler.startswith("edlm") and req.k > 1 else 0.0
+    energy_share = req.k * req.is_window if sampler.energy and req.k > 1 else 0.0
     return int(n_windows * req.steps * span * (1.0 + energy_share) * batch)
 
 
@@ -284,9 +279,10 @@ def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent
     is_window, temperature, top_p, seed, unmask, remask, carry_over, ar_weighting), checked by `validate`."""
     req = validate(**settings)
     template = parse(text)
-    if req.sampler == "ar" and len(template.spans) != 1:
+    autoregressive = get_sampler(req.sampler).autoregressive
+    if autoregressive and len(template.spans) != 1:
         raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
-    if req.sampler == "ar" and template.parts[-1] != "":
+    if autoregressive and template.parts[-1] != "":
         raise ValueError("the ar sampler only continues a prefix: nothing may follow the span")
     lengths, scores = choose_lengths(bundle, template, req)
     for events in _stream(bundle, template, lengths, req, length_scores=scores):
@@ -316,3 +312,39 @@ def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1
     for last in _stream(bundle, template, [length], req, batch=num_samples, render=False):
         pass
     return last
+
+
+@dataclass
+class Variant:
+    """One fill of a text's spans, with the AR model's verdict on it."""
+
+    text: str
+    spans: list[str]
+    score: float | None  # mean AR log-likelihood per token over the spans and the text just after them (higher:
+    #                      more fluent); None without an AR model
+    seed: int             # infill(text, seed=seed, same settings) gives this variant again
+
+
+def variants(bundle: Bundle, text: str, n: int = 4, **settings) -> list[Variant]:
+    """Fill the spans of `text` n times in one batch and rank the fills by the AR score (best first). Variant i
+    is the fill `infill` gives with seed + i (rows have their own random streams), so any one can be reproduced;
+    `[MASK]` spans get one length for all variants (chosen as `infill` does with the first seed)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= LIMITS.max_variants:
+        raise ValueError(f"n must be a whole number from 1 to {LIMITS.max_variants}")
+    req = validate(**settings)
+    if get_sampler(req.sampler).autoregressive:
+        raise ValueError("variants come from the diffusion samplers; the ar sampler continues one prefix")
+    template = parse(text)
+    lengths, _ = choose_lengths(bundle, template, req)
+    layout = build_layout(template, bundle.tokenizer, lengths)
+    check_work(req, layout_editable(layout), bundle.window, n)
+    out = []
+    ids = torch.tensor([layout.ids] * n)
+    for _ in _run(bundle, ids, req, layout_editable(layout), row_seeds=[req.seed + i for i in range(n)]):
+        pass
+    for i in range(n):
+        row = ids[i].tolist()
+        text_out, spans = layout.render(bundle.tokenizer, row)
+        score = -_score_fill(bundle, row, layout) if bundle.ar is not None else None
+        out.append(Variant(text_out, spans, score, req.seed + i))
+    return sorted(out, key=lambda v: -v.score if v.score is not None else 0.0)

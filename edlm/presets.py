@@ -1,42 +1,66 @@
-"""Named models: `default` is the embedded bundle in assets/; any other value is a bundle folder."""
+"""Named models (a registry: one decorated loader per preset); any other value is a bundle or checkpoint folder."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .bundle import ASSETS, Bundle, ModelFilesError, load_folder, pick_device, resolve_dtype
 
-PRESETS = {
-    "default": "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB",
-    "mdlm-owt": "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
-                "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)",
-}
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    help: str
+    load: Callable[..., Bundle]  # load(argument or None, device=..., dtype=...) -> Bundle
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def preset(name: str, help: str) -> Callable:
+    """Register a named model: `fn(arg, device, dtype) -> Bundle`, where `arg` is what follows `name:` (or None)."""
+    def add(fn: Callable[..., Bundle]) -> Callable[..., Bundle]:
+        if name in PRESETS:
+            raise ValueError(f"a model preset named {name!r} is already registered")
+        PRESETS[name] = Preset(name, help, fn)
+        return fn
+    return add
+
+
+@preset("default", "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB")
+def _default(arg: str | None, device, dtype) -> Bundle:
+    if arg:
+        raise ValueError("the default model takes no argument")
+    if not (ASSETS / "denoiser").is_dir():
+        raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
+                              "them with scripts/train_default_models.sh")
+    return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
+
+
+@preset("mdlm-owt", "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
+        "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)")
+def _mdlm_owt(arg: str | None, device, dtype) -> Bundle:
+    from .hub import DEFAULT_ENERGY, load_mdlm_bundle  # `mdlm-owt:ENERGY`: any causal LM id or folder as energy
+
+    return load_mdlm_bundle(energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype)
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:
-    """`default`, `mdlm-owt`, `mdlm-owt:ENERGY` (any causal LM id or folder as the energy), a bundle folder, or
-    an MDLM-format checkpoint folder (paired with GPT-2)."""
+    """A preset name (`NAME` or `NAME:ARGUMENT`, see `PRESETS`), a bundle folder, or an MDLM-format checkpoint
+    folder (paired with GPT-2)."""
     dtype = dtype or torch.float32
-    if model == "mdlm-owt" or model.startswith("mdlm-owt:"):
-        from .hub import DEFAULT_ENERGY, load_mdlm_bundle
-
-        energy = model.split(":", 1)[1] if ":" in model else DEFAULT_ENERGY
-        return load_mdlm_bundle(energy=energy, device=device, dtype=dtype)
     if (Path(model) / "config.json").is_file():
-        import json
-
         from .bundle import read_json
 
         if read_json(Path(model) / "config.json").get("model_type") == "mdlm":
             from .hub import load_mdlm_bundle
 
             return load_mdlm_bundle(denoiser=model, device=device, dtype=dtype, name=Path(model).name)
-    if model == "default":
-        if not (ASSETS / "denoiser").is_dir():
-            raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
-                                  "them with scripts/train_default_models.sh")
-        return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
+    name, _, arg = model.partition(":")
+    if name in PRESETS and not Path(model).is_dir():
+        return PRESETS[name].load(arg or None, device=device, dtype=dtype)
     if Path(model).is_dir():
         return load_folder(model, device=device, dtype=dtype)
     raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}) or a bundle folder")

@@ -143,13 +143,39 @@ class Proposal:
         self.log_q = shape_log_probs(log_p, cfg.temperature, cfg.top_p, cfg.banned)
         self.cdf = self.log_q.double().exp().cumsum(-1)  # float64: see sample_categorical
 
-    def self_cond_for(self, x: torch.Tensor, masked: torch.Tensor, config) -> torch.Tensor:
-        """Self-conditioning input for x: this proposal's probabilities at the positions still masked."""
-        from .models.denoiser import self_cond_input
+    def rows(self, keep: torch.Tensor) -> "Proposal":
+        """This proposal restricted to the batch rows where `keep` (bool [B]) is True."""
+        return self._assemble(self.masked[keep], [self._pieces()[b] for b in keep.nonzero()[:, 0].tolist()])
 
-        dense = torch.zeros(*x.shape, self.log_p.shape[-1], device=x.device)
-        dense[self.masked] = self.log_p.exp()
-        return self_cond_input(x, config.mask_token_id, config.vocab_size, dense[masked], masked)
+    def refreshed(self, new: "Proposal", rows: torch.Tensor) -> "Proposal":
+        """This proposal with the rows where `rows` (bool [B]) is True replaced by `new` (computed for those
+        rows only, in order): a row whose text did not change keeps its prediction."""
+        old, fresh = self._pieces(), iter(new._pieces())
+        masked = self.masked.clone()
+        masked[rows] = new.masked
+        return self._assemble(masked, [next(fresh) if r else old[b] for b, r in enumerate(rows.tolist())])
+
+    def _pieces(self) -> list[tuple[torch.Tensor, ...]]:
+        counts = self.masked.sum(-1).tolist()
+        return list(zip(*(v.split(counts) for v in (self.log_p, self.log_q, self.cdf))))
+
+    @classmethod
+    def _assemble(cls, masked: torch.Tensor, pieces: list) -> "Proposal":
+        out = cls.__new__(cls)
+        out.masked = masked
+        out.log_p, out.log_q, out.cdf = (torch.cat([p[i] for p in pieces]) for i in range(3))
+        return out
+
+    def self_cond_for(self, x: torch.Tensor, masked: torch.Tensor, config):
+        """Self-conditioning input for x: this proposal's probabilities at the positions still masked (zeros at a
+        position it did not predict, e.g. one masked again), given sparsely (see `SparseSelfCond`)."""
+        from .models.dit import SparseSelfCond
+
+        row = torch.full(x.shape, -1, dtype=torch.long, device=x.device)
+        row[self.masked] = torch.arange(int(self.masked.sum()), device=x.device)
+        pick = row[masked]
+        probs = self.log_p.exp()[pick.clamp(min=0)] * (pick >= 0).unsqueeze(-1)
+        return SparseSelfCond(masked, probs)
 
     def sample(self, k: int, rng: RowRandom) -> torch.Tensor:
         """k draws [N, k] per masked position, each batch row from its own stream."""
@@ -181,16 +207,21 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
     gen = RowRandom(cfg.seed, x.shape[0], x.device, row_seeds)
     editable = (x == mask_id) if editable is None else editable.to(x.device)
     fixed, ts, start = ~editable, time_grid(cfg.steps), time.perf_counter()
-    cache, calls, ecalls, q = None, 0, 0, None
+    calls, ecalls, q = 0, 0, None
     B, L, k = x.shape[0], x.shape[1], cfg.k
+    stale = torch.ones(B, dtype=torch.bool, device=x.device)  # rows whose text changed since their prediction
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
         masked = (x == mask_id) & editable
-        if cache is None:
+        # A row whose text did not change keeps its prediction (a network without time input would repeat it):
+        # only changed rows go through the denoiser, so rows never depend on the batch they run in.
+        if q is None or denoiser.config.time_conditioning or bool(stale.all()):
             q = Proposal(denoiser, x, t, masked, cfg, previous=q)
             calls += 1
-        else:
-            q = cache
+        elif bool(stale.any()):
+            fresh = Proposal(denoiser, x[stale], t, masked[stale], cfg, previous=q.rows(stale))
+            q = q.refreshed(fresh, stale)
+            calls += 1
         info = {}
         if energy is not None and k > 1 and t > 1.0 - cfg.is_window and masked.any():
             x0, info = importance_resample(energy, q, x, masked, t, k, gen)
@@ -208,8 +239,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
         prev = x
         x = torch.where(reveal, x0, x)
         x = torch.where(again, torch.full_like(x, mask_id), x)
-        nothing_new = bool((x == prev).all())
-        cache = q if nothing_new and not denoiser.config.time_conditioning else None
+        stale = (x != prev).any(-1)
         yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, remasked=again.cpu(), **info)
 
 

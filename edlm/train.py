@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import consecutive_windows, random_windows, read_split, token_stream
-from .noise import add_noise, diffusion_loss, get_schedule, sample_times
+from .noise import add_noise, get_schedule, process_for, sample_times
 from .tokenizer import load_tokenizer
 
 KINDS = ("denoiser", "ar", "nce")
@@ -48,6 +48,7 @@ class TrainConfig:
     n_heads: int = 4
     dropout: float = 0.0
     time_conditioning: bool = False
+    process: str = "absorbing"       # denoiser: the noise process, absorbing (masked) or uniform
     self_conditioning: bool = False  # denoiser: feed the previous x0 prediction back as an input
     self_cond_prob: float = 0.5      # share of training batches that get a self-conditioning input
     init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
@@ -61,10 +62,13 @@ def build_model(cfg: TrainConfig, tokenizer):
     from .models.ar import new_ar_model
 
     if cfg.kind == "denoiser":
+        if cfg.process == "uniform" and cfg.self_conditioning:
+            raise ValueError("self-conditioning is for the absorbing process only (its input marks visible tokens)")
         model = DenoiserModel(DiTConfig(
             vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
             dropout=cfg.dropout, length=cfg.seq_len, mask_token_id=tokenizer.mask_token_id,
-            time_conditioning=cfg.time_conditioning, self_conditioning=cfg.self_conditioning))
+            time_conditioning=cfg.time_conditioning or cfg.process == "uniform",  # the noise level is not visible
+            self_conditioning=cfg.self_conditioning, process=cfg.process))
         if cfg.init_from:
             warm_start(model, cfg.init_from)
         return model
@@ -152,17 +156,16 @@ class Objective:
 
     def loss(self, model, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         if self.kind == "denoiser":
-            schedule = self.schedule
+            process = process_for(model.config)
             t = sample_times(x0.shape[0], gen, device=x0.device)
-            x_t = add_noise(x0, t, self.mask_id, schedule, gen)
+            x_t = process.add_noise(x0, t, gen)
             self_cond = None
             if self.self_cond_prob > 0 and (not model.training or
                                             float(torch.rand((), generator=gen)) < self.self_cond_prob):
                 # Self-conditioning: the network's own first prediction, without gradient (always on at eval).
                 with torch.no_grad():
                     self_cond = model(x_t, t, self_cond=None).logits.exp()
-            loss = diffusion_loss(model(x_t, t, self_cond=self_cond).logits, x0, x_t, t, self.mask_id,
-                                  schedule).mean()
+            loss = process.loss(model(x_t, t, self_cond=self_cond).logits, x0, x_t, t).mean()
             return loss, {"nelbo": loss.item()}
         if self.kind == "ar":
             inp = torch.cat([torch.full_like(x0[:, :1], self.bos_id), x0], 1)

@@ -149,3 +149,21 @@ def test_generated_sample_does_not_depend_on_how_many_are_drawn(bundle):
     one = generate(bundle, 10, num_samples=1, sampler="mdlm", steps=4, seed=3)
     three = generate(bundle, 10, num_samples=3, sampler="mdlm", steps=4, seed=3)
     assert one[0].text == three[0].text
+
+
+def test_variants_are_ranked_reproducible_and_keep_the_fixed_text(bundle):
+    from edlm.pipeline import variants
+
+    text = "We shall [MASK:5] and we shall [MASK:3] fail."
+    out = variants(bundle, text, n=4, sampler="mdlm", seed=7, unmask="random")
+    assert len(out) == 4 and sorted(v.seed for v in out) == [7, 8, 9, 10]
+    scores = [v.score for v in out]
+    assert scores == sorted(scores, reverse=True)
+    assert len({v.text for v in out}) > 1
+    for v in out:
+        assert v.text.startswith("We shall ") and v.text.endswith(" fail.") and " and we shall " in v.text
+        assert v.text == infill(bundle, text, sampler="mdlm", seed=v.seed, unmask="random").text
+    with pytest.raises(ValueError, match="n must be a whole number from 1 to 8"):
+        variants(bundle, text, n=9)
+    with pytest.raises(ValueError, match="ar sampler"):
+        variants(bundle, "Once [MASK:3]", n=2, sampler="ar")

@@ -9,18 +9,6 @@ from ..noise import get_schedule
 from .dit import DiTBackbone, DiTConfig
 
 
-def self_cond_input(x_t: torch.Tensor, mask_id: int, vocab_size: int, masked_probs: torch.Tensor | None = None,
-                    masked: torch.Tensor | None = None) -> torch.Tensor:
-    """The self-conditioning input [B, L, V] for x_t: one-hot at visible positions (SUBS copies them), and at
-    `masked` positions the given probabilities [N, V] (e.g. the previous step's prediction) or zeros."""
-    sc = torch.zeros(*x_t.shape, vocab_size, device=x_t.device)
-    visible = x_t != mask_id
-    sc[visible] = sc[visible].scatter(-1, x_t[visible].unsqueeze(-1), 1.0)
-    if masked_probs is not None:
-        sc[masked] = masked_probs.float()
-    return sc
-
-
 def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, mask_id: int) -> torch.Tensor:
     """SUBS: the mask token gets zero probability, and visible tokens are copied (log one-hot)."""
     no_mask = torch.zeros(logits.shape[-1], device=logits.device)
@@ -31,7 +19,8 @@ def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, mask_id: int) -> tor
 
 
 class DenoiserModel(PreTrainedModel):
-    """p_theta(x0 | x_t): returns SUBS log-probabilities [B, L, V] as `logits`."""
+    """p_theta(x0 | x_t): returns SUBS log-probabilities [B, L, V] as `logits` (for the uniform process: plain
+    log-probabilities over every token but the mask)."""
 
     config_class = DiTConfig
     base_model_prefix = "backbone"
@@ -57,7 +46,8 @@ class DenoiserModel(PreTrainedModel):
                 **_) -> MaskedLMOutput:
         """x_t [B, L] and t [B] -> SUBS log-probs [B, L, V], or [N, V] at `positions` (bool [B, L]) only.
 
-        Self-conditioning models take the previous x0 prediction `self_cond` (probabilities [B, L, V]); None
+        Self-conditioning models take the previous x0 prediction `self_cond` (probabilities [B, L, V], or a
+        `SparseSelfCond` at the masked positions); None
         means no prediction yet; "auto" (the default) makes one with a first pass, so a plain call gives the
         model's best x0 distribution (used by evaluation and NCE negatives). Samplers pass the previous step's."""
         if t is None:
@@ -68,5 +58,9 @@ class DenoiserModel(PreTrainedModel):
             with torch.no_grad():
                 self_cond = self.forward(input_ids, t, self_cond=None).logits.exp()
         raw = self.backbone(input_ids, self.sigma_of(t), positions=positions, self_cond=self_cond)
+        if getattr(self.config, "process", "absorbing") == "uniform":  # every position is predicted; never a mask
+            raw = raw.float().index_fill(-1, torch.tensor([self.config.mask_token_id], device=raw.device),
+                                         float("-inf"))
+            return MaskedLMOutput(logits=raw.log_softmax(-1))
         x_t = input_ids if positions is None else input_ids[positions]
         return MaskedLMOutput(logits=subs_log_probs(raw, x_t, self.config.mask_token_id))

@@ -8,6 +8,7 @@ flash-attn, runs on CPU or GPU in float32 or bfloat16.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -23,7 +24,7 @@ class DiTConfig(PretrainedConfig):
     def __init__(self, vocab_size: int = 4096, hidden_size: int = 256, n_blocks: int = 4, n_heads: int = 4,
                  cond_dim: int = 128, mlp_ratio: int = 4, dropout: float = 0.1, length: int = 128,
                  mask_token_id: int = 4, time_conditioning: bool = False, schedule: str = "loglinear",
-                 self_conditioning: bool = False, **kwargs):
+                 self_conditioning: bool = False, process: str = "absorbing", **kwargs):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.n_blocks = n_blocks
@@ -36,6 +37,7 @@ class DiTConfig(PretrainedConfig):
         self.time_conditioning = time_conditioning
         self.schedule = schedule
         self.self_conditioning = self_conditioning  # input: the previous x0 prediction (MDLM / Chen et al. 2022)
+        self.process = process  # "absorbing" (masked diffusion, SUBS outputs) or "uniform" (edlm.uniform)
         super().__init__(**kwargs)
 
 
@@ -137,6 +139,15 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm_final(x), shift, scale))
 
 
+@dataclass
+class SparseSelfCond:
+    """A self-conditioning input given at the masked positions only: `probs` [N, V] for the True entries of
+    `positions` (bool [B, L], row-major); visible positions are implied one-hot, other positions zero."""
+
+    positions: torch.Tensor
+    probs: torch.Tensor
+
+
 class DiTBackbone(nn.Module):
     """Token ids + noise level -> per-position outputs (vocabulary logits, or `out_dim` features)."""
 
@@ -155,15 +166,28 @@ class DiTBackbone(nn.Module):
             self.self_cond_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
             nn.init.zeros_(self.self_cond_proj.weight)
 
+    def expected_embedding(self, ids: torch.Tensor, self_cond, embedded: torch.Tensor) -> torch.Tensor:
+        """The self-conditioning input as an expected token embedding [B, L, H]. Dense probabilities [B, L, V]
+        (training) cost a [B*L, V] x [V, H] product; a `SparseSelfCond` (sampling) gives the same result from the
+        masked rows only: visible positions are their own embedding (one-hot rows), masked ones without a
+        prediction zero."""
+        table = self.vocab_embed.embedding.to(embedded.dtype)
+        if isinstance(self_cond, SparseSelfCond):
+            h = torch.where((ids != self.config.mask_token_id).unsqueeze(-1), embedded, 0.0)
+            h[self_cond.positions] = self_cond.probs.to(table.dtype) @ table
+            return h
+        return self_cond.to(table.dtype) @ table
+
     def forward(self, ids: torch.Tensor, sigma: torch.Tensor, extra_embed: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, self_cond: torch.Tensor | None = None) -> torch.Tensor:
         """`positions` (bool [B, L]) restricts the output layer to those positions: returns [N, out_dim].
-        `self_cond` (x0 probabilities [B, L, V]) enters as the expected token embedding, projected."""
+        `self_cond` (x0 probabilities [B, L, V], or a `SparseSelfCond`) enters as the expected token embedding,
+        projected."""
         x = self.vocab_embed(ids)
+        if self_cond is not None and self.self_cond_proj is not None:
+            x = x + self.self_cond_proj(self.expected_embedding(ids, self_cond, x))
         if extra_embed is not None:
             x = x + extra_embed
-        if self_cond is not None and self.self_cond_proj is not None:
-            x = x + self.self_cond_proj(self_cond.to(x.dtype) @ self.vocab_embed.embedding.to(x.dtype))
         c = F.silu(self.sigma_map(sigma)).to(x.dtype)
         cos, sin = rotary_cos_sin(ids.shape[1], self.config.hidden_size // self.config.n_heads, ids.device)
         for block in self.blocks:

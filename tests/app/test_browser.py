@@ -28,6 +28,16 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
+def set_steps(page, n: int) -> None:
+    """Type a step count into the settings (opening them first: they start folded)."""
+    steps = page.locator("#edlm-steps input[type=number]")
+    if not steps.is_visible():
+        page.get_by_text("Settings: sampler").click()
+        steps.wait_for(state="visible", timeout=10_000)
+    steps.fill(str(n))
+    steps.press("Enter")
+
+
 @pytest.fixture(scope="module")
 def page(app_url):
     from playwright.sync_api import sync_playwright
@@ -72,9 +82,7 @@ def test_closing_the_page_ends_its_run(page, app_url, app_log):
     tab = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a second tab, own session
     tab.goto(app_url)
     tab.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 6))
-    steps = tab.locator("#edlm-steps input[type=number]")
-    steps.fill("256")
-    steps.press("Enter")
+    set_steps(tab, 256)
     tab.locator("#edlm-generate").click()
     tab.wait_for_function("document.querySelector('#edlm-status').innerText.includes('/ 3072')", timeout=60_000)
     before = len(stopped_runs(app_log))
@@ -88,9 +96,7 @@ def test_stop_button_halts_the_run(page, app_log):
 
     box = page.locator("#edlm-text textarea")
     box.fill(" ".join(["[MASK:40] and the people"] * 6))
-    steps = page.locator("#edlm-steps input[type=number]")
-    steps.fill("256")  # a run of thousands of steps, so Stop arrives long before the end
-    steps.press("Enter")
+    set_steps(page, 256)  # a run of thousands of steps, so Stop arrives long before the end
     page.locator("#edlm-generate").click()
     page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('of 240 tokens filled')",
                            timeout=60_000)
@@ -103,3 +109,72 @@ def test_stop_button_halts_the_run(page, app_log):
     assert "/ 3072" in running  # 12 windows x 256 steps: the long run really started
     assert "stopped" in first and page.locator("#edlm-status").inner_text() == first and "done" not in first
     assert int(wait_for_stopped(app_log, before).split(" step events")[0].split()[-1]) < 3072  # server side too
+
+
+def test_writer_flow_result_copy_variants_use_and_rewrite(page):
+    """At a laptop's 1280x900 the result appears beside the text without scrolling; copy gives the plain text;
+    variants show distinct fills; "use this" puts one into the input; rewriting a selected word of the result
+    refills only that word."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    set_steps(page, 32)
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#edlm-text textarea")
+    box.fill("Gentlemen of the Senate, the [MASK:5] is at peace with all nations.")
+    page.locator("#edlm-generate").click()
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('done')", timeout=60_000)
+    result = page.locator("#edlm-result textarea")
+    text = result.input_value()
+    assert text.startswith("Gentlemen of the Senate, the ") and text.endswith(" is at peace with all nations.")
+    top = result.bounding_box()
+    assert top is not None and top["y"] + top["height"] <= 900 and page.evaluate("window.scrollY") == 0
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator("#edlm-result button[aria-label*='opy'], #edlm-result button[title*='opy']").first.click()
+    assert page.evaluate("navigator.clipboard.readText()") == text
+
+    page.locator("#edlm-variants").click()
+    page.wait_for_selector("#edlm-variant-3 textarea", timeout=60_000)
+    fills = [page.locator(f"#edlm-variant-{i} textarea").input_value() for i in range(4)]
+    assert len(set(fills)) > 1 and all(f.endswith(" is at peace with all nations.") for f in fills)
+    assert not page.locator("#edlm-variant-4").is_visible()
+    page.locator("#edlm-use-2").click()
+    page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {fills[2]!r}",
+                           timeout=10_000)
+
+    # Rewrite one word of the result: select "peace" in the result box.
+    start = text.index("peace")
+    result.evaluate(f"el => {{ el.focus(); el.setSelectionRange({start}, {start + 5}); }}")
+    before = page.locator("#edlm-status").inner_text()
+    page.locator("#edlm-rewrite").click()
+    page.wait_for_function("document.querySelector('#edlm-text textarea').value.includes('[MASK:')",
+                           timeout=30_000)
+    masked = box.input_value()
+    assert masked.startswith(text[:start] + "[MASK:") and masked.endswith("]" + text[start + 5:])
+    page.wait_for_function(f"(s => s !== {before!r} && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=60_000)
+    again = result.input_value()
+    assert again.startswith(text[:start]) and again.endswith(text[start + 5:])
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "writer.png"))
+
+
+def test_replay_slider_and_play_show_earlier_steps(page):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
+    set_steps(page, 8)
+    page.locator("#edlm-generate").click()
+    page.wait_for_function("(s => s.includes('8 of 8 tokens filled') && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=60_000)
+    page.wait_for_selector("#edlm-replay", state="visible", timeout=30_000)
+    assert "▒" not in page.locator("#edlm-live").inner_text()
+    number = page.locator("#edlm-replay input[type=number]")
+    number.fill("1")
+    number.press("Enter")
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('replay: step 1 of')",
+                           timeout=30_000)
+    assert "▒" in page.locator("#edlm-live").inner_text()
+    page.locator("#edlm-play").click()  # plays on from step 1 to the end
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.match(/replay: step (\\d+) of \\1\\b/)",
+                           timeout=60_000)
+    assert "▒" not in page.locator("#edlm-live").inner_text()
+    set_steps(page, 32)

@@ -162,3 +162,15 @@ def test_fuzz_the_running_app_api(client, app_log):
         assert "QZCANARY" not in "".join(app_log[before:]) and "Traceback" not in "".join(app_log[before:])
 
     run()
+
+
+def test_variants_api_returns_ranked_distinct_fills(client):
+    text = "We the people of the [MASK:5], in order to form a more perfect union."
+    out = client.predict(text, 4, "mdlm", 8, 3, api_name="/variants")
+    assert len(out) == 4 and [v["seed"] for v in sorted(out, key=lambda v: v["seed"])] == [3, 4, 5, 6]
+    assert [v["score"] for v in out] == sorted((v["score"] for v in out), reverse=True)
+    assert len({v["text"] for v in out}) > 1
+    assert all(v["text"].startswith("We the people of the ") and v["text"].endswith(", in order to form a more "
+                                                                                   "perfect union.") for v in out)
+    with pytest.raises(Exception, match="n must be a whole number from 1 to 8"):
+        client.predict(text, 9, api_name="/variants")

@@ -76,7 +76,7 @@ def test_sampler_feeds_the_previous_prediction_to_a_self_conditioning_denoiser()
 
     def spy(x, t, positions=None, self_cond="auto"):
         out = original(x, t, positions=positions, self_cond=self_cond)
-        seen.append((x.clone(), positions.clone(), None if self_cond is None else self_cond.clone(), out.logits))
+        seen.append((x.clone(), positions.clone(), self_cond, out.logits))
         return out
 
     model.forward = spy
@@ -87,6 +87,32 @@ def test_sampler_feeds_the_previous_prediction_to_a_self_conditioning_denoiser()
     (x1, pos1, _, lp1), (x2, pos2, sc2, _) = seen[0], seen[1]
     dense = torch.zeros(1, 16, 30)
     dense[pos1] = lp1.exp()
-    assert torch.allclose(sc2[pos2], dense[pos2])
+    assert torch.equal(sc2.positions, pos2) and torch.allclose(sc2.probs, dense[pos2])
+    # The sparse input means what the dense one of training means: one-hot rows at visible positions.
+    dense_input = dense.clone()
     visible = x2 != 4
-    assert torch.equal(sc2[visible].argmax(-1), x2[visible]) and torch.allclose(sc2[visible].sum(-1), torch.ones(1))
+    dense_input[visible] = torch.nn.functional.one_hot(x2[visible], 30).float()
+    dense_input[~visible & ~pos2] = 0.0
+    t = torch.full((1,), 0.5)
+    with torch.inference_mode():
+        sparse_out, dense_out = original(x2, t, self_cond=sc2).logits, original(x2, t, self_cond=dense_input).logits
+    assert torch.allclose(sparse_out.exp(), dense_out.exp(), atol=1e-5)
+
+
+def test_a_position_masked_again_gets_no_stale_prediction():
+    """With remasking, a position may be masked now that the previous proposal did not predict: its
+    self-conditioning row is zero, as in training's "no prediction"."""
+    from edlm.sampling import Proposal, SamplerConfig
+
+    torch.manual_seed(0)
+    model = DenoiserModel(DiTConfig(vocab_size=30, hidden_size=32, n_blocks=1, n_heads=2, cond_dim=16, length=8,
+                                    mask_token_id=4, dropout=0.0, self_conditioning=True)).eval()
+    x = torch.tensor([[4, 4, 9, 4, 10, 4, 4, 4]])
+    prev = Proposal(model, x, 0.8, x == 4, SamplerConfig())
+    now = x.clone()
+    now[0, 1], now[0, 2] = 11, 4  # position 1 revealed, position 2 masked again
+    sc = prev.self_cond_for(now, now == 4, model.config)
+    rows = (now == 4).nonzero()[:, 1].tolist()
+    assert rows == [0, 2, 3, 5, 6, 7]
+    assert torch.all(sc.probs[1] == 0)
+    assert torch.allclose(sc.probs[0], prev.log_p[0].exp()) and torch.allclose(sc.probs[2], prev.log_p[2].exp())

@@ -1,0 +1,69 @@
+"""A finished run kept step by step, so the page can scrub and replay it (text, status and every chart in sync)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import charts
+
+REPLAY_CHARS = 400_000  # characters of text kept per run (a long text x many steps keeps every n-th step)
+
+
+def kept_note(kept: bool, segments) -> str:
+    """The candidates table's note: the kept candidate, and which of its tokens this step actually revealed."""
+    if not kept:
+        return ""
+    new = [text.strip() for text, kind, _ in segments if kind in ("new", "rewritten") and text.strip()]
+    return "kept; revealed from it now: " + (", ".join(f"“{t}”" for t in new) if new else "nothing yet")
+
+
+@dataclass
+class Replay:
+    k: int
+    text_chars: int
+    steps_planned: int
+    total_steps: int = 0
+    frames: list = field(default_factory=list)     # (step, highlighted text, status)
+    masked: list = field(default_factory=list)     # (step, share still masked)
+    is_steps: list = field(default_factory=list)   # (step, weights, chosen, candidates, ess, log-weights, note)
+    pieces: list = field(default_factory=list)     # final: each filled token ...
+    revealed_at: list = field(default_factory=list)  # ... and the step that revealed it
+
+    @property
+    def stride(self) -> int:
+        return max(1, math.ceil(self.text_chars * self.steps_planned / REPLAY_CHARS))
+
+    def add(self, ev, highlighted, status: str) -> None:
+        """Record one step of the run (the event and what the page showed for it)."""
+        self.total_steps = ev.total_steps
+        self.masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
+        if ev.is_step:
+            self.is_steps.append((ev.step, ev.weights, ev.chosen, ev.candidates, ev.ess, ev.log_weights,
+                                  kept_note(True, ev.segments)))
+        if ev.step % self.stride == 0 or ev.final or ev.step == 1:
+            self.frames.append((ev.step, highlighted, status))
+        if ev.final:
+            self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
+
+    @property
+    def last_step(self) -> int:
+        return self.frames[-1][0] if self.frames else 0
+
+    def view(self, step: int) -> tuple:
+        """What the page shows at `step` (the latest kept frame at or before it): text, status, weights bar,
+        heatmap, ESS line, masked line, candidates table, revealed-at chart."""
+        frame = max((f for f in self.frames if f[0] <= step), key=lambda f: f[0], default=self.frames[0])
+        step = frame[0]
+        seen = [s for s in self.is_steps if s[0] <= step]
+        last = seen[-1] if seen else None
+        table = [] if last is None else [[i + 1, round(w, 4), last[6] if i == last[2] else "", c]
+                                         for i, (w, c) in enumerate(zip(last[1], last[3]))]
+        shown = [(p, r) for p, r in zip(self.pieces, self.revealed_at) if 0 < r <= step]
+        status = f"**replay: step {step} of {self.last_step}** · " + frame[2].split(" · ", 1)[-1]
+        return (frame[1], status,
+                charts.weights_bar(last and last[1], last and last[2], last and last[0], last and last[5]),
+                charts.weights_heatmap([(s[0], s[1]) for s in seen]),
+                charts.ess_line([(s[0], s[4]) for s in seen], self.k),
+                charts.masked_line([m for m in self.masked if m[0] <= step], self.total_steps),
+                table,
+                charts.revealed_at([p for p, _ in shown], [r for _, r in shown], self.total_steps))

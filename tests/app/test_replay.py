@@ -1,0 +1,33 @@
+"""The replay of a finished run: every step can be shown again, text and charts in sync."""
+from app.replay import Replay
+from app.ui import _highlight, _status
+from edlm.pipeline import infill_stream
+
+
+def test_replay_shows_each_step_as_it_was(bundle):
+    text = "We the people of the [MASK:6], in order to form a more perfect union."
+    replay = Replay(k=3, text_chars=len(text), steps_planned=8)
+    shown = []
+    for ev in infill_stream(bundle, text, sampler="edlm-ar", steps=8, k=3, is_window=0.5, seed=2):
+        chips, status = _highlight(ev.segments), _status(ev, 3)
+        replay.add(ev, chips, status)
+        shown.append((ev.step, chips, ev.masked))
+    assert replay.last_step == shown[-1][0] and len(replay.frames) == len(shown)
+    for step, chips, masked in shown:
+        view = replay.view(step)
+        assert view[0] == chips and view[1].startswith(f"**replay: step {step} of {replay.last_step}**")
+        masked_fig = view[5]
+        assert list(masked_fig.data[0].x)[-1] == step
+        weights_fig, table = view[2], view[6]
+        is_seen = [s for s in replay.is_steps if s[0] <= step]
+        assert bool(table) == bool(is_seen)
+        if is_seen:
+            assert list(weights_fig.data[0].y) == is_seen[-1][1]
+    first, last = replay.view(1), replay.view(replay.last_step)
+    assert first[0] != last[0]  # the text changes between the first and the last step
+    assert "▒" not in str(last[0]) and "▒" in str(first[0])
+
+
+def test_a_long_run_keeps_every_nth_step():
+    replay = Replay(k=1, text_chars=20_000, steps_planned=1000)
+    assert replay.stride == 50

@@ -1,0 +1,92 @@
+"""The uniform-noise process against brute force on a tiny vocabulary (5 ids, the mask id 4 excluded: N = 4)."""
+import math
+
+import pytest
+import torch
+
+from edlm.noise import LogLinearSchedule
+from edlm.uniform import UniformProcess
+
+V, MASK = 5, 4
+PROC = UniformProcess(V, LogLinearSchedule(), exclude=(MASK,))
+
+
+def q_marginal(x0: int, t: float) -> torch.Tensor:
+    """q(x_t | x_0) over the 5 ids, from the definition."""
+    a = 1.0 - (1.0 - 1e-3) * t
+    p = torch.tensor([(1.0 - a) / 4] * 4 + [0.0], dtype=torch.float64)
+    p[x0] += a
+    return p
+
+
+def transition(t: float, s: float) -> torch.Tensor:
+    """Q[y, z] = q(x_t = z | x_s = y), an explicit 5 x 5 matrix (row and column of the mask id zero)."""
+    a_t, a_s = 1.0 - (1.0 - 1e-3) * t, (1.0 if s <= 0 else 1.0 - (1.0 - 1e-3) * s)
+    a = a_t / a_s
+    Q = torch.full((V, V), (1.0 - a) / 4, dtype=torch.float64) + a * torch.eye(V, dtype=torch.float64)
+    Q[MASK, :], Q[:, MASK] = 0.0, 0.0
+    return Q
+
+
+@pytest.mark.parametrize("t,s", [(0.9, 0.6), (0.5, 0.49), (0.2, 0.0)])
+def test_posterior_is_bayes_rule(t, s):
+    for x0 in range(4):
+        for z in range(4):
+            brute = transition(t, s)[:, z] * q_marginal(x0, s)
+            brute = brute / brute.sum()
+            onehot = torch.nn.functional.one_hot(torch.tensor(x0), V).double()
+            got = PROC.posterior(torch.tensor(z), onehot, t, s)
+            assert torch.allclose(got, brute, atol=1e-12)
+
+
+def test_forward_noise_marginals_and_the_excluded_id():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.full((400, 50), 2)
+    t = torch.full((400,), 0.6)
+    x_t = PROC.add_noise(x0, t, g)
+    assert not bool((x_t == MASK).any())
+    expected = q_marginal(2, 0.6)
+    seen = torch.bincount(x_t.flatten(), minlength=V).double() / x_t.numel()
+    assert torch.allclose(seen, expected, atol=0.01)
+
+
+def test_a_perfect_prediction_costs_nothing():
+    x0 = torch.tensor([[0, 1, 2, 3]])
+    log_p = torch.full((1, 4, V), -math.inf)
+    log_p[0, torch.arange(4), x0[0]] = 0.0
+    for z in ([0, 1, 2, 3], [1, 1, 0, 2]):
+        assert PROC.loss(log_p, x0, torch.tensor([z]), torch.tensor([0.7])).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_continuous_loss_is_the_limit_of_the_discrete_kl_sum():
+    """sum over T steps of E_{x_t ~ q(.|x_0)} KL(q(x_s | x_t, x_0) || q(x_s | x_t, x_theta)) approaches the
+    integral of the closed-form loss over [t_min, 1]."""
+    x0, t_min, T = 1, 0.05, 3000
+    theta = torch.tensor([0.1, 0.5, 0.3, 0.1, 0.0], dtype=torch.float64)
+    log_theta = torch.where(theta > 0, theta.log(), torch.full_like(theta, -math.inf))
+    onehot = torch.nn.functional.one_hot(torch.tensor(x0), V).double()
+    grid = torch.linspace(1.0, t_min, T + 1, dtype=torch.float64)
+    discrete = 0.0
+    for k in range(T):
+        t, s = float(grid[k]), float(grid[k + 1])
+        qz = q_marginal(x0, t)
+        for z in range(4):
+            p_true = PROC.posterior(torch.tensor(z), onehot, t, s)
+            p_model = PROC.posterior(torch.tensor(z), theta, t, s)
+            keep = p_true > 0
+            discrete += float(qz[z] * (p_true[keep] * (p_true[keep] / p_model[keep]).log()).sum())
+    continuous, zs = 0.0, torch.arange(4).unsqueeze(-1)
+    for k in range(T):
+        t = 0.5 * float(grid[k] + grid[k + 1])
+        per_z = PROC.loss(log_theta.expand(4, 1, V), torch.full((4, 1), x0), zs, torch.full((4,), t)).double()
+        continuous += float((q_marginal(x0, t)[:4] * per_z).sum()) * float(grid[k] - grid[k + 1])
+    assert continuous > 0 and continuous == pytest.approx(discrete, rel=2e-3)
+
+
+def test_posterior_step_writes_the_noise_vocabulary_only_and_ends_at_x0():
+    g = torch.Generator().manual_seed(1)
+    x_t = PROC.random_tokens((8, 16), g)
+    x0 = torch.randint(4, (8, 16), generator=g)
+    x_s = PROC.posterior_step(x_t, x0, 0.8, 0.5, g)
+    assert not bool((x_s == MASK).any()) and x_s.shape == x_t.shape
+    assert torch.equal(PROC.posterior_step(x_t, x0, 0.1, 0.0, g), x0)
