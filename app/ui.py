@@ -28,7 +28,7 @@ except ImportError:  # anywhere else the model work runs where the model was loa
 
 MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
-COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1"}
+COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1", "changed": "#e15759"}
 MODEL = os.environ.get("EDLM_MODEL", "default")
 HELP = {s.name: s.help for s in SETTINGS}
 LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
@@ -144,7 +144,7 @@ def fault(e: BaseException, what: str) -> gr.Error:
                     print_exception=False)
 
 
-RANK = {"filled": 0, "new": 1, "rewritten": 2}  # a word made of tokens of several kinds shows the most recent
+RANK = {"filled": 0, "new": 1, "rewritten": 2, "changed": 3}  # a word made of tokens of several kinds shows the most recent
 
 
 def _highlight(segments) -> list[tuple[str, str | None]]:
@@ -186,6 +186,8 @@ def _status(ev, k: int) -> str:
         parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
     if ev.remasked:
         parts.append(f"{ev.remasked} masked again to be rewritten")
+    if ev.changed:
+        parts.append(f"{ev.changed} tokens changed this step (uniform noise: every token may change)")
     if ev.windows > 1:
         parts.append(f"window {ev.window + 1} of {ev.windows}")
     if ev.is_step:

@@ -38,6 +38,12 @@ PRESETS = {
                     lengths=(128,), batches=(1,), top_p=0.95,
                     variants=("mdlm", "edlm-ar", "edlm-ar/product", "edlm-nce", "mdlm+confidence",
                               "edlm-ar/product+confidence", "mdlm+remdm")),
+    # Every unmask order and remasking, alone and with the AR energy, T = 8 to 64 (issue: sampler core).
+    "orders": dict(samples=32, batch=32, steps=(8, 16, 32, 64), ks=(4,), windows=(0.5,), latency_repeats=3,
+                   lengths=(128,), batches=(1,), top_p=0.95,
+                   variants=("mdlm", "mdlm+confidence", "mdlm+confidence-noisy", "mdlm+margin", "mdlm+entropy",
+                             "mdlm+remdm", "edlm-ar/product", "edlm-ar/product+confidence",
+                             "edlm-ar/product+entropy", "edlm-ar/product+confidence+remdm")),
 }
 
 
@@ -69,8 +75,9 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
 
     base, *mods = spec.split("+")
     sampler, _, weighting = base.partition("/")
-    settings = dict(sampler=sampler, steps=steps, k=k if sampler.startswith("edlm") else 1,
-                    is_window=window if sampler.startswith("edlm") else 0.0, top_p=top_p, seed=seed,
+    weighted = sampler in choices("sampler") and get_sampler(sampler).energy is not None
+    settings = dict(sampler=sampler, steps=steps, k=k if weighted else 1,
+                    is_window=window if weighted else 0.0, top_p=top_p, seed=seed,
                     unmask="random", remask="none", ar_weighting="ratio")  # a name says every departure
     if weighting:
         settings["ar_weighting"] = weighting

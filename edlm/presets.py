@@ -74,10 +74,17 @@ def is_loaded(model: str) -> bool:
     return any(key[0] == model for key in _CACHE)
 
 
-def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto") -> Bundle:
-    """Load (once per process) a bundle by preset name or folder path."""
+def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto",
+                energy: str | None = None) -> Bundle:
+    """Load (once per process) a bundle by preset name or folder path; `energy` replaces its AR model with any
+    causal LM (a Hub id or folder, a .gguf file, or `smollm2`: see `edlm.hub.load_causal_lm`)."""
     dtype = resolve_dtype(dtype, pick_device(device))
-    key = (model, device, dtype)
+    key = (model, device, dtype, energy)
     if key not in _CACHE:
-        _CACHE[key] = resolve(model, device=device, dtype=dtype)
+        if energy:
+            from .hub import attach_energy
+
+            _CACHE[key] = attach_energy(load_bundle(model, device, dtype), energy, dtype=dtype)
+        else:
+            _CACHE[key] = resolve(model, device=device, dtype=dtype)
     return _CACHE[key]

@@ -17,7 +17,7 @@ import torch
 
 from .energy import Energy, normalise
 from .models.ar import forward_with_cache
-from .noise import Schedule, get_schedule
+from .noise import Schedule, get_schedule, process_for
 from .transitions import REMASK, UNMASK, StepContext, remdm_probability
 
 
@@ -193,13 +193,15 @@ def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepE
 def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
            editable: torch.Tensor | None = None, schedule: Schedule | None = None,
            row_seeds: list[int] | None = None) -> Iterator[StepEvent]:
-    """The masked-diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
+    """The diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
 
     Per step: the denoiser's proposal q(x0 | x_t) (skipped when nothing changed and the network ignores time);
     one x0 drawn from it, or, inside the IS window with an energy, k candidates importance-resampled to one
     (EDLM); then the transition: cfg.unmask picks the positions to reveal, cfg.remask the written ones to mask
     again. `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
     `row_seeds` gives each row its own seed (default: derived from cfg.seed and the row's index).
+    With a uniform-noise denoiser (config.process == "uniform") the spans start as random tokens and every
+    editable position is drawn from the posterior q(x_s | x_t, x0) at every step (unmask orders do not apply).
     """
     schedule = schedule or get_schedule(getattr(denoiser.config, "schedule", "loglinear"))
     mask_id = denoiser.config.mask_token_id
@@ -210,9 +212,18 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
     calls, ecalls, q = 0, 0, None
     B, L, k = x.shape[0], x.shape[1], cfg.k
     stale = torch.ones(B, dtype=torch.bool, device=x.device)  # rows whose text changed since their prediction
+    uniform = getattr(denoiser.config, "process", "absorbing") == "uniform"
+    if uniform:  # every editable position is noise to denoise; a span starts as random tokens
+        if cfg.remask != "none":
+            raise ValueError("remasking is for masked diffusion: the uniform process may rewrite every position "
+                             "at every step already")
+        process = process_for(denoiser.config)
+        start_noise = editable & (x == mask_id)
+        x = x.clone()
+        x[start_noise] = _uniform_tokens(process, start_noise, gen)
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
-        masked = (x == mask_id) & editable
+        masked = editable if uniform else (x == mask_id) & editable  # the positions the denoiser predicts
         # A row whose text did not change keeps its prediction (a network without time input would repeat it):
         # only changed rows go through the denoiser, so rows never depend on the batch they run in.
         if q is None or denoiser.config.time_conditioning or bool(stale.all()):
@@ -229,6 +240,11 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
         else:
             x0 = x.clone()
             x0[masked] = q.sample(1, gen).squeeze(-1)
+        if uniform:  # x_s ~ q(x_s | x_t, x0) at every editable position (x0 itself at the last step)
+            prev = x
+            x = _uniform_step(process, x, x0, masked, t, s, gen)
+            yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, **info)
+            continue
         in_window = cfg.remask_window[1] <= t <= cfg.remask_window[0]
         ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
                           schedule=schedule, generator=gen,
@@ -241,6 +257,26 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
         x = torch.where(again, torch.full_like(x, mask_id), x)
         stale = (x != prev).any(-1)
         yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, remasked=again.cpu(), **info)
+
+
+def _uniform_tokens(process, where: torch.Tensor, gen: RowRandom) -> torch.Tensor:
+    """Uniform draws from the process's noise vocabulary for the True entries of `where` [B, L], row by row."""
+    u = gen.rand(where.sum(-1).tolist(), dtype=torch.float64)
+    ids = process.allowed.nonzero()[:, 0].to(where.device)
+    return ids[(u * process.n).long().clamp_(max=process.n - 1)]
+
+
+def _uniform_step(process, x: torch.Tensor, x0: torch.Tensor, where: torch.Tensor, t: float, s: float,
+                  gen: RowRandom) -> torch.Tensor:
+    """The uniform process's reverse step at the `where` positions, drawn from each row's own stream."""
+    out = x.clone()
+    if s <= 0:
+        out[where] = x0[where]
+        return out
+    onehot = torch.nn.functional.one_hot(x0[where], process.vocab_size).double()
+    cdf = process.posterior(x[where], onehot, t, s).cumsum(-1)
+    out[where] = sample_categorical(cdf, 1, gen.rand(where.sum(-1).tolist(), 1, dtype=torch.float64)).squeeze(-1)
+    return out
 
 
 def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,

