@@ -84,7 +84,8 @@ SETTINGS = (
     Setting("top_p", float, 1e-6, 1.0, help="nucleus sampling mass"),
     Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)"),
     Setting("unmask", str, choices="unmask", help="which masked positions a step reveals: random (ancestral), "
-            "confidence, margin or entropy (the surest first), confidence-noisy (confidence plus annealed noise)"),
+            "confidence, margin or entropy (the surest first), confidence-noisy (confidence plus annealed noise: "
+            "far less repetition; best for free generation and long spans)"),
     Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
             "rewritten (ReMDM)"),
     Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
