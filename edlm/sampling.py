@@ -145,7 +145,8 @@ class Proposal:
 
     def rows(self, keep: torch.Tensor) -> "Proposal":
         """This proposal restricted to the batch rows where `keep` (bool [B]) is True."""
-        return self._assemble(self.masked[keep], [self._pieces()[b] for b in keep.nonzero()[:, 0].tolist()])
+        pieces = self._pieces()  # split once, not once per kept row
+        return self._assemble(self.masked[keep], [pieces[b] for b in keep.nonzero()[:, 0].tolist()])
 
     def refreshed(self, new: "Proposal", rows: torch.Tensor) -> "Proposal":
         """This proposal with the rows where `rows` (bool [B]) is True replaced by `new` (computed for those
