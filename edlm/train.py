@@ -6,6 +6,7 @@ every `save_every` steps (and when the time budget runs out) and a rerun of the 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from .noise import add_noise, get_schedule, process_for, sample_times
 from .tokenizer import load_tokenizer
 
 KINDS = ("denoiser", "ar", "nce")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,7 +91,8 @@ def build_model(cfg: TrainConfig, tokenizer):
 
 def warm_start(model: torch.nn.Module, folder: str) -> None:
     """Copy the weights of a saved model (safetensors) into `model` by name and shape; parameters the saved model
-    lacks (e.g. a new self-conditioning projection) keep their initialisation. Mismatched shapes are an error."""
+    lacks (e.g. a new self-conditioning projection) keep their initialisation; a saved self-conditioning input the
+    model does not take is left out. Any other unknown name or mismatched shape is an error."""
     from safetensors.torch import load_file
 
     path = Path(folder) / "model.safetensors"
@@ -99,6 +102,10 @@ def warm_start(model: torch.nn.Module, folder: str) -> None:
     bad = [k for k, v in saved.items() if k in own and own[k].shape != v.shape]
     if bad:
         raise ValueError(f"warm start from {folder}: shapes differ for {bad[:3]}")
+    optional = [k for k in saved if k not in own and ".self_cond_proj." in f".{k}"]
+    if optional:  # an input this model does not take (a uniform denoiser has no self-conditioning): left out
+        log.info("warm start from %s: leaving out %s (this model has no such input)", folder, optional)
+        saved = {k: v for k, v in saved.items() if k not in optional}
     unknown = [k for k in saved if k not in own]
     if unknown:
         raise ValueError(f"warm start from {folder}: this model has no {unknown[:3]}")

@@ -34,8 +34,19 @@ def set_steps(page, n: int) -> None:
     if not steps.is_visible():
         page.get_by_text("Settings: sampler").click()
         steps.wait_for(state="visible", timeout=10_000)
-    steps.fill(str(n))
-    steps.press("Enter")
+    slider = page.locator("#edlm-steps input[type=range]")
+    for _ in range(3):  # a late re-render of a freshly loaded page can reset a value typed too early: type again
+        steps.fill(str(n))
+        steps.press("Tab")  # leaving the box commits the value, as a person's next click does
+        try:
+            page.wait_for_function(f"document.querySelector('#edlm-steps input[type=range]').value === '{n}'",
+                                   timeout=5_000)
+        except Exception:
+            continue
+        page.wait_for_timeout(300)
+        if slider.input_value() == str(n) and steps.input_value() == str(n):
+            return
+    raise AssertionError(f"the steps setting did not take {n}: it shows {steps.input_value()}")
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +92,7 @@ def test_closing_the_page_ends_its_run(page, app_url, app_log):
 
     tab = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a second tab, own session
     tab.goto(app_url)
+    tab.wait_for_selector("#edlm-generate", timeout=60_000)
     tab.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 6))
     set_steps(tab, 256)
     tab.locator("#edlm-generate").click()
