@@ -66,6 +66,13 @@ def test_self_conditioning_ema_and_warm_start(trained, corpus, tokenizer_dir, tm
     with pytest.raises(ValueError, match="shapes differ"):
         warm_start(build_model(TrainConfig(max_steps=1, **{**cfg, "hidden_size": 64, "init_from": None}),
                                load_tokenizer(tokenizer_dir)), str(trained["denoiser"]))
+    # A uniform denoiser warm-started from the self-conditioned one takes every shared weight and leaves out the
+    # self-conditioning input it does not have.
+    uniform = build_model(TrainConfig(max_steps=1, **{**cfg, "self_conditioning": False, "process": "uniform",
+                                                      "init_from": best}), load_tokenizer(tokenizer_dir))
+    assert uniform.backbone.self_cond_proj is None
+    saved = DenoiserModel.from_pretrained(best).backbone.vocab_embed.embedding
+    assert torch.equal(uniform.backbone.vocab_embed.embedding, saved)
 
 
 def test_ema_swap_is_exact_and_averages():
