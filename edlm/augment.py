@@ -287,7 +287,7 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
         energy = None
     scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
                          top_p=req.top_p, seed=req.seed, banned=banned,
-                         unmask=req.unmask, remask=req.remask)
+                         unmask=req.unmask, remask=req.remask, final=req.final)
     # Rows of one token length share a batch: no padding, so a row never sees another row's length (the
     # denoiser attends both ways) and its result does not depend on the batch it runs in.
     batches = []

@@ -1,8 +1,9 @@
 """A model bundle: the tokenizer and the networks that work together, loaded from one folder.
 
 Folder layout (what `assets/` ships): tokenizer/, denoiser/, ar/ (EDLM-AR energy and `ar` baseline), nce/ (EDLM-NCE
-energy), judge/ (benchmarks only), each a transformers `save_pretrained` folder with safetensors weights, and
-manifest.json with the sha256 of every file, checked on load. Only denoiser/ and tokenizer/ are required.
+energy), judge/ (benchmarks only), uniform/ (a second denoiser trained with uniform noise: the `uniform` preset), each
+a transformers `save_pretrained` folder with safetensors weights, and manifest.json with the sha256 of every file,
+checked on load. Only denoiser/ and tokenizer/ are required.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _assets_folder() -> Path:
 
 
 ASSETS = _assets_folder()
-PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge")
+PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge", "uniform")
 
 
 class ModelFilesError(RuntimeError):
@@ -118,9 +119,10 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: torch.dtype = torch.float32,
-                name: str | None = None, require_manifest: bool = False) -> Bundle:
+                name: str | None = None, require_manifest: bool = False, denoiser: str = "denoiser") -> Bundle:
     """Load a bundle folder (see the module docstring). Weights are read from safetensors only; a folder without
-    a manifest loads with a warning that it is unverified (the embedded bundle requires its manifest)."""
+    a manifest loads with a warning that it is unverified (the embedded bundle requires its manifest). `denoiser`
+    names the part to sample with (`uniform` for the uniform-noise one, which has no NCE energy)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
@@ -129,8 +131,8 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
 
     hf_logging.disable_progress_bar()
     folder = Path(folder)
-    if not (folder / "denoiser").is_dir():
-        raise ModelFilesError(f"no model bundle at {folder}: expected {folder}/denoiser and {folder}/tokenizer")
+    if not (folder / denoiser).is_dir():
+        raise ModelFilesError(f"no model bundle at {folder}: expected {folder}/{denoiser} and {folder}/tokenizer")
     if not verify_manifest(folder, required=require_manifest):
         import logging
 
@@ -163,8 +165,10 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
         tokenizer = load_tokenizer(tok_dir)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelFilesError(f"cannot load the tokenizer in {tok_dir}: {type(e).__name__}") from None
-    bundle = Bundle(name=name or folder.name, tokenizer=tokenizer, denoiser=load(AutoModelForMaskedLM, "denoiser"),
-                    ar=load(AutoModelForCausalLM, "ar"), nce=load(AutoModel, "nce"),
+    main = load(AutoModelForMaskedLM, denoiser)
+    nce = load(AutoModel, "nce") if getattr(main.config, "process", "absorbing") == "absorbing" else None
+    bundle = Bundle(name=name or folder.name, tokenizer=tokenizer, denoiser=main,
+                    ar=load(AutoModelForCausalLM, "ar"), nce=nce,
                     judge=load(AutoModelForCausalLM, "judge"), device=dev)
     check_bundle(bundle, folder)
     return bundle
@@ -208,7 +212,7 @@ def export_bundle(parts: dict[str, str | os.PathLike], out_dir: str | os.PathLik
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classes = {"denoiser": AutoModelForMaskedLM, "ar": AutoModelForCausalLM, "nce": AutoModel,
-               "judge": AutoModelForCausalLM}
+               "judge": AutoModelForCausalLM, "uniform": AutoModelForMaskedLM}
     for part, src in parts.items():
         dst = out / part
         if dst.exists():

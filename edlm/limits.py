@@ -35,6 +35,7 @@ class Defaults:
     seed: int = 0
     unmask: str = "confidence"   # measured best on infilling (README "Benchmarks"); random avoids repetition
     remask: str = "none"
+    final: str = "sample"        # the last step's x0: drawn, or each position's likeliest token (greedy)
     carry_over: bool = False
     ar_weighting: str = "product"
 
@@ -61,13 +62,15 @@ class Setting:
 
 
 def choices(registry: str) -> tuple[str, ...]:
-    """The names registered for a setting: samplers, unmask orders, remask rules, AR weightings."""
+    """The names registered for a setting: samplers, unmask orders, remask rules, AR weightings, final steps."""
     if registry == "sampler":
         from .samplers import SAMPLERS
 
         return tuple(SAMPLERS)
     if registry == "ar_weighting":
         return ("ratio", "product")
+    if registry == "final":
+        return ("sample", "greedy")
     from . import transitions  # registries of the loop's transitions (imports torch: only when asked)
 
     return tuple(transitions.UNMASK if registry == "unmask" else transitions.REMASK)
@@ -88,6 +91,8 @@ SETTINGS = (
             "far less repetition; best for free generation and long spans)"),
     Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
             "rewritten (ReMDM)"),
+    Setting("final", str, choices="final", help="the last step's tokens: sample (drawn like every step), or "
+            "greedy (each position's likeliest token: a few-step aid, measured in the README)"),
     Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
     Setting("ar_weighting", str, choices="ar_weighting", help="EDLM-AR weights: ratio = p_AR/q (the paper), "
             "product = p_AR (target q*p_AR)"),
@@ -109,6 +114,7 @@ class Request:
     ar_weighting: str = DEFAULTS.ar_weighting
     unmask: str = DEFAULTS.unmask
     remask: str = DEFAULTS.remask
+    final: str = DEFAULTS.final
 
 
 def _number(name: str, value, kind: type, lo, hi):

@@ -39,6 +39,17 @@ def _default(arg: str | None, device, dtype) -> Bundle:
     return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
 
 
+@preset("uniform", "the embedded uniform-noise denoiser (assets/uniform) with the embedded AR energy: a span starts "
+        "as random words and every token can change at every step; any CPU")
+def _uniform(arg: str | None, device, dtype) -> Bundle:
+    if arg:
+        raise ValueError("the uniform model takes no argument")
+    if not (ASSETS / "uniform").is_dir():
+        raise ModelFilesError(f"the embedded uniform denoiser is missing from {ASSETS}; reinstall the project or "
+                              "train it with scripts/train_default_models.sh")
+    return load_folder(ASSETS, device=device, dtype=dtype, name="uniform", require_manifest=True, denoiser="uniform")
+
+
 @preset("mdlm-owt", "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
         "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)")
 def _mdlm_owt(arg: str | None, device, dtype) -> Bundle:

@@ -34,12 +34,15 @@ class SamplerConfig:
     remask: str = "none"     # which written positions a step masks again (edlm.transitions.REMASK)
     remask_strength: float = 0.02              # ReMDM's eta: top chance of masking a written token again
     remask_window: tuple[float, float] = (0.55, 0.05)  # remasking is on while t is inside [to, from]
+    final: str = "sample"    # the last step's x0: "sample", or "greedy" (each position's likeliest token)
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
             raise ValueError(f"unknown unmask order {self.unmask!r}: choose one of {', '.join(UNMASK)}")
         if self.remask not in REMASK:
             raise ValueError(f"unknown remask rule {self.remask!r}: choose one of {', '.join(REMASK)}")
+        if self.final not in ("sample", "greedy"):
+            raise ValueError(f"unknown final step {self.final!r}: choose sample or greedy")
 
 
 @dataclass
@@ -240,7 +243,8 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             ecalls += 1
         else:
             x0 = x.clone()
-            x0[masked] = q.sample(1, gen).squeeze(-1)
+            greedy = cfg.final == "greedy" and s <= 0  # the last step keeps each position's likeliest token
+            x0[masked] = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
         if uniform:  # x_s ~ q(x_s | x_t, x0) at every editable position (x0 itself at the last step)
             prev = x
             x = _uniform_step(process, x, x0, masked, t, s, gen)

@@ -158,3 +158,26 @@ def test_categorical_sampling_matches_the_distribution_and_never_draws_zero_mass
     freq = torch.stack([(draws[0] == i).float().mean() for i in range(4)])
     assert torch.allclose(freq, probs[0], atol=0.015)
     assert not bool((draws[0] == 1).any()) and bool((draws[1] == 2).all())
+
+
+@pytest.mark.parametrize("process", ["absorbing", "uniform"])
+def test_greedy_final_step_takes_the_likeliest_tokens(denoiser, process):
+    """final="greedy": the last step writes each position's likeliest token (with one step, the temperature-0
+    result); the steps before it still draw, so seeds still differ over longer runs."""
+    from edlm.sampling import sample
+    from tests.test_uniform import uniform_denoiser
+
+    model = denoiser if process == "absorbing" else uniform_denoiser(MASK)
+    x = start(batch=2)
+
+    def last(steps, seed, **kw):
+        return run(sample(model, x, SamplerConfig(steps=steps, seed=seed, **kw)))[1].tokens
+
+    greedy = last(1, 1, final="greedy")
+    if process == "absorbing":  # (a uniform run starts from seeded random tokens, so its input depends on the seed)
+        assert torch.equal(greedy, last(1, 2, final="greedy"))
+    assert torch.equal(greedy, last(1, 1, temperature=0.0))
+    assert not torch.equal(last(1, 1), last(1, 2))
+    assert not torch.equal(last(8, 1, final="greedy"), last(8, 2, final="greedy"))
+    with pytest.raises(ValueError, match="unknown final step"):
+        SamplerConfig(final="best")
