@@ -1,11 +1,11 @@
-"""Real checkpoints: the public MDLM denoiser (`kuleshov-group/mdlm-owt`) loaded into our own DiT, and any
-Hugging Face causal LM as the EDLM-AR energy.
+"""Real checkpoints: the public MDLM and SEDD denoisers loaded into our own DiT, LLaDA into `edlm.models.llada`,
+and any Hugging Face causal LM (or GGUF file) as the EDLM-AR energy.
 
 The MDLM checkpoint's published format is a config.json with `model_type: "mdlm"` (fields vocab_size,
 model_length, hidden_dim, cond_dim, n_blocks, n_heads, dropout, time_conditioning) and weights whose names start
 with `backbone.` and follow the DiT layout of `edlm.models.dit`. Its remote code needs flash-attn and bf16
-autocast; here the same weights run through plain PyTorch on a CPU or GPU, with no remote code. Another masked
-diffusion checkpoint (SEDD, LLaDA-style) is added the same way: a config reader and a state-dict key map below.
+autocast; here the same weights run through plain PyTorch on a CPU or GPU, with no remote code. SEDD and LLaDA
+are added the same way: a reader of their published config.json and their state-dict keys, safetensors only.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import torch
 from .bundle import Bundle, ModelFilesError, pick_device, resolve_dtype
 
 MDLM_OWT = "kuleshov-group/mdlm-owt"
+SEDD_SMALL = "louaaron/sedd-small"
+LLADA_BASE = "GSAI-ML/LLaDA-8B-Base"
+LLADA_INSTRUCT = "GSAI-ML/LLaDA-8B-Instruct"
 MDLM_TOKENIZER = "gpt2"
 DEFAULT_ENERGY = "gpt2"
 
@@ -69,32 +72,133 @@ def dit_config_from_mdlm(cfg: dict, mask_token_id: int | None = None):
                      mask_token_id=cfg["vocab_size"] - 1 if mask_token_id is None else mask_token_id)
 
 
-def load_mdlm_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
-    """Load an MDLM-format checkpoint folder into `edlm.models.DenoiserModel` (safetensors only)."""
+def _safetensors_state(folder: Path, device=None) -> dict[str, torch.Tensor]:
+    """Every tensor of the folder's .safetensors files (sharded checkpoints included); never a pickle."""
     from safetensors.torch import load_file
 
-    from .models import DenoiserModel
-
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.exists():
-        raise ModelFilesError(f"no config.json in {folder}")
-    cfg = json.loads(cfg_path.read_text())
-    if cfg.get("model_type") != "mdlm":
-        raise ModelFilesError(f"{folder} is not an MDLM checkpoint (model_type {cfg.get('model_type')!r})")
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         raise ModelFilesError(f"no .safetensors weights in {folder}: only safetensors are loaded, never pickles")
     state = {}
     for w in weights:
-        state.update(load_file(w))
+        state.update(load_file(w, device=str(device or "cpu")))
+    return state
+
+
+def _published_config(folder: Path) -> dict:
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        raise ModelFilesError(f"no config.json in {folder}")
+    return json.loads(cfg_path.read_text())
+
+
+def _config(folder: Path, read, cfg: dict):
+    """`read(cfg)`, with a missing or malformed field named as a problem of the folder's config.json."""
+    try:
+        return read(cfg)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ModelFilesError(f"{folder}/config.json lacks or misstates a field the format needs ({e})") from None
+
+
+def _load_dit(folder: Path, config, state: dict, kind: str, device, dtype):
+    from .models import DenoiserModel
+
     state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
-    model = DenoiserModel(dit_config_from_mdlm(cfg))
+    model = DenoiserModel(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelFilesError(f"{folder}: weights do not match the MDLM DiT layout (missing {missing[:3]}, "
+        raise ModelFilesError(f"{folder}: weights do not match the {kind} DiT layout (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
     return model.to(device=device, dtype=dtype).eval()
+
+
+def load_mdlm_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
+    """Load an MDLM-format checkpoint folder into `edlm.models.DenoiserModel` (safetensors only)."""
+    folder = Path(folder)
+    cfg = _published_config(folder)
+    if cfg.get("model_type") != "mdlm":
+        raise ModelFilesError(f"{folder} is not an MDLM checkpoint (model_type {cfg.get('model_type')!r})")
+    state = _safetensors_state(folder)
+    return _load_dit(folder, _config(folder, dit_config_from_mdlm, cfg), state, "MDLM", device, dtype)
+
+
+def is_sedd_config(cfg: dict) -> bool:
+    """A SEDD checkpoint's config.json is its whole training config: `tokens`, `graph`, `noise`, `model`."""
+    return isinstance(cfg.get("model"), dict) and cfg["model"].get("type") == "ddit" and "graph" in cfg
+
+
+def dit_config_from_sedd(cfg: dict):
+    """Our DiTConfig from a SEDD config.json. SEDD's network is the DiT MDLM later reused, always conditioned on
+    the total noise sigma(t) of a log-linear schedule; the absorbing graph adds the mask as the last token."""
+    from .models import DiTConfig
+
+    graph, noise = cfg.get("graph", {}).get("type"), cfg.get("noise", {}).get("type")
+    if graph != "absorb":
+        raise ModelFilesError(f"SEDD graph {graph!r}: only absorbing (masked) SEDD checkpoints load here")
+    if noise != "loglinear":
+        raise ModelFilesError(f"SEDD noise {noise!r}: only the log-linear schedule is implemented")
+    m = cfg["model"]
+    return DiTConfig(vocab_size=cfg["tokens"] + 1, hidden_size=m["hidden_size"], n_blocks=m["n_blocks"],
+                     n_heads=m["n_heads"], cond_dim=m["cond_dim"], length=m["length"], dropout=m.get("dropout", 0.1),
+                     time_conditioning=True, mask_token_id=cfg["tokens"])
+
+
+def load_sedd_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
+    """A SEDD (score entropy) absorbing checkpoint as an x0 denoiser.
+
+    SEDD's network outputs log concentration ratios: at a masked position, s(x_t)_y = p_t(x_t with y) / p_t(x_t)
+    = e^-sigma p0(y | x_t) / (1 - e^-sigma), i.e. p0(y | x_t) = s_y (e^sigma - 1). Its `scale_by_sigma` output
+    subtracts log(e^sigma - 1) + log(V - 1), the same for every y, so p0 is the softmax of the raw output over the
+    non-mask tokens: exactly what `DenoiserModel`'s SUBS head computes (tests/test_hub.py checks the identity).
+    The published weights have no `backbone.` prefix."""
+    folder = Path(folder)
+    cfg = _published_config(folder)
+    if not is_sedd_config(cfg):
+        raise ModelFilesError(f"{folder} is not a SEDD checkpoint (its config.json has no model.type 'ddit')")
+    state = {f"backbone.{k}": v for k, v in _safetensors_state(folder).items()}
+    return _load_dit(folder, _config(folder, dit_config_from_sedd, cfg), state, "SEDD", device, dtype)
+
+
+def is_llada_config(cfg: dict) -> bool:
+    return cfg.get("model_type") == "llada"
+
+
+def load_llada_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.bfloat16):
+    """A LLaDA checkpoint (config.json with model_type "llada", sharded safetensors) in `edlm.models.llada`, built
+    on the meta device and filled from the files directly on `device` (an 8B model needs ~16 GB in bfloat16)."""
+    from .models.llada import LLaDAConfig, LLaDADenoiser
+
+    folder = Path(folder)
+    cfg = _published_config(folder)
+    if not is_llada_config(cfg):
+        raise ModelFilesError(f"{folder} is not a LLaDA checkpoint (model_type {cfg.get('model_type')!r})")
+    try:
+        config = LLaDAConfig.from_published(cfg)
+    except ValueError as e:
+        raise ModelFilesError(f"{folder}/config.json: {e}") from None
+    with torch.device("meta"):
+        model = LLaDADenoiser(config)
+    state = {k: v.to(dtype) for k, v in _safetensors_state(folder, device).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if missing or unexpected:
+        raise ModelFilesError(f"{folder}: weights do not match the LLaDA layout (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    return model.to(device).eval()
+
+
+def llada_tokenizer(folder: str | os.PathLike, mask_token_id: int):
+    """The checkpoint's own tokenizer (no remote code), with its mask token named as the mask."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (Path(folder) / "tokenizer.json").is_file():  # (AutoTokenizer would read config.json and warn about "llada")
+        tok = PreTrainedTokenizerFast.from_pretrained(folder)
+    else:
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    if tok.mask_token_id != mask_token_id:
+        if mask_token_id >= len(tok):
+            raise ModelFilesError(f"the tokenizer in {folder} has no token {mask_token_id} (the config's mask)")
+        tok.mask_token = tok.convert_ids_to_tokens(mask_token_id)
+    return tok
 
 
 # Energies that install with pip as a GGUF file inside a package: name -> (package, file, what to install).
@@ -179,15 +283,29 @@ def mdlm_tokenizer(name_or_dir: str = MDLM_TOKENIZER, vocab_size: int | None = N
 def load_mdlm_bundle(denoiser: str = MDLM_OWT, tokenizer: str = MDLM_TOKENIZER, energy: str | None = DEFAULT_ENERGY,
                      device: str | None = None, dtype: str | torch.dtype | None = None,
                      name: str = "mdlm-owt") -> Bundle:
-    """An MDLM denoiser with its GPT-2 tokenizer and a causal LM energy.
+    """An MDLM or SEDD denoiser (both GPT-2 with [MASK] appended) with its tokenizer and a causal LM energy.
 
     An energy with the same tokenizer scores token ids directly; any other causal LM is used through the
     text-level energy (decode, re-tokenise, score)."""
     dev = pick_device(device)
     dt = resolve_dtype(dtype, dev)
-    den = load_mdlm_checkpoint(fetch(denoiser), device=dev, dtype=dt)
+    folder = fetch(denoiser)
+    loader = load_sedd_checkpoint if is_sedd_config(_published_config(folder)) else load_mdlm_checkpoint
+    den = loader(folder, device=dev, dtype=dt)
     tok = mdlm_tokenizer(tokenizer, den.config.vocab_size)
     bundle = Bundle(name=name, tokenizer=tok, denoiser=den, device=dev)
+    return attach_energy(bundle, energy, dtype=dt, name=name) if energy else bundle
+
+
+def load_llada_bundle(denoiser: str = LLADA_BASE, energy: str | None = DEFAULT_ENERGY, device: str | None = None,
+                      dtype: str | torch.dtype | None = None, name: str = "llada") -> Bundle:
+    """A LLaDA denoiser with its own tokenizer; any causal LM as the energy (text level unless it shares the
+    tokenizer)."""
+    dev = pick_device(device)
+    dt = resolve_dtype(dtype, dev)
+    folder = fetch(denoiser, ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"))
+    den = load_llada_checkpoint(folder, device=dev, dtype=dt)
+    bundle = Bundle(name=name, tokenizer=llada_tokenizer(folder, den.config.mask_token_id), denoiser=den, device=dev)
     return attach_energy(bundle, energy, dtype=dt, name=name) if energy else bundle
 
 

@@ -58,17 +58,46 @@ def _mdlm_owt(arg: str | None, device, dtype) -> Bundle:
     return load_mdlm_bundle(energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype)
 
 
+@preset("sedd", "SEDD small (Lou et al. 2024, score entropy, absorbing) on OpenWebText + GPT-2 energy; downloads "
+        "~0.9 GB once; `sedd:ENERGY` picks the energy; a GPU is advised")
+def _sedd(arg: str | None, device, dtype) -> Bundle:
+    from .hub import DEFAULT_ENERGY, SEDD_SMALL, load_mdlm_bundle
+
+    return load_mdlm_bundle(denoiser=SEDD_SMALL, energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype,
+                            name="sedd")
+
+
+@preset("llada", "LLaDA 8B Base (GSAI-ML), a masked diffusion LM that knows English well + GPT-2 energy at the "
+        "text level; downloads ~16 GB; needs a GPU with ~20 GB (bfloat16); `llada:ENERGY` picks the energy")
+def _llada(arg: str | None, device, dtype) -> Bundle:
+    from .hub import DEFAULT_ENERGY, LLADA_BASE, load_llada_bundle
+
+    return load_llada_bundle(LLADA_BASE, energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype, name="llada")
+
+
+@preset("llada-instruct", "LLaDA 8B Instruct (GSAI-ML): as llada, tuned to follow instructions")
+def _llada_instruct(arg: str | None, device, dtype) -> Bundle:
+    from .hub import DEFAULT_ENERGY, LLADA_INSTRUCT, load_llada_bundle
+
+    return load_llada_bundle(LLADA_INSTRUCT, energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype,
+                             name="llada-instruct")
+
+
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:
-    """A preset name (`NAME` or `NAME:ARGUMENT`, see `PRESETS`), a bundle folder, or an MDLM-format checkpoint
-    folder (paired with GPT-2)."""
+    """A preset name (`NAME` or `NAME:ARGUMENT`, see `PRESETS`), a bundle folder, or an MDLM, SEDD or LLaDA
+    checkpoint folder in its published format (paired with GPT-2 as the energy)."""
     dtype = dtype or torch.float32
     if (Path(model) / "config.json").is_file():
         from .bundle import read_json
 
-        if read_json(Path(model) / "config.json").get("model_type") == "mdlm":
-            from .hub import load_mdlm_bundle
+        from . import hub
 
-            return load_mdlm_bundle(denoiser=model, device=device, dtype=dtype, name=Path(model).name)
+        cfg, name = read_json(Path(model) / "config.json"), Path(model).name
+        if cfg.get("model_type") == "mdlm" or hub.is_sedd_config(cfg):
+            return hub.load_mdlm_bundle(denoiser=model, energy=hub.DEFAULT_ENERGY, device=device, dtype=dtype,
+                                        name=name)
+        if hub.is_llada_config(cfg):
+            return hub.load_llada_bundle(model, energy=hub.DEFAULT_ENERGY, device=device, dtype=dtype, name=name)
     name, _, arg = model.partition(":")
     if name in PRESETS and not Path(model).is_dir():
         return PRESETS[name].load(arg or None, device=device, dtype=dtype)

@@ -1,0 +1,153 @@
+"""LLaDA (Nie et al. 2025): a Llama-style transformer with bidirectional attention that predicts x0 at masked
+positions. Written from the published architecture so its checkpoints run without their remote code.
+
+Module names reproduce the published state-dict keys exactly: model.transformer.wte, model.transformer.blocks.N.
+{attn_norm, q_proj, k_proj, v_proj, attn_out, ff_norm, ff_proj, up_proj, ff_out}, model.transformer.ln_f and
+model.transformer.ff_out. A block is pre-norm (RMSNorm) attention with rotary positions, then a gated MLP
+ff_out(act(ff_proj(x)) * up_proj(x)). No time input: the mask pattern says how noisy x_t is.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+
+from .denoiser import subs_log_probs
+from .dit import apply_rotary, rotary_cos_sin
+
+# Published config fields this implementation covers, with the only values it implements.
+SUPPORTED = {"block_type": ("llama",), "layer_norm_type": ("rms",), "activation_type": ("silu",), "rope": (True,),
+             "alibi": (False,), "input_emb_norm": (False,), "scale_logits": (False,), "attention_layer_norm": (False,),
+             "block_group_size": (1,)}
+
+
+class LLaDAConfig(PretrainedConfig):
+    """The fields of a published LLaDA config.json that shape the network, plus what the samplers read
+    (`length`: the window; `mask_token_id`)."""
+
+    model_type = "edlm-llada"
+
+    def __init__(self, d_model: int = 4096, n_heads: int = 32, n_kv_heads: int | None = None, n_layers: int = 32,
+                 mlp_hidden_size: int = 12288, vocab_size: int = 126464, embedding_size: int | None = None,
+                 rope_theta: float = 500_000.0, rms_norm_eps: float = 1e-5, include_bias: bool = False,
+                 include_qkv_bias: bool = False, weight_tying: bool = False, mask_token_id: int = 126336,
+                 length: int = 4096, **kwargs):
+        self.d_model, self.n_heads, self.n_layers = d_model, n_heads, n_layers
+        self.n_kv_heads = n_kv_heads or n_heads
+        self.mlp_hidden_size, self.vocab_size = mlp_hidden_size, vocab_size
+        self.embedding_size = embedding_size or vocab_size
+        self.rope_theta, self.rms_norm_eps = rope_theta, rms_norm_eps
+        self.include_bias, self.include_qkv_bias, self.weight_tying = include_bias, include_qkv_bias, weight_tying
+        self.mask_token_id, self.length = mask_token_id, length
+        # What the samplers read from any denoiser: no time input, absorbing (masked) process, no self-conditioning.
+        self.time_conditioning, self.self_conditioning, self.process, self.schedule = False, False, "absorbing", \
+            "loglinear"
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_published(cls, cfg: dict) -> "LLaDAConfig":
+        """From a published LLaDA config.json; a field this implementation does not cover is an error naming it."""
+        for field, allowed in SUPPORTED.items():
+            if field in cfg and cfg[field] not in allowed:
+                raise ValueError(f"LLaDA config field {field} = {cfg[field]!r} is not supported (only "
+                                 f"{', '.join(map(repr, allowed))})")
+        for field in ("d_model", "n_heads", "n_layers", "vocab_size", "mask_token_id"):
+            if field not in cfg:
+                raise ValueError(f"LLaDA config.json has no {field}")
+        hidden = cfg.get("mlp_hidden_size") or cfg.get("mlp_ratio", 4) * cfg["d_model"]
+        return cls(d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_kv_heads=cfg.get("n_kv_heads"),
+                   n_layers=cfg["n_layers"], mlp_hidden_size=hidden, vocab_size=cfg["vocab_size"],
+                   embedding_size=cfg.get("embedding_size"), rope_theta=cfg.get("rope_theta", 10_000.0),
+                   rms_norm_eps=cfg.get("rms_norm_eps", 1e-5), include_bias=cfg.get("include_bias", False),
+                   include_qkv_bias=cfg.get("include_qkv_bias", False), weight_tying=cfg.get("weight_tying", False),
+                   mask_token_id=cfg["mask_token_id"], length=cfg.get("max_sequence_length", 4096))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float, bias: bool):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        return h if self.bias is None else h + self.bias
+
+
+class LLaDABlock(nn.Module):
+    def __init__(self, c: LLaDAConfig):
+        super().__init__()
+        head = c.d_model // c.n_heads
+        qkv_bias = c.include_bias or c.include_qkv_bias
+        self.n_heads, self.n_kv_heads = c.n_heads, c.n_kv_heads
+        self.attn_norm = RMSNorm(c.d_model, c.rms_norm_eps, c.include_bias)
+        self.q_proj = nn.Linear(c.d_model, c.d_model, bias=qkv_bias)
+        self.k_proj = nn.Linear(c.d_model, c.n_kv_heads * head, bias=qkv_bias)
+        self.v_proj = nn.Linear(c.d_model, c.n_kv_heads * head, bias=qkv_bias)
+        self.attn_out = nn.Linear(c.d_model, c.d_model, bias=c.include_bias)
+        self.ff_norm = RMSNorm(c.d_model, c.rms_norm_eps, c.include_bias)
+        self.ff_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=c.include_bias)
+        self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=c.include_bias)
+        self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=c.include_bias)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        h = self.attn_norm(x)
+        q = self.q_proj(h).view(B, L, self.n_heads, -1).transpose(1, 2)
+        k = self.k_proj(h).view(B, L, self.n_kv_heads, -1).transpose(1, 2)
+        v = self.v_proj(h).view(B, L, self.n_kv_heads, -1).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.n_kv_heads != self.n_heads:  # grouped-query attention: each key/value head serves a group
+            k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+            v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # bidirectional
+        x = x + self.attn_out(att.transpose(1, 2).reshape(B, L, D))
+        h = self.ff_norm(x)
+        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+
+
+class _Transformer(nn.Module):
+    def __init__(self, c: LLaDAConfig):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(c.embedding_size, c.d_model),
+            blocks=nn.ModuleList(LLaDABlock(c) for _ in range(c.n_layers)),
+            ln_f=RMSNorm(c.d_model, c.rms_norm_eps, c.include_bias)))
+        if not c.weight_tying:
+            self.transformer["ff_out"] = nn.Linear(c.d_model, c.embedding_size, bias=c.include_bias)
+
+
+class LLaDADenoiser(PreTrainedModel):
+    """p(x0 | x_t) from a LLaDA network, with the interface of `DenoiserModel`: SUBS log-probabilities [B, L, V]
+    (or [N, V] at `positions` only: the output layer over a 126k vocabulary is run only where it is needed)."""
+
+    config_class = LLaDAConfig
+    base_model_prefix = "model"
+    _no_split_modules = ["LLaDABlock"]
+
+    def __init__(self, config: LLaDAConfig):
+        super().__init__(config)
+        self.model = _Transformer(config)
+        self.post_init()
+
+    def _init_weights(self, module):  # weights always come from a checkpoint
+        pass
+
+    def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None, **_) -> MaskedLMOutput:
+        tr, c = self.model.transformer, self.config
+        x = tr.wte(input_ids)
+        cos, sin = rotary_cos_sin(input_ids.shape[1], c.d_model // c.n_heads, input_ids.device, base=c.rope_theta)
+        for block in tr.blocks:
+            x = block(x, cos, sin)
+        x = tr.ln_f(x)
+        x_t = input_ids
+        if positions is not None:
+            x, x_t = x[positions], input_ids[positions]
+        logits = F.linear(x, tr.wte.weight) if c.weight_tying else tr.ff_out(x)
+        logits = logits[..., : c.vocab_size]  # rows past the tokenizer's vocabulary (embedding padding) never drawn
+        return MaskedLMOutput(logits=subs_log_probs(logits, x_t, c.mask_token_id))
