@@ -44,6 +44,11 @@ PRESETS = {
                    variants=("mdlm", "mdlm+confidence", "mdlm+confidence-noisy", "mdlm+margin", "mdlm+entropy",
                              "mdlm+remdm", "edlm-ar/product", "edlm-ar/product+confidence",
                              "edlm-ar/product+entropy", "edlm-ar/product+confidence+remdm")),
+    # Few steps, for any model (run it once per model: --model default, --model uniform): T = 4 to 64, with and
+    # without the greedy final step (issue: uniform-noise diffusion).
+    "few-steps": dict(samples=32, batch=32, steps=(4, 8, 16, 32, 64), ks=(4,), windows=(0.5,), latency_repeats=3,
+                      lengths=(128,), batches=(1,), top_p=0.95,
+                      variants=("mdlm", "mdlm+greedy", "edlm-ar/product", "edlm-ar/product+greedy")),
 }
 
 
@@ -65,7 +70,7 @@ class BenchConfig:
     seed: int = 0
     parts: tuple = ("generate", "infill", "latency", "growth")
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
-    variants: tuple = ()     # if set, exactly these samplers: "SAMPLER[/WEIGHTING][+ORDER][+REMASK]", at cfg.ks[0],
+    variants: tuple = ()     # if set, exactly these samplers: "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]", at cfg.ks[0],
     #                          cfg.windows[0] (e.g. "edlm-ar/product+confidence", "mdlm+remdm")
 
 
@@ -82,9 +87,11 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     if weighting:
         settings["ar_weighting"] = weighting
     for m in mods:
-        key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else None
+        key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else \
+            "final" if m in choices("final") else None
         if key is None:
-            raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order or a remask rule")
+            raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order, a remask rule or "
+                             "a final step (greedy)")
         settings[key] = m
     return validate(**settings)
 
@@ -95,6 +102,8 @@ def variant_name(req: Request) -> str:
         name += "+" + req.unmask
     if req.remask != "none":
         name += "+" + req.remask
+    if req.final != "sample":
+        name += "+" + req.final
     return name
 
 

@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
-    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders"], default="quick",
+    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders", "few-steps"], default="quick",
                    help="grid: quick (CPU, minutes), full (the paper's grid; a GPU or hours), compare (sampler "
-                        "variants against mdlm), orders (every unmask order and remasking, T = 8 to 64)")
+                        "variants against mdlm), orders (every unmask order and remasking, T = 8 to 64), "
+                        "few-steps (T = 4 to 64 with and without the greedy final step; run it per model)")
     p.add_argument("--model", default="default")
     p.add_argument("--energy", default=None, metavar="LM", help="another causal LM as the edlm-ar energy (see infill)")
     p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-self-conditioning", action="store_true",
                    help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
-                   "mdlm,edlm-ar/product+confidence,mdlm+remdm (SAMPLER[/WEIGHTING][+ORDER][+REMASK])"),
+                   "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy])"),
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)

@@ -61,6 +61,10 @@ def test_variants_are_compared_sample_by_sample(bundle, corpus, tmp_path):
     r = parse_variant("edlm-ar/product+confidence+remdm", 8, 4, 0.5, 0.9, 0)
     assert (r.sampler, r.ar_weighting, r.unmask, r.remask, r.k) == ("edlm-ar", "product", "confidence", "remdm", 4)
     assert parse_variant("mdlm", 8, 4, 0.5, 1.0, 0).k == 1
+    from edlm.bench import variant_name
+
+    greedy = parse_variant("mdlm+confidence+greedy", 8, 4, 0.5, 1.0, 0)
+    assert greedy.final == "greedy" and variant_name(greedy) == "mdlm+confidence+greedy"
     import pytest
 
     with pytest.raises(ValueError, match="modifier"):
