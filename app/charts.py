@@ -14,8 +14,13 @@ LAYOUT = dict(height=260, margin=dict(l=50, r=20, t=40, b=40), template=None, pl
               paper_bgcolor="white", font=dict(family="sans-serif", size=12), xaxis=_AXIS, yaxis=_AXIS)
 
 
+def _title(text: str) -> dict:
+    """A short left-aligned subtitle: the component's label names the chart, so on a phone nothing is clipped."""
+    return dict(text=text, x=0.01, xanchor="left", font=dict(size=12, color="#555"))
+
+
 def _empty(title: str, note: str) -> go.Figure:
-    fig = go.Figure(layout=dict(LAYOUT, title=title))
+    fig = go.Figure(layout=dict(LAYOUT, title=_title("")))
     fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(color="#888"))
     fig.update_xaxes(visible=False)
@@ -34,7 +39,7 @@ def weights_bar(weights: list[float] | None, chosen: int | None, step: int | Non
     fig = go.Figure(go.Bar(x=[f"#{i + 1}" for i in range(len(weights))], y=weights, marker_color=colors,
                            customdata=logs, hovertemplate="candidate %{x}<br>weight %{y:.3f}<br>log-weight "
                                                           "%{customdata:.2f}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title=f"Importance weights at step {step} (orange: kept)")
+    fig.update_layout(**LAYOUT, title=_title(f"step {step} · orange: kept"))
     fig.update_xaxes(title="candidate")
     fig.update_yaxes(range=[0, 1], title="weight")
     return fig
@@ -48,7 +53,7 @@ def weights_heatmap(rows: list[tuple[int, list[float]]]) -> go.Figure:
     z = [w for _, w in rows]
     fig = go.Figure(go.Heatmap(z=z, y=steps, x=[f"#{i + 1}" for i in range(len(z[0]))], colorscale="Blues",
                                zmin=0, zmax=1, hovertemplate="step %{y}, candidate %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title="Weights over the run")
+    fig.update_layout(**LAYOUT, title=_title("one row per IS step, darker = heavier"))
     fig.update_xaxes(title="candidate (fresh draws at every step)")
     fig.update_yaxes(title="step", autorange="reversed")
     return fig
@@ -60,7 +65,7 @@ def ess_line(points: list[tuple[int, float]], k: int) -> go.Figure:
         return _empty("Effective sample size", "appears once importance sampling runs")
     fig = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                hovertemplate="step %{x}: ESS %{y:.2f}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title=f"Effective sample size (1 to k = {k})")
+    fig.update_layout(**LAYOUT, title=_title(f"1 = one candidate won · {k} = all equal"))
     fig.update_xaxes(title="step")
     fig.update_yaxes(range=[0, k + 0.5])
     return fig
@@ -71,7 +76,7 @@ def masked_line(points: list[tuple[int, float]], total_steps: int) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0] + [p[0] for p in points], y=[1.0] + [p[1] for p in points],
                                mode="lines+markers", line=dict(shape="hv"),
                                hovertemplate="step %{x}: %{y:.0%} masked<extra></extra>"))
-    fig.update_layout(**LAYOUT, title="Still masked")
+    fig.update_layout(**LAYOUT, title=_title("share of the span tokens"))
     fig.update_xaxes(title="step", range=[0, max(1, total_steps)])
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return fig
@@ -84,7 +89,23 @@ def revealed_at(pieces: list[str], steps: list[int], total_steps: int) -> go.Fig
     fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=steps, text=pieces, textposition="outside",
                            marker=dict(color=steps, colorscale="Viridis", cmin=1, cmax=max(1, total_steps)),
                            hovertemplate="%{text}: step %{y}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title="Step at which each filled token was revealed")
+    fig.update_layout(**LAYOUT, title=_title("step each filled token appeared; dark = early"))
     fig.update_xaxes(title="token of the spans", showticklabels=False)
     fig.update_yaxes(title="step", range=[0, max(1, total_steps) * 1.15])
+    return fig
+
+
+def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title: str, y_range: list[float],
+                 percent: bool = False) -> go.Figure:
+    """One line per sampler of the compare tab (the same quantity, the same steps), e.g. the share still masked."""
+    if not any(series.values()):
+        return _empty("", note)
+    fig = go.Figure([go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
+                                line=dict(shape="hv" if percent else "linear"),
+                                hovertemplate=name + ", step %{x}: %{y:" + (".0%" if percent else ".2f") +
+                                "}<extra></extra>") for name, pts in series.items() if pts])
+    fig.update_layout(**LAYOUT, title=_title(note), legend=dict(orientation="h", x=1, xanchor="right", y=1.0,
+                                                                yanchor="bottom"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title=y_title, range=y_range, tickformat=".0%" if percent else None)
     return fig

@@ -56,7 +56,7 @@ class Replay:
         step = frame[0]
         seen = [s for s in self.is_steps if s[0] <= step]
         last = seen[-1] if seen else None
-        table = [] if last is None else [[i + 1, round(w, 4), last[6] if i == last[2] else "", c]
+        table = [] if last is None else [[i + 1, float(f"{w:.2g}"), last[6] if i == last[2] else "", c]
                                          for i, (w, c) in enumerate(zip(last[1], last[3]))]
         shown = [(p, r) for p, r in zip(self.pieces, self.revealed_at) if 0 < r <= step]
         status = f"**replay: step {step} of {self.last_step}** · " + frame[2].split(" · ", 1)[-1]

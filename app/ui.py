@@ -256,7 +256,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                                                  last_is and last_is.step, last_is and last_is.log_weights)
                     heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
                     table = [] if last_is is None else [
-                        [i + 1, round(w, 4), kept_note(i == last_is.chosen, last_is.segments), c]
+                        [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
                         for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
                     new_is = False
                 reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
@@ -378,21 +378,48 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
                 unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
-    """Two samplers on the same text and seed, stepped side by side."""
+    """Two samplers on the same text and seed, stepped side by side, with their masked share and ESS charted
+    together (charts at most every CHART_SECONDS, and at the end)."""
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
                     unmask=unmask, remask=remask)
+    outcome, start, n_steps = "stopped (Stop, closed page or client cancel)", time.perf_counter(), 0
+    names = (f"left: {sampler_a}", f"right: {sampler_b}")
     try:
         bundle = get_bundle(model or MODEL, progress)
         a = infill_stream(bundle, text, sampler=sampler_a, **settings)
         b = infill_stream(bundle, text, sampler=sampler_b, **settings)
-        last_a = last_b = None
-        for ea, eb in itertools.zip_longest(a, b):
-            last_a, last_b = ea or last_a, eb or last_b
-            yield (_highlight(last_a.segments), _status(last_a, k), _highlight(last_b.segments), _status(last_b, k))
+        last = [None, None]
+        masked, ess = {n: [] for n in names}, {n: [] for n in names}
+        charted_at = 0.0
+        for pair in itertools.zip_longest(a, b):
+            for i, ev in enumerate(pair):
+                if ev is None:
+                    continue
+                last[i] = ev
+                masked[names[i]].append((ev.step, ev.masked / max(1, ev.to_fill)))
+                if ev.is_step:
+                    ess[names[i]].append((ev.step, ev.ess))
+            n_steps += 1
+            now, done = time.perf_counter(), all(e is not None and e.final for e in last)
+            figs = (gr.skip(), gr.skip())
+            if n_steps == 1 or done or now - charted_at >= CHART_SECONDS:
+                charted_at = now
+                figs = (charts.side_by_side(masked, "share of the span tokens still masked", "masked", [0, 1.05],
+                                            percent=True),
+                        charts.side_by_side(ess, f"effective sample size: 1 = one candidate won, {k} = all equal",
+                                            "ESS", [0, k + 0.5]))
+            yield (_highlight(last[0].segments), _status(last[0], k), _highlight(last[1].segments),
+                   _status(last[1], k), *figs)
+        outcome = "finished"
     except (ValueError, RuntimeError, OSError) as e:
+        outcome = f"failed ({type(e).__name__})"
         raise rejected(e, "compare") from None
     except Exception as e:
+        outcome = f"failed ({type(e).__name__})"
         raise fault(e, "compare") from None
+    finally:  # the same run log as Generate's
+        LOG.info("compare run %s: samplers %s | %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler_a,
+                 sampler_b, steps, k, n_steps, time.perf_counter() - start)
 
 
 def api_variants(text: str, n: int = 4, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps,
@@ -558,8 +585,9 @@ def build() -> gr.Blocks:
             with gr.Row():
                 heat_plot = gr.Plot(label="Weights over the run")
                 masked_plot = gr.Plot(label="Still masked")
-            cands = gr.Dataframe(headers=["candidate", "weight", "kept", "its fill of the spans"], label="Candidates of the "
-                                 "latest IS step (what the energy preferred)", wrap=True)
+            cands = gr.Dataframe(headers=["#", "weight", "kept", "its fill of the spans"], label="Candidates of the "
+                                 "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
+                                 column_widths=["8%", "20%", "24%", "48%"])
             reveal_plot = gr.Plot(label="Revealed at step")
         with gr.Tab("Compare samplers"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
@@ -574,6 +602,9 @@ def build() -> gr.Blocks:
                 with gr.Column():
                     live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right")
                     status_b = gr.Markdown()
+            with gr.Row():
+                cmp_masked = gr.Plot(label="Still masked, both samplers", elem_id="edlm-cmp-masked")
+                cmp_ess = gr.Plot(label="Effective sample size, both samplers", elem_id="edlm-cmp-ess")
         with gr.Tab("Augment data"):
             gr.Markdown("Varied rewrites of every record: part of each text is masked in spans and refilled; the "
                         "rest stays byte-identical. Paste one record per line, or upload a small .txt, .jsonl or "
@@ -612,7 +643,8 @@ def build() -> gr.Blocks:
         timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],
                    api_visibility="private")
         cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:]],
-                            outputs=[live_a, status_a, live_b, status_b], api_name="compare", concurrency_id="model")
+                            outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
+                            concurrency_id="model")
         aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
@@ -635,6 +667,13 @@ def build() -> gr.Blocks:
     return demo
 
 
+# Phones: the plot toolbar covered axis labels (hover shows values anyway); table headers wrap by word only.
+CSS = """
+@media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
+#edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
+"""
+
+
 def main() -> None:
     """Serve on 127.0.0.1 unless GRADIO_SERVER_NAME says otherwise; never opens a share link by itself."""
     logging.basicConfig(level=os.environ.get("EDLM_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
@@ -647,7 +686,7 @@ def main() -> None:
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
-                theme=gr.themes.Soft(), state_session_capacity=LIMITS.session_capacity,
+                theme=gr.themes.Soft(), css=CSS, state_session_capacity=LIMITS.session_capacity,
                 max_file_size=LIMITS.app_upload_bytes)
 
 

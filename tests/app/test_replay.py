@@ -31,3 +31,20 @@ def test_replay_shows_each_step_as_it_was(bundle):
 def test_a_long_run_keeps_every_nth_step():
     replay = Replay(k=1, text_chars=20_000, steps_planned=1000)
     assert replay.stride == 50
+
+
+def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypatch):
+    """The compare tab: both texts keep the fixed words, and its two charts hold one line per sampler."""
+    import app.ui as ui
+
+    monkeypatch.setattr(ui, "get_bundle", lambda model, progress=None: bundle)
+    text = "We the people [MASK:4] of the Union."
+    outs = list(ui.run_compare(text, "mdlm", "edlm-ar", 6, 3, 1.0, 1.0, 1.0, 0))
+    last = outs[-1]
+    for chips, status in ((last[0], last[1]), (last[2], last[3])):
+        filled = "".join(tok for tok, _ in chips)
+        assert filled.startswith("We the people") and filled.endswith("of the Union.") and "done" in status
+    masked, ess = last[4], last[5]
+    assert [t.name for t in masked.data] == ["left: mdlm", "right: edlm-ar"]
+    assert masked.data[0].y[-1] == 0 and masked.data[1].y[-1] == 0  # both runs end fully filled
+    assert [t.name for t in ess.data] == ["right: edlm-ar"]  # only the energy sampler has IS steps
