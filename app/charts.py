@@ -109,3 +109,18 @@ def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title:
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, range=y_range, tickformat=".0%" if percent else None)
     return fig
+
+
+def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
+    """Uniform-noise runs: how many times each token of the spans was written (every token may change at every
+    step, so a count above 1 is the model correcting itself)."""
+    if not pieces:
+        return _empty("", "shown when the run ends")
+    top = max(changes, default=1)
+    fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=changes, text=pieces, textposition="outside",
+                           marker=dict(color=changes, colorscale="Reds", cmin=0, cmax=max(1, top)),
+                           hovertemplate="%{text}: written %{y} times<extra></extra>"))
+    fig.update_layout(**LAYOUT, title=_title("uniform noise: times each token of the spans was written"))
+    fig.update_xaxes(title="token of the spans", showticklabels=False)
+    fig.update_yaxes(title="writes", range=[0, max(1, top) * 1.2])
+    return fig

@@ -28,6 +28,7 @@ class Replay:
     is_steps: list = field(default_factory=list)   # (step, weights, chosen, candidates, ess, log-weights, note)
     pieces: list = field(default_factory=list)     # final: each filled token ...
     revealed_at: list = field(default_factory=list)  # ... and the step that revealed it
+    changes: dict = field(default_factory=dict)    # uniform noise: step -> times each span token was written
 
     @property
     def stride(self) -> int:
@@ -42,6 +43,8 @@ class Replay:
                                   kept_note(True, ev.segments)))
         if ev.step % self.stride == 0 or ev.final or ev.step == 1:
             self.frames.append((ev.step, highlighted, status))
+        if ev.changed or self.changes:
+            self.changes[ev.step] = ev.changes
         if ev.final:
             self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
 
@@ -51,7 +54,7 @@ class Replay:
 
     def view(self, step: int) -> tuple:
         """What the page shows at `step` (the latest kept frame at or before it): text, status, weights bar,
-        heatmap, ESS line, masked line, candidates table, revealed-at chart."""
+        heatmap, ESS line, masked line, candidates table, revealed-at chart (uniform noise: writes per token)."""
         frame = max((f for f in self.frames if f[0] <= step), key=lambda f: f[0], default=self.frames[0])
         step = frame[0]
         seen = [s for s in self.is_steps if s[0] <= step]
@@ -66,4 +69,5 @@ class Replay:
                 charts.ess_line([(s[0], s[4]) for s in seen], self.k),
                 charts.masked_line([m for m in self.masked if m[0] <= step], self.total_steps),
                 table,
+                charts.changes_bar(self.pieces, self.changes[step]) if step in self.changes else
                 charts.revealed_at([p for p, _ in shown], [r for _, r in shown], self.total_steps))

@@ -58,7 +58,8 @@ so the final text can differ from the kept candidate. The next IS step draws *k*
 about equally good (it changed little), near 1 it strongly preferred one (it decided). *Weights over the run*:
 one row per IS step, one column per candidate of that step (fresh draws: column 2 at step 3 and column 2 at
 step 4 are different texts). *Still masked*: the share of span tokens still hidden after each step.
-*Candidates*: the texts of the latest IS step. *Revealed at step*: when each token of the result appeared.
+*Candidates*: the texts of the latest IS step. *Revealed at step*: when each token of the result appeared (with
+the uniform model, which may rewrite any token at any step: how many times each was written).
 After a run, the *replay* slider and **Play** show any step again, with every chart as it was then; *Delay per
 step* slows a live run down. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix
 continuation only).
@@ -259,7 +260,10 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                         [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
                         for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
                     new_is = False
-                reveal = charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps) if ev.final else \
+                uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"
+                final_chart = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
+                    charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
+                reveal = final_chart if ev.final else \
                     (charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip)
                 chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
             else:
@@ -588,7 +592,7 @@ def build() -> gr.Blocks:
             cands = gr.Dataframe(headers=["#", "weight", "kept", "its fill of the spans"], label="Candidates of the "
                                  "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
                                  column_widths=["8%", "20%", "24%", "48%"])
-            reveal_plot = gr.Plot(label="Revealed at step")
+            reveal_plot = gr.Plot(label="Revealed at step (uniform noise: writes per token)")
         with gr.Tab("Compare samplers"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
             with gr.Row():

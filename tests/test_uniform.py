@@ -164,3 +164,19 @@ def test_infill_through_the_pipeline_with_the_uniform_process(uniform_bundle):
     assert infill(uniform_bundle, text, sampler="edlm-ar", steps=10, k=2, seed=4).text == final.text
     with pytest.raises(ValueError, match="NCE energy was trained on masked text"):
         infill(uniform_bundle, text, sampler="edlm-nce")
+
+
+def test_the_app_charts_how_often_each_token_was_written(uniform_bundle, monkeypatch):
+    """With a uniform model the app's last chart counts the writes per span token (live and in the replay)."""
+    import app.ui as ui
+
+    monkeypatch.setattr(ui, "get_bundle", lambda model, progress=None: uniform_bundle)
+    text = "We the people of the [MASK:6], in order to [MASK:3] a more perfect union."
+    outs = list(ui.run_infill(text, "mdlm", 10, 2, 0.5, 1.0, 1.0, 4, None, "random", "none"))
+    reveal, replay = outs[-1][8], outs[-1][9]
+    final = list(ui.infill_stream(uniform_bundle, text, sampler="mdlm", steps=10, seed=4, unmask="random"))[-1]
+    assert list(reveal.data[0].y) == final.changes and max(final.changes) > 1
+    assert "times each token" in reveal.layout.title.text
+    early = replay.view(3)[7]
+    assert "times each token" in early.layout.title.text and sum(early.data[0].y) <= sum(final.changes)
+    assert sum(early.data[0].y) < sum(final.changes)
