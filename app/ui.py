@@ -523,7 +523,6 @@ def build() -> gr.Blocks:
                                    elem_id="edlm-variants-n")
                 sel_start = gr.Number(visible=False, precision=0)
                 sel_end = gr.Number(visible=False, precision=0)
-                examples_slot = gr.Column()
             with gr.Column(scale=1, min_width=340):
                 plain = gr.Textbox(label="Result (plain text: edit, copy, or use it for another round)", lines=6,
                                    buttons=["copy"], interactive=True, elem_id="edlm-result")
@@ -531,6 +530,9 @@ def build() -> gr.Blocks:
                     use_btn = gr.Button("Use this: put the result into your text", size="sm", elem_id="edlm-use")
                     rewrite_btn = gr.Button("Rewrite selection", size="sm", elem_id="edlm-rewrite")
                 status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
+            # A full-width line of the same row (see CSS): under text and result, so a phone shows the result
+            # right under the text and its buttons, before the examples.
+            examples_slot = gr.Column(elem_id="edlm-examples")
         with gr.Column(visible=False, elem_id="edlm-variant-box") as var_box:
             var_note = gr.Markdown()
             var_cards = []
@@ -671,10 +673,12 @@ def build() -> gr.Blocks:
     return demo
 
 
-# Phones: the plot toolbar covered axis labels (hover shows values anyway); table headers wrap by word only.
+# Phones: the plot toolbar covered axis labels (hover shows values anyway); table headers wrap by word only;
+# the examples take a line of their own under the text and its result.
 CSS = """
 @media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
 #edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
+#edlm-examples { flex: 1 1 100% !important; min-width: 100% !important; }
 """
 
 

@@ -190,3 +190,18 @@ def test_replay_slider_and_play_show_earlier_steps(page):
                            timeout=60_000)
     assert "▒" not in page.locator("#edlm-live").inner_text()
     set_steps(page, 32)
+
+
+def test_on_a_phone_the_result_comes_right_after_the_text(page, app_url):
+    """390x844: the result box sits under the text and its buttons, before the examples; the candidates table
+    fits the screen (no column cut off)."""
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto(app_url)
+    phone.wait_for_selector("#edlm-generate", timeout=60_000)
+    result, examples = phone.locator("#edlm-result").bounding_box(), phone.locator("#edlm-examples").bounding_box()
+    generate = phone.locator("#edlm-generate").bounding_box()
+    assert generate["y"] < result["y"] < examples["y"]
+    phone.get_by_role("tab", name="Watch it denoise").click()
+    table = phone.locator("#edlm-cands").bounding_box()
+    assert table["x"] >= 0 and table["x"] + table["width"] <= 390
+    phone.close()
