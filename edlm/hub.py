@@ -176,6 +176,14 @@ def load_llada_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.d
         config = LLaDAConfig.from_published(cfg)
     except ValueError as e:
         raise ModelFilesError(f"{folder}/config.json: {e}") from None
+    c = config
+    params = c.n_layers * (2 * c.d_model ** 2 + 2 * c.d_model * c.n_kv_heads * c.d_model // c.n_heads
+                           + 3 * c.d_model * c.mlp_hidden_size) + 2 * c.embedding_size * c.d_model
+    on_cpu = (device if isinstance(device, torch.device) else pick_device(device)).type == "cpu"
+    if on_cpu and params > 2e9 and not os.environ.get("EDLM_ALLOW_LARGE_CPU"):
+        raise ModelFilesError(f"{folder.name} has {params / 1e9:.1f} B parameters: on a CPU that is "
+                              f"{params * (2 if dtype == torch.bfloat16 else 4) / 1e9:.0f} GB of memory and minutes "
+                              "per step; run it on a GPU (--device cuda), or set EDLM_ALLOW_LARGE_CPU=1 to try anyway")
     with torch.device("meta"):
         model = LLaDADenoiser(config)
     state = {k: v.to(dtype) for k, v in _safetensors_state(folder, device).items()}

@@ -160,6 +160,12 @@ def test_llada_checkpoint_is_a_bidirectional_x0_denoiser(tmp_path, gpt2_style): 
     gqa.mkdir()
     write_llada(gqa, str(gpt2_style[0]), n_kv_heads=2)  # grouped-query attention loads too
     assert load_llada_checkpoint(gqa).model.transformer.blocks[0].k_proj.out_features == 16
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps(llada_config(126464, 126336, d_model=4096, n_heads=32, n_kv_heads=32,
+                                                             n_layers=32, mlp_hidden_size=12288)))
+    with pytest.raises(ModelFilesError, match="8.0 B parameters: on a CPU.*GPU"):  # the 8B release, refused
+        load_llada_checkpoint(big, device="cpu")  # before any weight is read (there are none here)
     bad = tmp_path / "bad"
     bad.mkdir()
     write_llada(bad, str(gpt2_style[0]), block_type="sequential")
