@@ -156,6 +156,14 @@ def test_llada_checkpoint_is_a_bidirectional_x0_denoiser(tmp_path, gpt2_style): 
     assert not torch.allclose(model(later).logits[0, 1], model(x).logits[0, 1])
     positions = x == mask
     assert torch.allclose(model(x, positions=positions).logits, model(x).logits[positions], atol=1e-5)
+    from edlm.bundle import load_folder
+    from edlm.hub import llada_tokenizer
+
+    saved = tmp_path / "as-bundle"  # saved with save_pretrained, it loads as a bundle folder like ours
+    model.save_pretrained(saved / "denoiser")
+    llada_tokenizer(tmp_path, mask).save_pretrained(saved / "tokenizer")
+    again = load_folder(saved)
+    assert type(again.denoiser) is type(model) and torch.equal(again.denoiser(x).logits, model(x).logits)
     gqa = tmp_path / "gqa"
     gqa.mkdir()
     write_llada(gqa, str(gpt2_style[0]), n_kv_heads=2)  # grouped-query attention loads too
