@@ -30,6 +30,13 @@ $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --ou
   --init "$RUNS/denoiser-v2/best/model" --self-conditioning --ema 0.995,0.999 --batch-size 64 \
   --steps 1500 --minutes 95 --lr 4e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 20 \
   --eval-every 250 --save-every 250
+# The uniform-noise denoiser (the `uniform` preset, assets/uniform): warm start from the stage-3 masked denoiser
+# (its self-conditioning input is left out), time-conditioned (the noise level is not visible in x_t), lr 5e-4 with
+# a cosine decay planned over 1,700 steps, EMA 0.995 / 0.999, an 85-minute budget.
+$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/uniform" \
+  --process uniform --init "$RUNS/denoiser/best/model" --ema 0.995,0.999 --batch-size 64 \
+  --steps 1700 --minutes 85 --lr 5e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 30 \
+  --eval-every 250 --save-every 250
 # The AR model: EDLM-AR energy and the `ar` baseline (AR models stop gaining after a few passes over small data).
 $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/ar" \
   --steps 1800 --minutes 40 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --seed 1
