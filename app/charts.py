@@ -82,17 +82,31 @@ def masked_line(points: list[tuple[int, float]], total_steps: int) -> go.Figure:
     return fig
 
 
+def _token_bars(pieces: list[str], values: list[int], top: int, colorscale: str, cmin: int, note: str,
+                y_title: str, hover: str) -> go.Figure:
+    """One bar per filled token of the spans, labelled with its text (the last chart of a run)."""
+    if not pieces:
+        return _empty("", "shown when the run ends")
+    fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=values, text=pieces, textposition="outside",
+                           marker=dict(color=values, colorscale=colorscale, cmin=cmin, cmax=max(1, top)),
+                           hovertemplate="%{text}: " + hover + "<extra></extra>"))
+    fig.update_layout(**LAYOUT, title=_title(note))
+    fig.update_xaxes(title="token of the spans", showticklabels=False)
+    fig.update_yaxes(title=y_title, range=[0, max(1, top) * 1.2])
+    return fig
+
+
 def revealed_at(pieces: list[str], steps: list[int], total_steps: int) -> go.Figure:
     """Each filled token of the spans, coloured by the step that revealed it (early = dark)."""
-    if not pieces:
-        return _empty("Revealed at step", "shown when the run ends")
-    fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=steps, text=pieces, textposition="outside",
-                           marker=dict(color=steps, colorscale="Viridis", cmin=1, cmax=max(1, total_steps)),
-                           hovertemplate="%{text}: step %{y}<extra></extra>"))
-    fig.update_layout(**LAYOUT, title=_title("step each filled token appeared; dark = early"))
-    fig.update_xaxes(title="token of the spans", showticklabels=False)
-    fig.update_yaxes(title="step", range=[0, max(1, total_steps) * 1.15])
-    return fig
+    return _token_bars(pieces, steps, total_steps, "Viridis", 1, "step each filled token appeared; dark = early",
+                       "step", "step %{y}")
+
+
+def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
+    """Uniform-noise runs: how many times each token of the spans was written (every token may change at every
+    step, so a count above 1 is the model correcting itself)."""
+    return _token_bars(pieces, changes, max(changes, default=1), "Reds", 0,
+                       "uniform noise: times each token of the spans was written", "writes", "written %{y} times")
 
 
 def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title: str, y_range: list[float],
@@ -110,17 +124,3 @@ def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title:
     fig.update_yaxes(title=y_title, range=y_range, tickformat=".0%" if percent else None)
     return fig
 
-
-def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
-    """Uniform-noise runs: how many times each token of the spans was written (every token may change at every
-    step, so a count above 1 is the model correcting itself)."""
-    if not pieces:
-        return _empty("", "shown when the run ends")
-    top = max(changes, default=1)
-    fig = go.Figure(go.Bar(x=list(range(len(pieces))), y=changes, text=pieces, textposition="outside",
-                           marker=dict(color=changes, colorscale="Reds", cmin=0, cmax=max(1, top)),
-                           hovertemplate="%{text}: written %{y} times<extra></extra>"))
-    fig.update_layout(**LAYOUT, title=_title("uniform noise: times each token of the spans was written"))
-    fig.update_xaxes(title="token of the spans", showticklabels=False)
-    fig.update_yaxes(title="writes", range=[0, max(1, top) * 1.2])
-    return fig
