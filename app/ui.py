@@ -222,7 +222,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
                top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, delay: float = 0.0,
-               progress=gr.Progress()):
+               final: str = DEFAULTS.final, progress=gr.Progress()):
     """Stream an infill run: after every reverse step, the text so far and the charts. `delay` (0 to
     MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
     outcome, n_steps, start, slept = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter(), 0.0
@@ -231,7 +231,8 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             raise ValueError(f"delay = {delay!r} is out of range: it must be from 0 to {MAX_DELAY} seconds")
         bundle = get_bundle(model or MODEL, progress)
         stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
-                               temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask)
+                               temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask,
+                               final=final)
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
         replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
@@ -381,11 +382,12 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
 @gpu
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
-                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, progress=gr.Progress()):
+                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, final: str = DEFAULTS.final,
+                progress=gr.Progress()):
     """Two samplers on the same text and seed, stepped side by side, with their masked share and ESS charted
     together (charts at most every CHART_SECONDS, and at the end)."""
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
-                    unmask=unmask, remask=remask)
+                    unmask=unmask, remask=remask, final=final)
     outcome, start, n_steps = "stopped (Stop, closed page or client cancel)", time.perf_counter(), 0
     names = (f"left: {sampler_a}", f"right: {sampler_b}")
     try:
@@ -448,12 +450,12 @@ def _variants(text, n, model=None, progress=None, **settings):
 
 def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
                  top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
-                 remask: str = DEFAULTS.remask, progress=gr.Progress()):
+                 remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress()):
     """The page's Variants button: N cards, best first, each with its score and a "use this" button."""
     try:
         out = _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
                         is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
-                        remask=remask)
+                        remask=remask, final=final)
     except (ValueError, RuntimeError, OSError) as e:
         raise rejected(e, "variants") from None
     except Exception as e:
@@ -566,6 +568,8 @@ def build() -> gr.Blocks:
                                 info=HELP["unmask"])
                 remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
                                 info=HELP["remask"])
+                final = Choice(list(choices("final")), value=DEFAULTS.final, label="Last step", info=HELP["final"],
+                               elem_id="edlm-final")
             with gr.Row():
                 seed = Number(value=DEFAULTS.seed, label="Seed", info="same text + settings + seed = same result")
                 model = Choice(model_choices(), value=MODEL, label="Model",
@@ -634,12 +638,14 @@ def build() -> gr.Blocks:
             gr.Markdown(HOW_IT_WORKS)
 
         settings = [sampler, steps, k, is_window, temperature, top_p, seed, model, unmask, remask]
-        model.change(model_note, inputs=[model], outputs=[model_md], api_visibility="private")
+        # The uniform model's samples gain most from a greedy last step (README "Uniform-noise diffusion").
+        model.change(lambda m: (model_note(m), "greedy" if m == "uniform" else DEFAULTS.final), inputs=[model],
+                     outputs=[model_md, final], api_visibility="private")
         replay = gr.State(None)
         timer = gr.Timer(0.3, active=False)
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,
                        replay_step]
-        run = go_btn.click(run_infill, inputs=[text, *settings, delay], outputs=run_outputs, api_name="infill",
+        run = go_btn.click(run_infill, inputs=[text, *settings, delay, final], outputs=run_outputs, api_name="infill",
                            concurrency_id="model")
         view_outputs = [live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot]
         replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
@@ -648,14 +654,14 @@ def build() -> gr.Blocks:
                        api_visibility="private")
         timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],
                    api_visibility="private")
-        cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:]],
+        cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:], final],
                             outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
                             concurrency_id="model")
         aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
         var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
-        var = var_btn.click(run_variants, inputs=[text, var_n, *settings], outputs=var_outputs,
+        var = var_btn.click(run_variants, inputs=[text, var_n, *settings, final], outputs=var_outputs,
                             api_visibility="private", concurrency_id="model")
         gr.api(api_variants, api_name="variants", concurrency_id="model")
         use_btn.click(lambda v: v, inputs=[plain], outputs=[text], api_visibility="private")
@@ -668,7 +674,7 @@ def build() -> gr.Blocks:
         # Error correction by the writer: select words of the result, and only they are masked and refilled.
         rewrite_btn.click(rewrite_selection, inputs=[plain, sel_start, sel_end], outputs=[text],
                           js=get_selection("edlm-result"), api_visibility="private").success(
-            run_infill, inputs=[text, *settings, delay], outputs=run_outputs, api_visibility="private",
+            run_infill, inputs=[text, *settings, delay, final], outputs=run_outputs, api_visibility="private",
             concurrency_id="model")
     return demo
 
