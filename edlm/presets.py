@@ -67,20 +67,20 @@ def _sedd(arg: str | None, device, dtype) -> Bundle:
                             name="sedd")
 
 
-@preset("llada", "LLaDA 8B Base (GSAI-ML), a masked diffusion LM that knows English well + GPT-2 energy at the "
-        "text level; downloads ~16 GB; needs a GPU with ~20 GB (bfloat16); `llada:ENERGY` picks the energy")
-def _llada(arg: str | None, device, dtype) -> Bundle:
-    from .hub import DEFAULT_ENERGY, LLADA_BASE, load_llada_bundle
+def _llada_preset(name: str, repo_attr: str, help: str) -> None:
+    @preset(name, help)
+    def load(arg: str | None, device, dtype) -> Bundle:
+        from . import hub
 
-    return load_llada_bundle(LLADA_BASE, energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype, name="llada")
+        return hub.load_llada_bundle(getattr(hub, repo_attr), energy=arg or hub.DEFAULT_ENERGY, device=device,
+                                     dtype=dtype, name=name)
 
 
-@preset("llada-instruct", "LLaDA 8B Instruct (GSAI-ML): as llada, tuned to follow instructions")
-def _llada_instruct(arg: str | None, device, dtype) -> Bundle:
-    from .hub import DEFAULT_ENERGY, LLADA_INSTRUCT, load_llada_bundle
-
-    return load_llada_bundle(LLADA_INSTRUCT, energy=arg or DEFAULT_ENERGY, device=device, dtype=dtype,
-                             name="llada-instruct")
+_llada_preset("llada", "LLADA_BASE", "LLaDA 8B Base (GSAI-ML), a masked diffusion LM that knows English well + "
+              "GPT-2 energy at the text level; downloads ~16 GB; needs a GPU with ~20 GB (bfloat16); `llada:ENERGY` "
+              "picks the energy")
+_llada_preset("llada-instruct", "LLADA_INSTRUCT", "LLaDA 8B Instruct (GSAI-ML): as llada, tuned to follow "
+              "instructions")
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:

@@ -202,3 +202,13 @@ def test_llada_folder_infills_with_an_energy(tmp_path, gpt2_style, monkeypatch):
     again = resolve(str(tmp_path), device="cpu")  # the same folder through --model PATH
     assert again.denoiser.config.model_type == "edlm-llada" and again.ar is not None
     assert infill(again, text, sampler="edlm-ar", steps=6, k=3, is_window=1.0, seed=2).text == ev.text
+
+
+@pytest.mark.parametrize("preset, repo", [("sedd", "louaaron/sedd-small"), ("llada", "GSAI-ML/LLaDA-8B-Base"),
+                                          ("llada-instruct", "GSAI-ML/LLaDA-8B-Instruct")])
+def test_presets_name_their_checkpoint_and_say_what_to_download_offline(preset, repo, monkeypatch):
+    from edlm.presets import resolve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelFilesError, match=f"could not get '{repo}'.*huggingface-cli download {repo}"):
+        resolve(preset, device="cpu")
