@@ -236,6 +236,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
         replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
+        uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"  # last chart: writes per token
         for ev in stream:
             if time.perf_counter() - start - slept > LIMITS.app_run_seconds:
                 outcome = "stopped (time limit)"
@@ -261,11 +262,11 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                         [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
                         for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
                     new_is = False
-                uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"
-                final_chart = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
-                    charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
-                reveal = final_chart if ev.final else \
-                    (charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip)
+                if ev.final:
+                    reveal = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
+                        charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
+                else:
+                    reveal = charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip
                 chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
             else:
                 chart_out = (gr.skip(),) * 6

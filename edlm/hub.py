@@ -149,7 +149,7 @@ def load_sedd_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dt
     SEDD's network outputs log concentration ratios: at a masked position, s(x_t)_y = p_t(x_t with y) / p_t(x_t)
     = e^-sigma p0(y | x_t) / (1 - e^-sigma), i.e. p0(y | x_t) = s_y (e^sigma - 1). Its `scale_by_sigma` output
     subtracts log(e^sigma - 1) + log(V - 1), the same for every y, so p0 is the softmax of the raw output over the
-    non-mask tokens: exactly what `DenoiserModel`'s SUBS head computes (tests/test_hub.py checks the identity).
+    non-mask tokens: exactly what `DenoiserModel`'s SUBS head computes (tests/test_hub_published.py checks it).
     The published weights have no `backbone.` prefix."""
     folder = Path(folder)
     cfg = _published_config(folder)
@@ -161,6 +161,18 @@ def load_sedd_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dt
 
 def is_llada_config(cfg: dict) -> bool:
     return cfg.get("model_type") == "llada"
+
+
+def check_llada_fits(config, name: str, device, dtype: torch.dtype) -> None:
+    """Refuse a LLaDA too large for a CPU (over 2 B parameters) before any weight is read or downloaded."""
+    c = config
+    params = c.n_layers * (2 * c.d_model ** 2 + 2 * c.d_model * c.n_kv_heads * c.d_model // c.n_heads
+                           + 3 * c.d_model * c.mlp_hidden_size) + 2 * c.embedding_size * c.d_model
+    on_cpu = (device if isinstance(device, torch.device) else pick_device(device)).type == "cpu"
+    if on_cpu and params > 2e9 and not os.environ.get("EDLM_ALLOW_LARGE_CPU"):
+        raise ModelFilesError(f"{name} has {params / 1e9:.1f} B parameters: on a CPU that is "
+                              f"{params * (2 if dtype == torch.bfloat16 else 4) / 1e9:.0f} GB of memory and minutes "
+                              "per step; run it on a GPU (--device cuda), or set EDLM_ALLOW_LARGE_CPU=1 to try anyway")
 
 
 def load_llada_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.dtype = torch.bfloat16):
@@ -176,14 +188,7 @@ def load_llada_checkpoint(folder: str | os.PathLike, device=None, dtype: torch.d
         config = LLaDAConfig.from_published(cfg)
     except ValueError as e:
         raise ModelFilesError(f"{folder}/config.json: {e}") from None
-    c = config
-    params = c.n_layers * (2 * c.d_model ** 2 + 2 * c.d_model * c.n_kv_heads * c.d_model // c.n_heads
-                           + 3 * c.d_model * c.mlp_hidden_size) + 2 * c.embedding_size * c.d_model
-    on_cpu = (device if isinstance(device, torch.device) else pick_device(device)).type == "cpu"
-    if on_cpu and params > 2e9 and not os.environ.get("EDLM_ALLOW_LARGE_CPU"):
-        raise ModelFilesError(f"{folder.name} has {params / 1e9:.1f} B parameters: on a CPU that is "
-                              f"{params * (2 if dtype == torch.bfloat16 else 4) / 1e9:.0f} GB of memory and minutes "
-                              "per step; run it on a GPU (--device cuda), or set EDLM_ALLOW_LARGE_CPU=1 to try anyway")
+    check_llada_fits(config, folder.name, device, dtype)
     with torch.device("meta"):
         model = LLaDADenoiser(config)
     state = {k: v.to(dtype) for k, v in _safetensors_state(folder, device).items()}
@@ -311,6 +316,13 @@ def load_llada_bundle(denoiser: str = LLADA_BASE, energy: str | None = DEFAULT_E
     tokenizer)."""
     dev = pick_device(device)
     dt = resolve_dtype(dtype, dev)
+    from .models.llada import LLaDAConfig
+
+    configs = fetch(denoiser, ("config.json",))  # the size is known before ~16 GB of weights are fetched
+    try:
+        check_llada_fits(LLaDAConfig.from_published(_published_config(configs)), Path(denoiser).name, dev, dt)
+    except ValueError as e:
+        raise ModelFilesError(f"{configs}/config.json: {e}") from None
     folder = fetch(denoiser, ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"))
     den = load_llada_checkpoint(folder, device=dev, dtype=dt)
     bundle = Bundle(name=name, tokenizer=llada_tokenizer(folder, den.config.mask_token_id), denoiser=den, device=dev)

@@ -70,7 +70,9 @@ def choices(registry: str) -> tuple[str, ...]:
     if registry == "ar_weighting":
         return ("ratio", "product")
     if registry == "final":
-        return ("sample", "greedy")
+        from .sampling import FINALS
+
+        return FINALS
     from . import transitions  # registries of the loop's transitions (imports torch: only when asked)
 
     return tuple(transitions.UNMASK if registry == "unmask" else transitions.REMASK)

@@ -21,6 +21,9 @@ from .noise import Schedule, get_schedule, process_for
 from .transitions import REMASK, UNMASK, StepContext, remdm_probability
 
 
+FINALS = ("sample", "greedy")  # the last step's x0: drawn, or each position's likeliest token
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     steps: int = 32
@@ -41,8 +44,8 @@ class SamplerConfig:
             raise ValueError(f"unknown unmask order {self.unmask!r}: choose one of {', '.join(UNMASK)}")
         if self.remask not in REMASK:
             raise ValueError(f"unknown remask rule {self.remask!r}: choose one of {', '.join(REMASK)}")
-        if self.final not in ("sample", "greedy"):
-            raise ValueError(f"unknown final step {self.final!r}: choose sample or greedy")
+        if self.final not in FINALS:
+            raise ValueError(f"unknown final step {self.final!r}: choose {' or '.join(FINALS)}")
 
 
 @dataclass

@@ -174,6 +174,10 @@ def test_llada_checkpoint_is_a_bidirectional_x0_denoiser(tmp_path, gpt2_style): 
                                                              n_layers=32, mlp_hidden_size=12288)))
     with pytest.raises(ModelFilesError, match="8.0 B parameters: on a CPU.*GPU"):  # the 8B release, refused
         load_llada_checkpoint(big, device="cpu")  # before any weight is read (there are none here)
+    from edlm.hub import load_llada_bundle
+
+    with pytest.raises(ModelFilesError, match="8.0 B parameters"):  # the bundle loader refuses it the same way
+        load_llada_bundle(str(big), energy=None, device="cpu")
     bad = tmp_path / "bad"
     bad.mkdir()
     write_llada(bad, str(gpt2_style[0]), block_type="sequential")
