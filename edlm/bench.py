@@ -38,12 +38,14 @@ PRESETS = {
                     lengths=(128,), batches=(1,), top_p=0.95,
                     variants=("mdlm", "edlm-ar", "edlm-ar/product", "edlm-nce", "mdlm+confidence",
                               "edlm-ar/product+confidence", "mdlm+remdm")),
-    # Every unmask order and remasking, alone and with the AR energy, T = 8 to 64 (issue: sampler core).
+    # Every unmask order and remasking, alone and with each energy, T = 8 to 64 (issue: sampler core).
     "orders": dict(samples=32, batch=32, steps=(8, 16, 32, 64), ks=(4,), windows=(0.5,), latency_repeats=3,
                    lengths=(128,), batches=(1,), top_p=0.95,
                    variants=("mdlm", "mdlm+confidence", "mdlm+confidence-noisy", "mdlm+margin", "mdlm+entropy",
                              "mdlm+remdm", "edlm-ar/product", "edlm-ar/product+confidence",
-                             "edlm-ar/product+entropy", "edlm-ar/product+confidence+remdm")),
+                             "edlm-ar/product+confidence-noisy", "edlm-ar/product+entropy", "edlm-ar/product+remdm",
+                             "edlm-ar/product+confidence+remdm", "edlm-nce", "edlm-nce+confidence",
+                             "edlm-nce+confidence-noisy", "edlm-nce+remdm")),
     # Few steps, for any model (run it once per model: --model default, --model uniform): T = 4 to 64, with and
     # without the greedy final step (issue: uniform-noise diffusion).
     "few-steps": dict(samples=32, batch=32, steps=(4, 8, 16, 32, 64), ks=(4,), windows=(0.5,), latency_repeats=3,

@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
     p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders", "few-steps"], default="quick",
                    help="grid: quick (CPU, minutes), full (the paper's grid; a GPU or hours), compare (sampler "
-                        "variants against mdlm), orders (every unmask order and remasking, T = 8 to 64), "
-                        "few-steps (T = 4 to 64 with and without the greedy final step; run it per model)")
+                        "variants against mdlm), orders (every unmask order and remasking, alone and with each "
+                        "energy, T = 8 to 64), few-steps (T = 4 to 64 with and without the greedy final step; "
+                        "run it per model)")
     p.add_argument("--model", default="default")
     p.add_argument("--energy", default=None, metavar="LM", help="another causal LM as the edlm-ar energy (see infill)")
     p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
@@ -123,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
     p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape)")
+    p.add_argument("--arch", choices=["dit", "llama"], default="dit",
+                   help="denoiser network: DiT with adaLN, or a bidirectional Llama with shifted outputs")
+    p.add_argument("--init-ar", default=None,
+                   help="denoiser with --arch llama: start from this trained AR model folder (AR initialisation)")
     p.add_argument("--ema", default="", help="comma-separated EMA decays to keep and validate, e.g. 0.999,0.9995")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
@@ -185,6 +190,7 @@ def _train(args) -> int:
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
                       n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
                       self_conditioning=args.self_conditioning, init_from=args.init, process=args.process,
+                      arch=args.arch, init_ar=args.init_ar,
                       ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
     print(train(cfg))
     return 0

@@ -54,6 +54,8 @@ class TrainConfig:
     self_conditioning: bool = False  # denoiser: feed the previous x0 prediction back as an input
     self_cond_prob: float = 0.5      # share of training batches that get a self-conditioning input
     init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
+    arch: str = "dit"                # denoiser network: "dit" (adaLN DiT) or "llama" (bidirectional Llama, shifted)
+    init_ar: str | None = None       # denoiser, arch llama: start from this trained AR model's weights (AR init)
     ema_decays: tuple[float, ...] = ()  # EMA copies of the weights, each scored on validation; the best is kept
     extra: dict = field(default_factory=dict)
 
@@ -63,7 +65,13 @@ def build_model(cfg: TrainConfig, tokenizer):
     from .models import DenoiserModel, DiTConfig, EnergyModel
     from .models.ar import new_ar_model
 
+    if cfg.kind == "denoiser" and cfg.arch == "llama":
+        return build_llama_denoiser(cfg, tokenizer)
+    if cfg.init_ar:
+        raise ValueError("--init-ar starts a denoiser with --arch llama from an AR model")
     if cfg.kind == "denoiser":
+        if cfg.arch != "dit":
+            raise ValueError(f"unknown denoiser architecture {cfg.arch!r}; choose dit or llama")
         if cfg.process == "uniform" and cfg.self_conditioning:
             raise ValueError("self-conditioning is for the absorbing process only (its input marks visible tokens)")
         model = DenoiserModel(DiTConfig(
@@ -87,6 +95,32 @@ def build_model(cfg: TrainConfig, tokenizer):
             raise ValueError("training the NCE energy needs --denoiser (a trained denoiser folder)")
         return EnergyModel.from_denoiser(DenoiserModel.from_pretrained(cfg.denoiser))
     raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {KINDS}")
+
+
+def build_llama_denoiser(cfg: TrainConfig, tokenizer):
+    """A masked-diffusion denoiser with a causal LM's architecture, made bidirectional (DiffuLLaMA / Dream): either
+    from a trained AR model of this project (`init_ar`) or freshly initialised at the same size (the control)."""
+    from .models.llada import LLaDAConfig, LLaDADenoiser, from_causal_lm
+
+    if cfg.self_conditioning or cfg.time_conditioning or cfg.process != "absorbing":
+        raise ValueError("the llama denoiser is masked diffusion only, without self- or time-conditioning")
+    if cfg.init_ar:
+        from transformers import LlamaForCausalLM
+
+        ar = LlamaForCausalLM.from_pretrained(cfg.init_ar, use_safetensors=True, dtype=torch.float32)
+        if ar.config.vocab_size != len(tokenizer) or ar.config.bos_token_id != tokenizer.bos_token_id:
+            raise ValueError(f"the AR model in {cfg.init_ar} was trained with another tokenizer (vocabulary "
+                             f"{ar.config.vocab_size}, this one {len(tokenizer)})")
+        model = from_causal_lm(ar, tokenizer.mask_token_id, cfg.seq_len)
+    else:
+        model = LLaDADenoiser(LLaDAConfig(
+            d_model=cfg.hidden_size, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
+            mlp_hidden_size=(8 * cfg.hidden_size) // 3, vocab_size=len(tokenizer), rope_theta=10_000.0,
+            rms_norm_eps=1e-6, weight_tying=True, mask_token_id=tokenizer.mask_token_id, length=cfg.seq_len,
+            shift=True, bos_token_id=tokenizer.bos_token_id))
+    if cfg.init_from:
+        warm_start(model, cfg.init_from)
+    return model
 
 
 def warm_start(model: torch.nn.Module, folder: str) -> None:
@@ -218,8 +252,9 @@ def train(cfg: TrainConfig) -> Path:
     train_stream = token_stream(tokenizer, read_split(cfg.corpus, "train"))
     val_windows = consecutive_windows(token_stream(tokenizer, read_split(cfg.corpus, "validation")), cfg.seq_len,
                                       limit=cfg.eval_batches * cfg.batch_size)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    decayed = [p.ndim >= 2 and "embed" not in n and ".wte." not in n for n, p in model.named_parameters()]
+    decay = [p for (n, p), d in zip(model.named_parameters(), decayed) if d]
+    no_decay = [p for (n, p), d in zip(model.named_parameters(), decayed) if not d]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     model, opt = acc.prepare(model, opt)

@@ -5,6 +5,10 @@ Module names reproduce the published state-dict keys exactly: model.transformer.
 {attn_norm, q_proj, k_proj, v_proj, attn_out, ff_norm, ff_proj, up_proj, ff_out}, model.transformer.ln_f and
 model.transformer.ff_out. A block is pre-norm (RMSNorm) attention with rotary positions, then a gated MLP
 ff_out(act(ff_proj(x)) * up_proj(x)). No time input: the mask pattern says how noisy x_t is.
+
+The same network, with `shift=True`, is this project's AR-initialised denoiser (DiffuLLaMA / Dream): it reads
+[BOS] + x_t and the output at position i predicts token i, as a causal LM's does, so a trained causal Llama's
+weights fit it unchanged (`from_causal_lm`); only the attention becomes bidirectional.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ class LLaDAConfig(PretrainedConfig):
                  mlp_hidden_size: int = 12288, vocab_size: int = 126464, embedding_size: int | None = None,
                  rope_theta: float = 500_000.0, rms_norm_eps: float = 1e-5, include_bias: bool = False,
                  include_qkv_bias: bool = False, weight_tying: bool = False, mask_token_id: int = 126336,
-                 length: int = 4096, **kwargs):
+                 length: int = 4096, shift: bool = False, bos_token_id: int | None = None, **kwargs):
         self.d_model, self.n_heads, self.n_layers = d_model, n_heads, n_layers
         self.n_kv_heads = n_kv_heads or n_heads
         self.mlp_hidden_size, self.vocab_size = mlp_hidden_size, vocab_size
@@ -41,10 +45,14 @@ class LLaDAConfig(PretrainedConfig):
         self.rope_theta, self.rms_norm_eps = rope_theta, rms_norm_eps
         self.include_bias, self.include_qkv_bias, self.weight_tying = include_bias, include_qkv_bias, weight_tying
         self.mask_token_id, self.length = mask_token_id, length
+        if shift and bos_token_id is None:
+            raise ValueError("a shifted LLaDA network reads [BOS] + x_t: give bos_token_id")
+        self.shift = shift  # outputs shifted by one (a causal LM's layout); False for published LLaDA checkpoints
         # What the samplers read from any denoiser: no time input, absorbing (masked) process, no self-conditioning.
         self.time_conditioning, self.self_conditioning, self.process, self.schedule = False, False, "absorbing", \
             "loglinear"
         super().__init__(**kwargs)
+        self.bos_token_id = bos_token_id
 
     @classmethod
     def from_published(cls, cfg: dict) -> "LLaDAConfig":
@@ -134,20 +142,72 @@ class LLaDADenoiser(PreTrainedModel):
         self.model = _Transformer(config)
         self.post_init()
 
-    def _init_weights(self, module):  # weights always come from a checkpoint
-        pass
+    def _init_weights(self, module):
+        """A fresh network for training from scratch (checkpoints overwrite it; on the meta device it is free)."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, **_) -> MaskedLMOutput:
         tr, c = self.model.transformer, self.config
-        x = tr.wte(input_ids)
-        cos, sin = rotary_cos_sin(input_ids.shape[1], c.d_model // c.n_heads, input_ids.device, base=c.rope_theta)
+        ids = input_ids
+        if c.shift:  # read [BOS] + x_t; the output at position i predicts token i (drop the last one)
+            ids = torch.cat([torch.full_like(input_ids[:, :1], c.bos_token_id), input_ids], 1)
+        x = tr.wte(ids)
+        cos, sin = rotary_cos_sin(ids.shape[1], c.d_model // c.n_heads, ids.device, base=c.rope_theta)
         for block in tr.blocks:
             x = block(x, cos, sin)
         x = tr.ln_f(x)
+        if c.shift:
+            x = x[:, :-1]
         x_t = input_ids
         if positions is not None:
             x, x_t = x[positions], input_ids[positions]
         logits = F.linear(x, tr.wte.weight) if c.weight_tying else tr.ff_out(x)
         logits = logits[..., : c.vocab_size]  # rows past the tokenizer's vocabulary (embedding padding) never drawn
         return MaskedLMOutput(logits=subs_log_probs(logits, x_t, c.mask_token_id))
+
+
+# transformers Llama names -> this module's names (the published LLaDA layout).
+_FROM_LLAMA = {"self_attn.q_proj": "q_proj", "self_attn.k_proj": "k_proj", "self_attn.v_proj": "v_proj",
+               "self_attn.o_proj": "attn_out", "mlp.gate_proj": "ff_proj", "mlp.up_proj": "up_proj",
+               "mlp.down_proj": "ff_out", "input_layernorm": "attn_norm", "post_attention_layernorm": "ff_norm"}
+
+
+def from_causal_lm(ar, mask_token_id: int, length: int) -> LLaDADenoiser:
+    """A shifted bidirectional denoiser holding a trained transformers Llama's weights (AR initialisation,
+    DiffuLLaMA / Dream): same embeddings, blocks, rotary positions and output layer; the causal mask is dropped."""
+    c = ar.config
+    theta = getattr(c, "rope_theta", None) or (getattr(c, "rope_parameters", None) or {}).get("rope_theta", 10_000.0)
+    rope_type = (getattr(c, "rope_parameters", None) or getattr(c, "rope_scaling", None) or {}).get("rope_type")
+    if c.model_type != "llama" or c.hidden_act != "silu" or c.attention_bias or c.mlp_bias or \
+            rope_type not in (None, "default"):
+        raise ValueError("AR initialisation takes a plain Llama (silu MLP, no biases, unscaled rotary positions)")
+    config = LLaDAConfig(d_model=c.hidden_size, n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads,
+                         n_layers=c.num_hidden_layers, mlp_hidden_size=c.intermediate_size, vocab_size=c.vocab_size,
+                         rope_theta=float(theta), rms_norm_eps=c.rms_norm_eps, weight_tying=c.tie_word_embeddings,
+                         mask_token_id=mask_token_id, length=length, shift=True, bos_token_id=c.bos_token_id)
+    model = LLaDADenoiser(config)
+    state = {}
+    for name, tensor in ar.state_dict().items():
+        if name == "model.embed_tokens.weight":
+            state["model.transformer.wte.weight"] = tensor
+        elif name == "model.norm.weight":
+            state["model.transformer.ln_f.weight"] = tensor
+        elif name == "lm_head.weight":
+            if not c.tie_word_embeddings:
+                state["model.transformer.ff_out.weight"] = tensor
+        elif name.startswith("model.layers."):
+            _, _, n, rest = name.split(".", 3)
+            module, leaf = rest.rsplit(".", 1)
+            state[f"model.transformer.blocks.{n}.{_FROM_LLAMA[module]}.{leaf}"] = tensor
+        else:
+            raise ValueError(f"AR initialisation: unexpected weight {name}")
+    model.load_state_dict(state, strict=True)
+    return model
