@@ -8,7 +8,7 @@
 set -euo pipefail
 CORPUS=${1:-../shared/corpus/sotu}
 RUNS=${2:-runs}
-STEPS=${3:-600}
+STEPS=${3:-500}
 PY=${PYTHON:-python}
 mkdir -p "$RUNS"
 common=(--corpus "$CORPUS" --tokenizer assets/tokenizer --arch llama --batch-size 64 --steps "$STEPS" --lr 5e-4
