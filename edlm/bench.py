@@ -203,20 +203,31 @@ def distinct_n(samples: torch.Tensor, n: int = 2) -> float:
     return sum(vals) / max(1, len(vals))
 
 
-def paired(cells: list[Cell], baseline: str = "mdlm") -> list[dict]:
-    """Each cell against the baseline at the same task and steps, sample by sample (same windows, same seeds):
+def _against(c: Cell, base: Cell) -> dict:
+    d = [a - b for a, b in zip(c.extra["log_ppl"], base.extra["log_ppl"])]
+    mean = sum(d) / len(d)
+    se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return {"task": c.task, "sampler": c.sampler, "baseline": base.sampler, "steps": c.steps, "mean_diff": mean,
+            "se": se, "ratio": math.exp(mean), "beats": mean < -2 * se, "samples": len(d)}
+
+
+def paired(cells: list[Cell], baseline: str | None = "mdlm") -> list[dict]:
+    """Each cell against a baseline at the same task and steps, sample by sample (same windows, same seeds):
     mean difference of log judge perplexity and its standard error; `beats` when the difference is below
-    -2 standard errors."""
+    -2 standard errors. `baseline=None` pairs each EDLM cell with the same variant without its energy
+    ("edlm-ar/product+confidence" with "mdlm+confidence"): what the energy adds on top of the order."""
     out = []
     for c in cells:
-        base = next((b for b in cells if b.task == c.task and b.steps == c.steps and b.sampler == baseline), None)
+        name = baseline
+        if name is None:
+            sampler, _, mods = c.sampler.partition("+")
+            if sampler.split("/")[0] in ("mdlm", "reference", "ar"):
+                continue
+            name = "mdlm" + ("+" + mods if mods else "")
+        base = next((b for b in cells if b.task == c.task and b.steps == c.steps and b.sampler == name), None)
         if base is None or c is base or "log_ppl" not in c.extra or "log_ppl" not in base.extra:
             continue
-        d = [a - b for a, b in zip(c.extra["log_ppl"], base.extra["log_ppl"])]
-        mean = sum(d) / len(d)
-        se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-        out.append({"task": c.task, "sampler": c.sampler, "steps": c.steps, "mean_diff": mean, "se": se,
-                    "ratio": math.exp(mean), "beats": mean < -2 * se, "samples": len(d)})
+        out.append(_against(c, base))
     return out
 
 
@@ -436,6 +447,18 @@ def figures(cells: list[Cell], out: Path) -> list[str]:
     return written
 
 
+def energy_table(rows: list[dict]) -> list[str]:
+    """Markdown lines for `paired(cells, baseline=None)`: each energy against the same variant without it."""
+    if not rows:
+        return []
+    md = ["\n**The energy on top of the same order**, sample by sample (each EDLM variant against the same unmask "
+          "order, remasking and last step without the energy):\n\n| task | sampler | against | steps | judge ppl ratio "
+          "| mean log diff (SE) | beats it |\n|---|---|---|---|---|---|---|"]
+    md += [f"| {p['task']} | {p['sampler']} | {p['baseline']} | {p['steps']} | {p['ratio']:.3f} | "
+           f"{p['mean_diff']:+.3f} ({p['se']:.3f}) | {'yes' if p['beats'] else 'no'} |" for p in rows]
+    return md
+
+
 def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
     """Run the configured parts; returns the results dictionary (also written under cfg.out)."""
     from tqdm.auto import tqdm
@@ -508,6 +531,8 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         for p in results["paired"]:
             md.append(f"| {p['task']} | {p['sampler']} | {p['steps']} | {p['ratio']:.3f} | {p['mean_diff']:+.3f} "
                       f"({p['se']:.3f}) | {'yes' if p['beats'] else 'no'} |")
+    results["energy_gains"] = paired(cells, baseline=None)
+    md += energy_table(results["energy_gains"])
     if results["speedups"]:
         md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
                   "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"

@@ -81,3 +81,13 @@ def test_variants_are_compared_sample_by_sample(bundle, corpus, tmp_path):
              Cell("infill", "x", 8, extra={"log_ppl": [0.5, 1.4, 2.6]})]
     (p,) = paired(cells)
     assert abs(p["mean_diff"] + 0.5) < 1e-9 and p["beats"]
+    # baseline=None: each energy against the same order without it (never an energy-free variant, never mdlm)
+    cells = [Cell("generate", "mdlm", 8, extra={"log_ppl": [3.0, 3.0, 3.0]}),
+             Cell("generate", "mdlm+confidence", 8, extra={"log_ppl": [1.0, 2.0, 3.0]}),
+             Cell("generate", "edlm-ar/product+confidence", 8, extra={"log_ppl": [1.1, 2.2, 3.0]}),
+             Cell("generate", "edlm-nce", 8, extra={"log_ppl": [2.0, 2.5, 3.0]}),
+             Cell("generate", "edlm-nce+remdm", 8, extra={"log_ppl": [2.0, 2.5, 3.0]})]  # no mdlm+remdm here
+    rows = {(r["sampler"], r["baseline"]): r for r in paired(cells, baseline=None)}
+    assert set(rows) == {("edlm-ar/product+confidence", "mdlm+confidence"), ("edlm-nce", "mdlm")}
+    assert abs(rows["edlm-ar/product+confidence", "mdlm+confidence"]["mean_diff"] - 0.1) < 1e-9
+    assert not rows["edlm-ar/product+confidence", "mdlm+confidence"]["beats"]
