@@ -56,34 +56,30 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
 
     The tokens before the first position where a group's candidates differ are the same for all k, so their
     log-probabilities are that constant: the shared prefix runs once per group (its key/value cache is repeated
-    k times) and only the positions from the first difference on go through the model and its output layer.
-    Groups are batched in order of that position, so a batch of many rows keeps most of each row's saving."""
+    k times) and only the positions from the first difference on go through the model and its output layer."""
     if k == 1:  # one candidate per row: nothing is shared
         return ar_log_likelihood(model, ids, bos_id, score, chunk)
     N, L = ids.shape
     groups = ids.view(N // k, k, L)
-    differ = (groups != groups[:, :1]).any(1)  # [G, L]: where each group's candidates differ
+    differ = (groups != groups[:, :1]).any(1).any(0)  # [L]: the candidates of some group differ here
     if not bool(differ.any()):  # every group's candidates are identical (greedy decoding): equal weights
         return torch.zeros(N, device=ids.device)
-    first = torch.where(differ.any(1), differ.float().argmax(1), torch.full_like(differ[:, 0], L, dtype=torch.long))
+    P = int(differ.float().argmax())
+    if P == 0:
+        return ar_log_likelihood(model, ids, bos_id, score, chunk)
     sel = (score if score is not None else torch.ones_like(ids, dtype=torch.bool)).view(N // k, k, L)
-    out = torch.zeros(N // k, k, device=ids.device)
-    for idx in first.argsort(stable=True).split(max(1, chunk // k)):
-        P, g = int(first[idx].min()), len(idx)
-        if P >= L:  # identical candidates in every group of this batch: equal weights
-            continue
-        flat, flat_sel = groups[idx].reshape(g * k, L), sel[idx].reshape(g * k, L)
-        if P == 0:
-            out[idx] = ar_log_likelihood(model, flat, bos_id, flat_sel, chunk).view(g, k)
-            continue
-        prefix = torch.cat([torch.full_like(flat[::k, :1], bos_id), flat[::k, :P - 1]], 1)  # inputs 0..P-1
+    out = []
+    for part, part_sel in zip(groups.split(max(1, chunk // k)), sel.split(max(1, chunk // k))):
+        g = part.shape[0]
+        prefix = torch.cat([torch.full_like(part[:, 0, :1], bos_id), part[:, 0, :P - 1]], 1)  # inputs 0..P-1
         _, past = forward_with_cache(model, prefix, None, logits_to_keep=1)
         past.batch_repeat_interleave(k)
+        flat = part.reshape(g * k, L)
         logits = forward_with_cache(model, flat[:, P - 1:L - 1], past)[0].logits.float()
         tok = logits.gather(-1, flat[:, P:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-        tok = torch.where(flat_sel[:, P:], tok, torch.zeros_like(tok))
-        out[idx] = tok.sum(-1).view(g, k)
-    return out.view(N)
+        tok = torch.where(part_sel.reshape(g * k, L)[:, P:], tok, torch.zeros_like(tok))
+        out.append(tok.sum(-1))
+    return torch.cat(out)
 
 
 AR_WEIGHTINGS = ("ratio", "product")

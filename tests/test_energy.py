@@ -120,33 +120,6 @@ def test_shared_prefix_scores_match_full_scores_up_to_a_group_constant():
     assert torch.allclose(exact, ar_log_likelihood(model, no_prefix.view(B * k, L), 1), atol=1e-4)
 
 
-def test_shared_prefix_is_each_groups_own_when_groups_differ_at_different_places():
-    """Groups are batched in order of their first difference: one group's early difference does not cost the
-    others their shared prefix, and the scores come back in the input's order."""
-    from edlm.energy import ar_candidate_log_likelihood
-
-    model = tiny_ar()
-    gen = torch.Generator().manual_seed(1)
-    k, L, starts = 2, 12, (9, 1, 6)  # where each group's candidates start to differ
-    rows = []
-    for P in starts:
-        base = torch.randint(4, 20, (L,), generator=gen)
-        other = base.clone()
-        other[P:] = torch.randint(4, 20, (L - P,), generator=gen)
-        other[P] = 4 if base[P] != 4 else 5
-        rows += [base, other]
-    flat = torch.stack(rows)
-    seen = []
-    hook = model.model.embed_tokens.register_forward_hook(lambda m, i, o: seen.append(i[0].numel()))
-    fast = ar_candidate_log_likelihood(model, flat, k, bos_id=1, chunk=k).view(3, k)  # one group per pass
-    hook.remove()
-    assert sum(seen) == sum(P + k * (L - P) for P in starts)
-    full = ar_log_likelihood(model, flat, 1).view(3, k)
-    assert torch.allclose(fast - fast[:, :1], full - full[:, :1], atol=1e-4)
-    together = ar_candidate_log_likelihood(model, flat, k, bos_id=1).view(3, k)  # all groups in one pass
-    assert torch.allclose(together - together[:, :1], full - full[:, :1], atol=1e-4)
-
-
 def test_identical_candidates_get_equal_weights_without_a_model_pass():
     """Greedy decoding (temperature 0) draws k identical candidates: nothing to tell apart, nothing to run."""
     from edlm.energy import ar_candidate_log_likelihood
