@@ -62,6 +62,10 @@ def test_llama_denoiser_trains_from_the_ar_model_and_from_scratch(trained, corpu
     assert log[-1]["step"] == 20 and "nelbo" in log[-1]["val"]
     model = LLaDADenoiser.from_pretrained(best, use_safetensors=True)
     assert model.config.shift and model.config.mask_token_id == tokenizer.mask_token_id
+    from safetensors.torch import load_file
+
+    saved = load_file(str(best / "model.safetensors"))  # loading never re-initialises a saved weight
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
 
 
 def test_llama_denoiser_refuses_what_it_does_not_do(trained, corpus, tokenizer_dir, tokenizer, tmp_path):
