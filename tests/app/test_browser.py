@@ -115,9 +115,10 @@ def test_stop_button_halts_the_run(page, app_log):
     before = len(stopped_runs(app_log))
     running = page.locator("#edlm-status").inner_text()
     page.locator("#edlm-stop").click()
-    page.wait_for_timeout(1500)
+    # The "stopped" status comes from a queued server event: on a busy machine it can take more than a second.
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('stopped')", timeout=15_000)
     first = page.locator("#edlm-status").inner_text()
-    page.wait_for_timeout(2500)
+    page.wait_for_timeout(2500)  # and no late step of the cancelled run overwrites it
     assert "/ 3072" in running  # 12 windows x 256 steps: the long run really started
     assert "stopped" in first and page.locator("#edlm-status").inner_text() == first and "done" not in first
     assert int(wait_for_stopped(app_log, before).split(" step events")[0].split()[-1]) < 3072  # server side too
