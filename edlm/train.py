@@ -100,7 +100,8 @@ def build_model(cfg: TrainConfig, tokenizer):
 def build_llama_denoiser(cfg: TrainConfig, tokenizer):
     """A masked-diffusion denoiser with a causal LM's architecture, made bidirectional (DiffuLLaMA / Dream): either
     from a trained AR model of this project (`init_ar`) or freshly initialised at the same size (the control)."""
-    from .models.llada import LLaDAConfig, LLaDADenoiser, from_causal_lm
+    from .models.ar import new_ar_model
+    from .models.llada import from_causal_lm
 
     if cfg.self_conditioning or cfg.time_conditioning or cfg.process != "absorbing":
         raise ValueError("the llama denoiser is masked diffusion only, without self- or time-conditioning")
@@ -111,13 +112,12 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
         if ar.config.vocab_size != len(tokenizer) or ar.config.bos_token_id != tokenizer.bos_token_id:
             raise ValueError(f"the AR model in {cfg.init_ar} was trained with another tokenizer (vocabulary "
                              f"{ar.config.vocab_size}, this one {len(tokenizer)})")
-        model = from_causal_lm(ar, tokenizer.mask_token_id, cfg.seq_len)
-    else:
-        model = LLaDADenoiser(LLaDAConfig(
-            d_model=cfg.hidden_size, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
-            mlp_hidden_size=(8 * cfg.hidden_size) // 3, vocab_size=len(tokenizer), rope_theta=10_000.0,
-            rms_norm_eps=1e-6, weight_tying=True, mask_token_id=tokenizer.mask_token_id, length=cfg.seq_len,
-            shift=True, bos_token_id=tokenizer.bos_token_id))
+    else:  # the control: a freshly initialised AR network of the same size, so both arms are one architecture
+        ar = new_ar_model(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                          hidden_size=cfg.hidden_size, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                          max_length=cfg.seq_len + 1)
+    model = from_causal_lm(ar, tokenizer.mask_token_id, cfg.seq_len)
     if cfg.init_from:
         warm_start(model, cfg.init_from)
     return model

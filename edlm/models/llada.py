@@ -142,16 +142,8 @@ class LLaDADenoiser(PreTrainedModel):
         self.model = _Transformer(config)
         self.post_init()
 
-    def _init_weights(self, module):
-        """A fresh network for training from scratch (checkpoints overwrite it; on the meta device it is free)."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, RMSNorm):
-            nn.init.ones_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+    def _init_weights(self, module):  # weights always come from a checkpoint or a causal LM
+        pass
 
     def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, **_) -> MaskedLMOutput:
