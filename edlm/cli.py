@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files (TEST split never used)")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--tokenizer", help="tokenizer folder (denoiser, ar, nce)")
-    p.add_argument("--denoiser", help="trained denoiser folder (nce)")
+    p.add_argument("--denoiser", help="nce: the trained denoiser whose samples are the negatives (any masked "
+                   "denoiser); the energy starts from it when it is a DiT and --init is not given")
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoiser: masked (absorbing) or uniform-noise diffusion (time-conditioned)")
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
-    p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape)")
+    p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape); nce: a "
+                   "trained energy to fine-tune, or a DiT denoiser to start its trunk from")
     p.add_argument("--arch", choices=["dit", "llama"], default="dit",
                    help="denoiser network: DiT with adaLN, or a bidirectional Llama with shifted outputs")
     p.add_argument("--init-ar", default=None,

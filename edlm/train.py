@@ -29,7 +29,7 @@ class TrainConfig:
     out_dir: str
     corpus: str
     tokenizer: str
-    denoiser: str | None = None  # trained denoiser folder: the NCE energy starts from it and draws negatives from it
+    denoiser: str | None = None  # NCE: the trained denoiser that draws the negatives (and the start, unless init_from)
     seq_len: int = 128
     batch_size: int = 32
     lr: float = 1e-3
@@ -61,8 +61,8 @@ class TrainConfig:
 
 
 def build_model(cfg: TrainConfig, tokenizer):
-    """A fresh network of the configured kind (the NCE energy starts from the trained denoiser)."""
-    from .models import DenoiserModel, DiTConfig, EnergyModel
+    """A fresh network of the configured kind (the NCE energy starts from a DiT denoiser or a trained energy)."""
+    from .models import DenoiserModel, DiTConfig
     from .models.ar import new_ar_model
 
     if cfg.kind == "denoiser" and cfg.arch == "llama":
@@ -93,8 +93,25 @@ def build_model(cfg: TrainConfig, tokenizer):
     if cfg.kind == "nce":
         if not cfg.denoiser:
             raise ValueError("training the NCE energy needs --denoiser (a trained denoiser folder)")
-        return EnergyModel.from_denoiser(DenoiserModel.from_pretrained(cfg.denoiser))
+        return start_energy(cfg.init_from or cfg.denoiser)
     raise ValueError(f"unknown kind {cfg.kind!r}; choose one of {KINDS}")
+
+
+def start_energy(folder: str):
+    """The NCE energy's starting point: a saved energy (to fine-tune it on another denoiser's samples) or a DiT
+    denoiser (its trunk). The energy is a DiT, so a denoiser of another architecture cannot be its start."""
+    from .bundle import read_json
+    from .models import DenoiserModel, DiTConfig, EnergyConfig, EnergyModel
+
+    kind = read_json(Path(folder) / "config.json").get("model_type")
+    if kind == EnergyConfig.model_type:
+        return EnergyModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)  # float16 exports too
+    if kind == DiTConfig.model_type:
+        return EnergyModel.from_denoiser(DenoiserModel.from_pretrained(folder, use_safetensors=True,
+                                                                       dtype=torch.float32))
+    raise ValueError(f"the NCE energy starts from a DiT denoiser or a trained energy, and {folder} holds a "
+                     f"{kind!r} model: give --init a DiT denoiser or energy folder (--denoiser may be any masked "
+                     "denoiser: it draws the negatives)")
 
 
 def build_llama_denoiser(cfg: TrainConfig, tokenizer):
@@ -190,9 +207,12 @@ class Objective:
         self.self_cond_prob = cfg.self_cond_prob if cfg.self_conditioning else 0.0
         self.sampler_denoiser = None
         if cfg.kind == "nce":
-            from .models import DenoiserModel
+            from transformers import AutoModelForMaskedLM
 
-            self.sampler_denoiser = DenoiserModel.from_pretrained(cfg.denoiser).to(device).eval()
+            from . import models  # noqa: F401  (registers the denoisers with the Auto classes)
+
+            self.sampler_denoiser = AutoModelForMaskedLM.from_pretrained(
+                cfg.denoiser, use_safetensors=True, trust_remote_code=False, dtype=torch.float32).to(device).eval()
             self.schedule = get_schedule(self.sampler_denoiser.config.schedule)
 
     def loss(self, model, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:

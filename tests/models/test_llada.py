@@ -1,5 +1,6 @@
 """The shifted bidirectional Llama denoiser and its AR initialisation (DiffuLLaMA / Dream) from a trained AR model."""
 import json
+import math
 
 import pytest
 import torch
@@ -79,3 +80,31 @@ def test_llama_denoiser_refuses_what_it_does_not_do(trained, corpus, tokenizer_d
         from edlm.models.llada import LLaDAConfig
 
         LLaDAConfig(shift=True)
+
+
+def test_nce_energy_fine_tunes_on_the_llama_denoisers_samples(trained, corpus, tokenizer_dir, tokenizer, tmp_path):
+    """The NCE energy is a DiT; with an AR-initialised denoiser drawing the negatives it starts from a trained
+    energy (or a DiT denoiser) given as --init, and says so when it has none."""
+    from safetensors.torch import load_file
+
+    from edlm.models import EnergyModel
+    from edlm.train import Objective
+
+    llama = tmp_path / "llama"
+    from_causal_lm(_ar(trained), tokenizer.mask_token_id, TINY["seq_len"]).save_pretrained(llama)
+    cfg = dict(kind="nce", corpus=str(corpus), tokenizer=str(tokenizer_dir), denoiser=str(llama), lr=1e-3, **TINY)
+    with pytest.raises(ValueError, match="DiT denoiser or a trained energy"):
+        build_model(TrainConfig(out_dir=str(tmp_path / "x"), **cfg), tokenizer)
+    assert isinstance(Objective(TrainConfig(out_dir="x", **cfg), tokenizer, "cpu").sampler_denoiser, LLaDADenoiser)
+    half = tmp_path / "nce16"  # the shipped energy is a float16 export: training it must still run in float32
+    EnergyModel.from_pretrained(trained["nce"], use_safetensors=True).half().save_pretrained(half)
+    best = train(TrainConfig(out_dir=str(tmp_path / "nce"), init_from=str(half), max_steps=10, **cfg))
+    log = [json.loads(line) for line in (tmp_path / "nce" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 10 and 0.0 <= log[-1]["val"]["acc"] <= 1.0
+    assert all(math.isfinite(x["train"]["nce"]) and math.isfinite(x["val"]["nce"]) for x in log)
+    start, tuned = load_file(str(half / "model.safetensors")), load_file(str(best / "model.safetensors"))
+    assert start.keys() == tuned.keys()  # the same energy, fine-tuned: no weight re-initialised or dropped
+    assert all(v.dtype == torch.float32 for v in tuned.values())
+    assert any(not torch.equal(start[k].float(), tuned[k]) for k in start)
+    from_dit = build_model(TrainConfig(out_dir="x", init_from=str(trained["denoiser"]), **cfg), tokenizer)
+    assert from_dit.config.model_type == "edlm-energy"
