@@ -42,12 +42,13 @@ $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RU
   --steps 1800 --minutes 40 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --seed 1
 # The shipped denoiser (this release): AR initialisation. The AR model's own network, made bidirectional with
 # outputs shifted by one (DiffuLLaMA / Dream), trained as a masked-diffusion denoiser in two runs: 500 steps at
-# lr 5e-4, then a warm start for 2,400 steps at lr 3e-4 (cosine decay to a tenth), EMA 0.995 kept.
+# lr 5e-4, then a warm start at lr 3e-4 with a cosine decay planned over 2,400 steps, ended at step 2,250 (the
+# learning rate was down to 3.3e-5 by then), EMA 0.995 kept.
 $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser-ar1" \
   --arch llama --init-ar "$RUNS/ar/best/model" --batch-size 64 --steps 500 --lr 5e-4 --warmup 50 \
   --hidden 256 --layers 4 --heads 4 --ema 0.995 --seed 50 --eval-every 100 --save-every 100
 $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser" \
-  --arch llama --init "$RUNS/denoiser-ar1/best/model" --batch-size 64 --steps 2400 --minutes 115 --lr 3e-4 \
+  --arch llama --init "$RUNS/denoiser-ar1/best/model" --batch-size 64 --steps 2400 --stop-at 2250 --lr 3e-4 \
   --warmup 50 --hidden 256 --layers 4 --heads 4 --ema 0.995 --seed 51 --eval-every 250 --save-every 250
 # The NCE energy (a DiT), fine-tuned from the stage-2 DiT denoiser on real x0 vs that denoiser's samples, then
 # fine-tuned again on the shipped denoiser's samples.
