@@ -23,7 +23,8 @@ $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --ou
   --init "$RUNS/denoiser-v1/best/model" --self-conditioning --ema 0.99,0.998 --batch-size 64 \
   --steps 2200 --stop-at 1250 --lr 5e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 10 \
   --eval-every 250 --save-every 250
-# DiT denoiser, stage 3 (the previous release's denoiser; now the start of the uniform model): warm start from stage 2, lr 4e-4 with a cosine decay over 1,500 steps, EMA
+# DiT denoiser, stage 3 (the previous release's denoiser; now the start of the uniform model): warm start from
+# stage 2, lr 4e-4 with a cosine decay over 1,500 steps, EMA
 # 0.995 / 0.999; ended at step 1,487 by its 95-minute budget (12.2 M more tokens). The shipped run was planned
 # over 2,200 steps for its first 250 and then re-planned to 1,500 (a restart from its step-250 checkpoint).
 $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/denoiser-dit" \
