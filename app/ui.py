@@ -5,6 +5,8 @@ import itertools
 import json
 import logging
 import os
+import sys
+import threading
 import time
 
 import gradio as gr
@@ -13,7 +15,7 @@ from edlm.bundle import ASSETS
 from edlm.presets import load_bundle
 from edlm.limits import DEFAULTS, LIMITS, SETTINGS, choices
 from edlm.samplers import SAMPLERS
-from edlm.pipeline import infill_stream, variants
+from edlm.pipeline import Tick, infill_stream, variants_stream
 from edlm.presets import PRESETS
 from edlm.tokenizer import encode
 
@@ -32,6 +34,83 @@ COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten":
 MODEL = os.environ.get("EDLM_MODEL", "default")
 HELP = {s.name: s.help for s in SETTINGS}
 LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
+
+# Never more computations at once than the queue's limit, even while a cancelled run finishes its last step
+# (Gradio frees a cancelled run's slot at once; its thread ends at the next step, see `guarded`).
+_COMPUTE = threading.BoundedSemaphore(LIMITS.concurrency)
+
+
+class RunClock:
+    """One run's compute time against the server's limit (a chosen delay per step is not counted)."""
+
+    def __init__(self):
+        self.start, self.slept = time.perf_counter(), 0.0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def over(self) -> bool:
+        return self.seconds() - self.slept > LIMITS.app_run_seconds
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.slept += seconds
+
+
+class TimeLimit(Exception):
+    """A run passed `LIMITS.app_run_seconds` of compute."""
+
+
+def guarded(steps, clock: RunClock):
+    """Run a step generator one step at a time under the compute semaphore, and stop it at the time limit.
+    Closing this generator (Gradio does so on Stop, a closed page or a client's cancel) closes the steps, so
+    the work ends at its next step."""
+    try:
+        while True:
+            if clock.over():
+                raise TimeLimit()
+            if not _COMPUTE.acquire(timeout=LIMITS.app_run_seconds):
+                raise RuntimeError("the server is busy: try again in a minute")
+            try:
+                item = next(steps)
+            except StopIteration:
+                return
+            finally:
+                _COMPUTE.release()
+            yield item
+    finally:
+        close = getattr(steps, "close", None)
+        if close:
+            close()
+
+
+def time_limit_error() -> gr.Error:
+    return gr.Error(f"this run passed the server's limit of {LIMITS.app_run_seconds:.0f} s and was stopped: use "
+                    "fewer steps, a smaller k or shorter spans", print_exception=False)
+
+
+def loggable(**settings) -> str:
+    """Settings for the run log, each as validated or "(invalid)": a value the user sent is logged only once it
+    is known to be a plain number or a registered name, so nothing forged reaches the log."""
+    from edlm.limits import validate
+
+    out = []
+    for name, value in settings.items():
+        try:
+            validate(**{name: value})
+            shown = str(value)
+        except (ValueError, TypeError):
+            shown = "(invalid)"
+        out.append(f"{name} {shown}")
+    return ", ".join(out)
+
+
+def check_delay(delay) -> float:
+    """The delay per step, 0 to MAX_DELAY seconds, or a one-line error (the slider's value arrives unchecked)."""
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
+        raise ValueError(f"the delay per step must be a number from 0 to {MAX_DELAY} seconds")
+    return float(delay)
+
 
 HOW_IT_WORKS = """
 **What you are watching.** A *masked diffusion language model* writes by un-hiding. Every span you mark starts
@@ -181,7 +260,7 @@ def ess_meaning(ess: float, k: int) -> str:
 def _status(ev, k: int) -> str:
     parts = [f"**step {ev.step} / {ev.total_steps}**", f"{ev.elapsed:.2f} s",
              f"{ev.to_fill - ev.masked} of {ev.to_fill} tokens filled"]
-    if ev.sampler in SAMPLERS and SAMPLERS[ev.sampler].autoregressive:
+    if ev.sampler in SAMPLERS and SAMPLERS[ev.sampler].ar_driven:
         parts.append(f"AR passes: {ev.ar_calls}")
     else:
         parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
@@ -225,23 +304,18 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                final: str = DEFAULTS.final, progress=gr.Progress()):
     """Stream an infill run: after every reverse step, the text so far and the charts. `delay` (0 to
     MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
-    outcome, n_steps, start, slept = "stopped (Stop, closed page or client cancel)", 0, time.perf_counter(), 0.0
+    outcome, n_steps, clock = "stopped (Stop, closed page or client cancel)", 0, RunClock()
     try:
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
-            raise ValueError(f"delay = {delay!r} is out of range: it must be from 0 to {MAX_DELAY} seconds")
+        delay = check_delay(delay)
         bundle = get_bundle(model or MODEL, progress)
-        stream = infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
-                               temperature=temperature, top_p=top_p, seed=seed, unmask=unmask, remask=remask,
-                               final=final)
+        stream = guarded(infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
+                                       temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                                       remask=remask, final=final), clock)
         heat, ess, masked = [], [], []
         last_is, charted_at, new_is = None, 0.0, False
         replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
-        uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"  # last chart: writes per token
+        uniform = bundle.process == "uniform"  # last chart: writes per token
         for ev in stream:
-            if time.perf_counter() - start - slept > LIMITS.app_run_seconds:
-                outcome = "stopped (time limit)"
-                raise gr.Error(f"this run passed the server's limit of {LIMITS.app_run_seconds:.0f} s and was "
-                               "stopped: use fewer steps, a smaller k or shorter spans", print_exception=False)
             masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
             if ev.is_step:
                 heat.append((ev.step, ev.weights))
@@ -278,12 +352,13 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                 if ev.final else (gr.skip(), gr.skip())
             yield (ev.text, chips, status, w_fig, h_fig, e_fig, m_fig, table, reveal, *done)
             if delay and not ev.final:
-                time.sleep(delay)
-                slept += delay
+                clock.sleep(delay)
         outcome = "finished"
+    except TimeLimit:
+        outcome = "stopped (time limit)"
+        raise time_limit_error() from None
     except gr.Error:
-        if not outcome.startswith("stopped (time"):
-            outcome = "failed"
+        outcome = "failed"
         raise
     except (ValueError, RuntimeError, OSError) as e:  # bad input, missing model files, out of memory
         outcome = f"failed ({type(e).__name__})"
@@ -292,8 +367,8 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         outcome = f"failed ({type(e).__name__})"
         raise fault(e, "infill") from None
     finally:  # also runs when Gradio drops the generator of a closed page or a cancelled job
-        LOG.info("infill run %s: sampler %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler, steps, k,
-                 n_steps, time.perf_counter() - start)
+        LOG.info("infill run %s: %s, %d step events in %.2f s", outcome,
+                 loggable(sampler=sampler, steps=steps, k=k), n_steps, clock.seconds())
 
 
 MAX_DELAY = 2.0  # seconds per step a live run may be slowed down to
@@ -322,34 +397,112 @@ def start_play(replay: Replay | None, step, delay):
         raise gr.Error("run Generate first, then press Play to replay it", print_exception=False)
     first = replay.frames[0][0]
     begin = first if int(step or 0) >= replay.last_step else int(step)
-    return (gr.Timer(value=max(0.1, float(delay or 0.3)), active=True), begin, *replay.view(begin))
+    try:
+        delay = check_delay(delay)
+    except ValueError as e:
+        raise rejected(e, "play") from None
+    return (gr.Timer(value=max(0.1, delay or 0.3), active=True), begin, *replay.view(begin))
 
 
 AUGMENT_MAX_RECORDS = 200  # app: records in one augmentation request (the command line has no such limit)
+# Files the augmentation tab writes for download live in Gradio's own cache folder (so Gradio serves them without
+# a copy) and are deleted FILE_SECONDS after they were written, and all of them when the server stops; an upload
+# is deleted as soon as it has been read.
+FILE_SECONDS = int(os.environ.get("EDLM_FILE_SECONDS", LIMITS.app_file_seconds))
+_DOWNLOADS: list = []  # folders this process wrote downloads into (removed at exit)
+
+
+def download_folder() -> str:
+    """A fresh private folder inside Gradio's cache for one download (its file keeps the input's name)."""
+    import tempfile
+
+    from gradio.utils import get_upload_folder
+
+    root = os.path.join(get_upload_folder(), "edlm-downloads")
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    sweep_downloads(root)
+    folder = tempfile.mkdtemp(dir=root)
+    _DOWNLOADS.append(folder)
+    return folder
+
+
+def sweep_downloads(root: str | None = None, age: float | None = None) -> None:
+    """Delete download folders older than FILE_SECONDS (all of them with age=0)."""
+    import shutil
+
+    if root is None:
+        from gradio.utils import get_upload_folder
+
+        root = os.path.join(get_upload_folder(), "edlm-downloads")
+    age = FILE_SECONDS if age is None else age
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if time.time() - entry.stat().st_mtime >= age:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def start_download_sweeper() -> None:
+    """A background thread that deletes expired download folders (and Gradio's `delete_cache` its own copies)."""
+    def loop():
+        while True:
+            time.sleep(max(1, min(60, FILE_SECONDS // 2)))
+            sweep_downloads()
+
+    threading.Thread(target=loop, name="edlm-download-sweeper", daemon=True).start()
+
+
+def remove_own_downloads() -> None:
+    """At exit: the download folders this process wrote (other replicas sharing the cache keep theirs)."""
+    import shutil
+
+    for folder in _DOWNLOADS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_upload(path: str, key: str):
+    """The records of an uploaded file (format from its extension, read by the augment reader), then the upload
+    is deleted: the user's file is not kept on disk."""
+    from gradio.utils import get_upload_folder, is_in_or_equal
+
+    from edlm.augment import records_of
+
+    fmt = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(os.path.splitext(path)[1].lower())
+    try:
+        if fmt is None:
+            raise ValueError("upload a .txt, .jsonl or .csv file")
+        return list(itertools.islice(records_of(path, fmt, field_name=key, column=key), AUGMENT_MAX_RECORDS + 1))
+    finally:
+        if is_in_or_equal(path, get_upload_folder()):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 @gpu
 def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
                 sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, seed: int = DEFAULTS.seed,
                 model: str | None = None, progress=gr.Progress()):
-    """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; returns a preview, a summary and the
-    JSON Lines file to download."""
-    import tempfile
+    """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; streams progress after every reverse step,
+    then a preview, a summary and the JSON Lines file to download. Stop, a closed page or the time limit end the
+    work at its next step; the whole request's work is checked against the budget before it starts."""
+    from edlm.augment import AugmentConfig, Result, Summary, augment_steps, parse_keep, read_text_lines
 
-    from edlm.augment import AugmentConfig, Summary, augment, parse_keep, read_records, read_text_lines
-
+    outcome, clock, n_ticks = "stopped (Stop, closed page or client cancel)", RunClock(), 0
     try:
         if upload:
             path = upload if isinstance(upload, str) else upload.name
-            fmt = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(os.path.splitext(path)[1].lower())
-            if fmt is None:
-                raise ValueError("upload a .txt, .jsonl or .csv file")
             key = text_field or "text"
-            pairs = read_records(path, fmt, field_name=key, column=key)
-            records = [rec if key in rec else {**rec, key: t} for rec, t in itertools.islice(pairs,
-                                                                                          AUGMENT_MAX_RECORDS + 1)]
+            records = read_upload(path, key)
+            name = os.path.splitext(os.path.basename(path))[0] or "records"
         else:
-            key = "text"
+            key, name = "text", "records"
             records = [{"text": line} for line in read_text_lines(lines or "")][:AUGMENT_MAX_RECORDS + 1]
         if not records:
             raise ValueError("paste some lines or upload a file first")
@@ -357,27 +510,46 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
             raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
                              "augment` for whole files")
         n = int(n) if isinstance(n, float) and n.is_integer() else n
-        cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit, keep=parse_keep(keep), seed=seed,
-                            settings=dict(sampler=sampler, steps=steps))
+        cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit,
+                            keep=parse_keep(keep), seed=seed, settings=dict(sampler=sampler, steps=steps))
+        cfg.check()
         bundle = get_bundle(model or MODEL, progress)
-        out = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
-        summary, preview = Summary(), []
-        for res in progress.tqdm(augment(bundle, records, cfg, field_name=key), total=len(records),
-                                 desc="records"):
-            out.write(json.dumps(res.to_json(), ensure_ascii=False) + "\n")
+        summary, preview, out_lines = Summary(), [], []
+        for item in guarded(augment_steps(bundle, records, cfg, field_name=key, max_work=LIMITS.max_work), clock):
+            if isinstance(item, Tick):
+                n_ticks += 1
+                progress((item.done, item.total), desc="reverse steps")
+                yield gr.skip(), f"rewriting: step {item.done} of {item.total}", gr.skip()
+                continue
+            res: Result = item
+            out_lines.append(json.dumps(res.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
             summary.add(res)
-            preview += [[res.index + 1, res.text, v.text, round(v.score, 3)] for v in res.variants[:3]]
-        out.close()
+            preview += [[res.index + 1, res.text, v.text, None if v.score is None else round(v.score, 3)]
+                        for v in res.variants[:3]]
+        path = os.path.join(download_folder(), f"{name}.variants.jsonl")
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(out_lines)
         rep = summary.report()
         d2 = rep["distinct2_across_variants"]
         note = (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
-                f"passed through unchanged (too short or not valid text); dropped: {rep['dropped'] or 'none'}; "
-                f"distinct-2 across variants {d2:.2f}" if d2 is not None else f"**{rep['records']} records**")
-        return preview, note, out.name
+                f"passed through unchanged (too short or not valid text), {rep['skipped']} skipped (unreadable); "
+                f"dropped: {rep['dropped'] or 'none'}" + (f"; distinct-2 across variants {d2:.2f}" if d2 is not None
+                                                           else "") +
+                f". The download is deleted from the server after {FILE_SECONDS // 60 or 1} min.")
+        outcome = "finished"
+        yield preview, note, path
+    except TimeLimit:
+        outcome = "stopped (time limit)"
+        raise time_limit_error() from None
     except (ValueError, RuntimeError, OSError) as e:
+        outcome = f"failed ({type(e).__name__})"
         raise rejected(e, "augment") from None
     except Exception as e:
+        outcome = f"failed ({type(e).__name__})"
         raise fault(e, "augment") from None
+    finally:
+        LOG.info("augment run %s: %s, %d steps in %.2f s", outcome, loggable(sampler=sampler, steps=steps), n_ticks,
+                 clock.seconds())
 
 
 @gpu
@@ -389,12 +561,12 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
     together (charts at most every CHART_SECONDS, and at the end)."""
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
                     unmask=unmask, remask=remask, final=final)
-    outcome, start, n_steps = "stopped (Stop, closed page or client cancel)", time.perf_counter(), 0
+    outcome, clock, n_steps = "stopped (Stop, closed page or client cancel)", RunClock(), 0
     names = (f"left: {sampler_a}", f"right: {sampler_b}")
     try:
         bundle = get_bundle(model or MODEL, progress)
-        a = infill_stream(bundle, text, sampler=sampler_a, **settings)
-        b = infill_stream(bundle, text, sampler=sampler_b, **settings)
+        a = guarded(infill_stream(bundle, text, sampler=sampler_a, **settings), clock)
+        b = guarded(infill_stream(bundle, text, sampler=sampler_b, **settings), clock)
         last = [None, None]
         masked, ess = {n: [] for n in names}, {n: [] for n in names}
         charted_at = 0.0
@@ -418,6 +590,9 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
             yield (_highlight(last[0].segments), _status(last[0], k), _highlight(last[1].segments),
                    _status(last[1], k), *figs)
         outcome = "finished"
+    except TimeLimit:
+        outcome = "stopped (time limit)"
+        raise time_limit_error() from None
     except (ValueError, RuntimeError, OSError) as e:
         outcome = f"failed ({type(e).__name__})"
         raise rejected(e, "compare") from None
@@ -425,42 +600,66 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
         outcome = f"failed ({type(e).__name__})"
         raise fault(e, "compare") from None
     finally:  # the same run log as Generate's
-        LOG.info("compare run %s: samplers %s | %s, steps %s, k %s, %d step events in %.2f s", outcome, sampler_a,
-                 sampler_b, steps, k, n_steps, time.perf_counter() - start)
+        LOG.info("compare run %s: %s | %s, %d step events in %.2f s", outcome, loggable(sampler=sampler_a),
+                 loggable(sampler=sampler_b, steps=steps, k=k), n_steps, clock.seconds())
 
 
 def api_variants(text: str, n: int = 4, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps,
                  seed: int = DEFAULTS.seed, model: str | None = None) -> list[dict]:
     """Fill the spans of `text` n times (1 to 8, one batch); returns [{"text", "spans", "score", "seed"}] ranked
-    by the AR model's score (mean log-likelihood per token, higher is more fluent). Other settings: defaults."""
-    try:
-        out = _variants(text, n, sampler=sampler, steps=steps, seed=seed, model=model)
-        return [{"text": v.text, "spans": v.spans, "score": v.score, "seed": v.seed} for v in out]
-    except (ValueError, RuntimeError, OSError) as e:
-        raise rejected(e, "variants") from None
-    except Exception as e:
-        raise fault(e, "variants") from None
+    by the AR model's score (mean log-likelihood per token, higher is more fluent). Other settings: defaults.
+    While it computes it streams an empty list after every step (so a cancel stops it there); the ranked list
+    comes last."""
+    for out in _variants(text, n, sampler=sampler, steps=steps, seed=seed, model=model):
+        if isinstance(out, Tick):
+            yield []
+        else:
+            yield [{"text": v.text, "spans": v.spans, "score": v.score, "seed": v.seed} for v in out]
 
 
 @gpu
 def _variants(text, n, model=None, progress=None, **settings):
-    bundle = get_bundle(model or MODEL, progress)
-    n = int(n) if isinstance(n, float) and n.is_integer() else n
-    return variants(bundle, text, n, **settings)
+    """Ticks after every step, then the ranked variants; errors as one line, the run logged by its settings."""
+    outcome, clock, n_ticks = "stopped (Stop, closed page or client cancel)", RunClock(), 0
+    try:
+        bundle = get_bundle(model or MODEL, progress)
+        n = int(n) if isinstance(n, float) and n.is_integer() else n
+        for item in guarded(variants_stream(bundle, text, n, **settings), clock):
+            if isinstance(item, Tick):
+                n_ticks += 1
+                if progress is not None:
+                    progress((item.done, item.total), desc="reverse steps")
+            yield item
+        outcome = "finished"
+    except TimeLimit:
+        outcome = "stopped (time limit)"
+        raise time_limit_error() from None
+    except (ValueError, RuntimeError, OSError) as e:
+        outcome = f"failed ({type(e).__name__})"
+        raise rejected(e, "variants") from None
+    except Exception as e:
+        outcome = f"failed ({type(e).__name__})"
+        raise fault(e, "variants") from None
+    finally:
+        LOG.info("variants run %s: %s, %d steps in %.2f s", outcome,
+                 loggable(sampler=settings.get("sampler"), steps=settings.get("steps"), k=settings.get("k")),
+                 n_ticks, clock.seconds())
 
 
 def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
                  top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
                  remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress()):
-    """The page's Variants button: N cards, best first, each with its score and a "use this" button."""
-    try:
-        out = _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
-                        is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
-                        remask=remask, final=final)
-    except (ValueError, RuntimeError, OSError) as e:
-        raise rejected(e, "variants") from None
-    except Exception as e:
-        raise fault(e, "variants") from None
+    """The page's Variants button: N cards, best first, each with its score and a "use this" button; the note
+    shows the step while they compute."""
+    out = []
+    for item in _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
+                          is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                          remask=remask, final=final):
+        if isinstance(item, Tick):
+            yield [gr.update(visible=True), f"computing the variants: step {item.done} of {item.total}",
+                   *(gr.skip(),) * (2 * MAX_VARIANTS)]
+        else:
+            out = item
     cards = []
     for i in range(MAX_VARIANTS):
         if i < len(out):
@@ -473,7 +672,7 @@ def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window:
     note = (f"**{len(out)} variants**, best first (ranked by the AR model's score: the mean log-likelihood per "
             "token of each fill and the words just after it; higher reads more fluently to it). Each seed "
             "reproduces its variant with **Generate**.")
-    return [gr.update(visible=True), note, *cards]
+    yield [gr.update(visible=True), note, *cards]
 
 
 MAX_VARIANTS = LIMITS.max_variants
@@ -508,7 +707,8 @@ def get_selection(box_id: str) -> str:
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="EDLM Studio") as demo:
+    # Gradio's own copies of files (uploads, downloads) are deleted after FILE_SECONDS, and all at shutdown.
+    with gr.Blocks(title="EDLM Studio", delete_cache=(max(1, min(60, FILE_SECONDS // 2)), FILE_SECONDS)) as demo:
         gr.Markdown("# EDLM Studio\nMark spans with `[MASK:n]` (exactly n tokens) or `[MASK]` (length chosen for "
                     "you), or select text and press **Mask selection**; then watch the diffusion model fill them.")
         with gr.Row(equal_height=False):
@@ -584,7 +784,7 @@ def build() -> gr.Blocks:
                 replay_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last run", visible=False,
                                         elem_id="edlm-replay", scale=4)
                 play_btn = gr.Button("▶ Play", size="sm", elem_id="edlm-play", scale=1)
-                delay = gr.Slider(0, MAX_DELAY, value=0, step=0.05, label="Delay per step (s)", scale=2,
+                delay = Slider(0, MAX_DELAY, value=0, step=0.05, label="Delay per step (s)", scale=2,
                                   elem_id="edlm-delay", info="slows a live run, and sets the replay speed")
             live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
                                             "rewritten after remasking, grey blocks: still masked)",
@@ -630,7 +830,9 @@ def build() -> gr.Blocks:
                 aug_rewrite = Slider(0.05, 0.9, value=0.25, step=0.05, label="Share rewritten")
                 aug_unit = Choice(["tokens", "words"], value="tokens", label="Rewrite")
                 aug_keep = gr.Textbox(label="Never change (comma-separated words)")
-            aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
+            with gr.Row():
+                aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
+                aug_stop = gr.Button("Stop", variant="stop", elem_id="edlm-aug-stop")
             aug_note = gr.Markdown()
             aug_table = gr.Dataframe(headers=["record", "source", "variant", "AR score / token"], wrap=True,
                                      label="Preview (up to 3 variants per record)")
@@ -658,7 +860,7 @@ def build() -> gr.Blocks:
         cmp = cmp_btn.click(run_compare, inputs=[text, sampler_a, sampler_b, *settings[1:], final],
                             outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
                             concurrency_id="model")
-        aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
+        aug = aug_btn.click(run_augment, inputs=[aug_lines, aug_file, aug_field, aug_n, aug_rewrite, aug_unit, aug_keep,
                                            sampler, steps, seed, model],
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
         var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
@@ -668,7 +870,9 @@ def build() -> gr.Blocks:
         use_btn.click(lambda v: v, inputs=[plain], outputs=[text], api_visibility="private")
         for box, btn in var_cards:
             btn.click(lambda v: v, inputs=[box], outputs=[text], api_visibility="private")
-        stop_btn.click(None, cancels=[run, cmp, var], api_name="stop").then(
+        aug_stop.click(None, cancels=[aug], api_visibility="private").then(
+            lambda: "**stopped** (press Rewrite to run again)", outputs=[aug_note], api_visibility="private")
+        stop_btn.click(None, cancels=[run, cmp, var, aug], api_name="stop").then(
             lambda: "**stopped** (press Generate to run again)", outputs=[status], api_visibility="private")
         mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text],
                        js=get_selection("edlm-text"), api_visibility="private")
@@ -697,6 +901,12 @@ def main() -> None:
         load_bundle(MODEL)  # fail at start, with a clear message, if the model files are missing
     except (OSError, ValueError, RuntimeError) as e:
         raise SystemExit(f"EDLM Studio cannot start: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    import atexit
+    import signal
+
+    atexit.register(remove_own_downloads)  # every download this server wrote goes with it
+    start_download_sweeper()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated server exits cleanly, running atexit
     demo = build()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

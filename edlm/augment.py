@@ -11,7 +11,6 @@ import csv
 import io
 import itertools
 import json
-import math
 import random
 import re
 from collections.abc import Iterable, Iterator
@@ -23,9 +22,9 @@ import torch
 from .bundle import Bundle
 from .energy import ar_log_likelihood
 from .limits import LIMITS, Request, validate
-from .pipeline import _run, banned_ids, energy_for, layout_editable
+from .pipeline import Tick, _run, banned_ids, energy_for, layout_editable, work_of
 from .sampling import SamplerConfig, sample
-from .spans import Span, Template, build_layout, check_text
+from .spans import Span, Template, build_layout, check_text, plan_windows
 from .tokenizer import encode
 
 MAX_VARIANTS = 32
@@ -65,7 +64,13 @@ class AugmentConfig:
                 re.compile(self.keep_regex)
             except re.error as e:
                 raise ValueError(f"keep_regex is not a valid regular expression: {e}") from None
-        return validate(**{"seed": self.seed, **self.settings})
+        req = validate(**{"seed": self.seed, **self.settings})
+        from .samplers import get_sampler
+
+        if get_sampler(req.sampler).autoregressive:
+            raise ValueError(f"augmentation rewrites spans inside the text, which the {req.sampler} sampler (left "
+                             "to right, a prefix only) cannot do: use mdlm, edlm-ar or edlm-nce")
+        return req
 
 
 @dataclass
@@ -73,7 +78,8 @@ class Variant:
     text: str
     rewritten: list[tuple[int, int]]  # character ranges of `text` that the model wrote
     replaced: list[tuple[int, int]]   # the character ranges of the source they replace (all else is identical)
-    score: float                      # AR log-likelihood per token (higher = more fluent)
+    score: float | None               # AR log-likelihood per token (higher = more fluent); None without an AR
+    #                                   model of the diffusion tokenizer (JSON null, never NaN)
     edit_distance: int                # word-level edit distance to the source
 
 
@@ -82,7 +88,8 @@ class Result:
     index: int
     record: dict
     text: str
-    status: str                       # "ok", or passed through: "too_short" | "empty" | "invalid"
+    status: str                       # "ok"; passed through: "too_short" | "empty" | "invalid"; or "skipped": the
+    #                                   input line could not be read as a record (dropped: its line and why)
     variants: list[Variant] = field(default_factory=list)
     source_score: float | None = None
     dropped: dict = field(default_factory=dict)  # reason -> count
@@ -94,10 +101,57 @@ class Result:
 
 
 # ----------------------------------------------------------------------------------------------- reading, writing
+MAX_LINE_BYTES = 1_000_000  # one input line (record) at most; longer lines are skipped without being held whole
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """An input record that cannot be augmented (not JSON, no text field, not UTF-8, too long, ...): it is skipped
+    with its line number and counted, and the rest of the file goes on."""
+
+    line: int
+    reason: str
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _storable(rec: dict) -> str | None:
+    """Why a record cannot be written back as UTF-8 JSON (a lone surrogate from a \\ud800 escape), or None."""
+    try:
+        json.dumps(rec, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError) as e:
+        return f"cannot be stored as UTF-8 JSON ({type(e).__name__}: a lone surrogate or a non-finite number)"
+    return None
+
+
+def _binary_lines(f) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes without the line end) of a binary file, split at \\n only (a lone CR stays inside its
+    record); None for a line over MAX_LINE_BYTES, which is skipped in pieces, never held whole."""
+    no = 0
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        no += 1
+        if no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is not part of the first record
+            raw = raw[3:]
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+            yield no, None
+            continue
+        if raw.endswith(b"\n"):  # the line end: \n or \r\n
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        yield no, raw
+
+
 def read_records(path: str | Path, fmt: str | None = None, field_name: str | None = None,
-                 column: str | None = None) -> Iterator[tuple[dict, str]]:
+                 column: str | None = None) -> Iterator[tuple[dict, str] | BadRecord]:
     """(record, text) pairs from a file, streamed: txt (one record per line), jsonl (`field_name` holds the text;
-    every field travels), csv (`column` holds the text). Errors name the line."""
+    every field travels), csv (`column` holds the text). A record that cannot be used comes as a `BadRecord`
+    naming its line; problems of the whole file (format, header) raise ValueError."""
     path = Path(path)
     fmt = fmt or {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(path.suffix.lower())
     if fmt not in FORMATS:
@@ -108,47 +162,73 @@ def read_records(path: str | Path, fmt: str | None = None, field_name: str | Non
         raise ValueError("a JSON Lines input needs --field: the name of the text field")
     if fmt == "csv" and not column:
         raise ValueError("a CSV input needs --column: the name of the text column")
-    with open(path, encoding="utf-8", newline="") as f:
-        try:
+    if fmt == "csv":
+        yield from _read_csv(path, column)
+        return
+    with open(path, "rb") as f:
+        for no, raw in _binary_lines(f):
+            if raw is None:
+                yield BadRecord(no, f"longer than {MAX_LINE_BYTES:,} bytes")
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield BadRecord(no, "not UTF-8 text")
+                continue
             if fmt == "txt":
-                for line in f:
-                    text = line[:-2] if line.endswith("\r\n") else line.rstrip("\n")
-                    yield {"text": text}, text
-            elif fmt == "jsonl":
-                for no, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path.name} line {no}: not JSON ({e.msg})") from None
-                    if not isinstance(rec, dict) or not isinstance(rec.get(field_name), str):
-                        raise ValueError(f"{path.name} line {no}: no text field {field_name!r}")
-                    yield rec, rec[field_name]
-            else:
-                reader = csv.DictReader(f, strict=True)
-                if reader.fieldnames is None or column not in reader.fieldnames:
-                    raise ValueError(f"{path.name}: no column {column!r} (columns: {reader.fieldnames})")
+                yield {"text": line}, line
+                continue
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line, parse_constant=_no_constant)
+            except json.JSONDecodeError as e:
+                yield BadRecord(no, f"not JSON ({e.msg})")
+                continue
+            except ValueError as e:
+                yield BadRecord(no, str(e))
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get(field_name), str):
+                yield BadRecord(no, f"no text field {field_name!r}")
+                continue
+            why = _storable(rec)
+            yield BadRecord(no, why) if why else (rec, rec[field_name])
+
+
+def _read_csv(path: Path, column: str) -> Iterator[tuple[dict, str] | BadRecord]:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a byte-order mark is not in the first name
+        try:
+            reader = csv.DictReader(f, strict=True)
+            if reader.fieldnames is None or column not in reader.fieldnames:
+                raise ValueError(f"{path.name}: no column {column!r} (columns: {reader.fieldnames})")
+            while True:
                 try:
-                    for row in reader:
-                        if None in row or row.get(column) is None:
-                            raise ValueError(f"{path.name} line {reader.line_num}: wrong number of fields")
-                        yield dict(row), row[column]
+                    row = next(reader)
+                except StopIteration:
+                    return
                 except csv.Error as e:
-                    raise ValueError(f"{path.name} line {reader.line_num}: bad CSV ({e})") from None
+                    yield BadRecord(reader.line_num, f"bad CSV ({e})")
+                    continue
+                if None in row or row.get(column) is None:
+                    yield BadRecord(reader.line_num, "wrong number of fields")
+                    continue
+                why = _storable(row)
+                yield BadRecord(reader.line_num, why) if why else (dict(row), row[column])
         except UnicodeDecodeError:
             raise ValueError(f"{path.name} is not UTF-8 text") from None
 
 
-def done_count(out: Path) -> int:
-    """Records already in an output file (whole lines only; a torn last line is cut off)."""
-    if not out.exists():
-        return 0
-    data = out.read_bytes()
-    keep = data[: data.rfind(b"\n") + 1]
-    if len(keep) != len(data):
-        out.write_bytes(keep)
-    return keep.count(b"\n")
+def records_of(path: str | Path, fmt: str | None = None, field_name: str | None = None,
+               column: str | None = None) -> Iterator[dict | BadRecord]:
+    """The records of a file as `augment` takes them: each a dict holding its text under `field_name or column
+    or "text"`, or a `BadRecord`."""
+    key = field_name or column or "text"
+    for item in read_records(path, fmt, field_name, column):
+        if isinstance(item, BadRecord):
+            yield item
+        else:
+            rec, text = item
+            yield rec if key in rec else {**rec, key: text}
 
 
 # ----------------------------------------------------------------------------------------------- choosing spans
@@ -270,39 +350,51 @@ class _Row:
     text_out: str | None = None
 
 
-def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfig, banned: tuple[int, ...]) -> None:
-    """Sample every row's spans: rows that fit the model's window are batched with rows of the same token length
-    (no padding), longer ones go through the windowed pipeline one by one."""
+def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfig,
+               banned: tuple[int, ...]) -> Iterator[Tick]:
+    """Sample every row's spans, yielding a `Tick` after every reverse step (so a caller can stop between steps):
+    rows that fit the model's window are batched with rows of the same token length (no padding), longer ones
+    go through the windowed pipeline one by one."""
     tok = bundle.tokenizer
     short = [r for r in rows if len(r.layout.ids) <= bundle.window]
-    for r in rows:
-        if len(r.layout.ids) > bundle.window:
-            ids = torch.tensor([r.layout.ids])
-            for _ in _run(bundle, ids, replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout)):
-                pass
-            _finish(r, ids[0].tolist(), tok)
+    long = [r for r in rows if len(r.layout.ids) > bundle.window]
     short.sort(key=lambda r: len(r.layout.ids))
-    energy = energy_for(bundle, req)
-    if energy is None or req.k == 1 or req.is_window == 0:
-        energy = None
-    scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
-                         top_p=req.top_p, seed=req.seed, banned=banned,
-                         unmask=req.unmask, remask=req.remask, final=req.final)
     # Rows of one token length share a batch: no padding, so a row never sees another row's length (the
     # denoiser attends both ways) and its result does not depend on the batch it runs in.
     batches = []
     for _, group in itertools.groupby(short, key=lambda r: len(r.layout.ids)):
         group = list(group)
         batches += [group[i:i + cfg.batch_size] for i in range(0, len(group), cfg.batch_size)]
+    total = req.steps * (len(batches) + sum(len(plan_windows(layout_editable(r.layout).tolist(), bundle.window))
+                                            for r in long))
+    done = 0
+    for r in long:
+        ids = torch.tensor([r.layout.ids])
+        for _ in _run(bundle, ids, replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout)):
+            done += 1
+            yield Tick(done, total)
+        _finish(r, ids[0].tolist(), tok)
+    energy = energy_for(bundle, req)
+    if energy is None or req.k == 1 or req.is_window == 0:
+        energy = None
+    scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
+                         top_p=req.top_p, seed=req.seed, banned=banned,
+                         unmask=req.unmask, remask=req.remask, final=req.final)
     for batch in batches:
         x = torch.tensor([r.layout.ids for r in batch])
         editable = torch.stack([layout_editable(r.layout) for r in batch])
         last = None
         for last in sample(bundle.denoiser, x.to(bundle.device), scfg, energy, editable=editable.to(bundle.device),
                            row_seeds=[_row_seed(cfg, r) for r in batch]):
-            pass
+            done += 1
+            yield Tick(done, total)
         for b, r in enumerate(batch):
             _finish(r, last.tokens[b].tolist(), tok)
+
+
+def rows_work(rows: list[_Row], req: Request, window: int) -> int:
+    """Token-passes the rows will cost, in the measure of `LIMITS.max_work` (see `edlm.pipeline.work_of`)."""
+    return sum(work_of(req, layout_editable(r.layout), window) for r in rows)
 
 
 def line_break_ids(tokenizer) -> tuple[int, ...]:
@@ -328,11 +420,23 @@ def _finish(r: _Row, ids: list[int], tok) -> None:
     r.text_out, r.ranges_out = text, ranges
 
 
-def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | None = None,
+def augment(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg: AugmentConfig | None = None,
             field_name: str = "text", start_index: int = 0, **options) -> Iterator[Result]:
-    """Rewrites of every record (a string, or a dict whose `field_name` holds the text), in input order.
-    `options` are AugmentConfig fields (n, rewrite, unit, keep, ...) plus sampling settings (sampler, steps, k,
-    ...). Same records, settings and seed give the same results, however the records are batched or resumed."""
+    """Rewrites of every record (a string, or a dict whose `field_name` holds the text), in input order; a
+    `BadRecord` comes back as a "skipped" result. `options` are AugmentConfig fields (n, rewrite, unit, keep, ...)
+    plus sampling settings (sampler, steps, k, ...). Same records, settings and seed give the same results,
+    however the records are batched or resumed."""
+    for item in augment_steps(bundle, records, cfg, field_name, start_index, **options):
+        if isinstance(item, Result):
+            yield item
+
+
+def augment_steps(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg: AugmentConfig | None = None,
+                  field_name: str = "text", start_index: int = 0, max_work: int | None = None,
+                  **options) -> Iterator[Result | Tick]:
+    """`augment`, with a `Tick` after every reverse step between the results, so that a caller (the app) can
+    show progress and stop the work between two steps. `max_work` bounds the token-passes of all records
+    together, checked for each chunk of records before it is sampled."""
     if cfg is None:
         own = {f for f in AugmentConfig.__dataclass_fields__ if f != "settings"}
         cfg = AugmentConfig(**{k: v for k, v in options.items() if k in own},
@@ -342,12 +446,16 @@ def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | 
     req = cfg.check()
     banned = banned_ids(bundle.tokenizer) + line_break_ids(bundle.tokenizer)  # once per call, not per chunk
     it = iter(records)
-    index = start_index
+    index, work = start_index, 0
     while True:
         chunk = []
         for rec in it:
-            rec = {field_name: rec} if isinstance(rec, str) else rec
-            chunk.append(Result(index=index, record=rec, text=rec[field_name], status="ok"))
+            if isinstance(rec, BadRecord):
+                chunk.append(Result(index=index, record=None, text="", status="skipped",
+                                    dropped={"line": rec.line, "reason": rec.reason}))
+            else:
+                rec = {field_name: rec} if isinstance(rec, str) else rec
+                chunk.append(Result(index=index, record=rec, text=rec[field_name], status="ok"))
             index += 1
             if len(chunk) >= cfg.chunk:
                 break
@@ -356,7 +464,11 @@ def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | 
         rows = []
         for res in chunk:
             rows += _plan(bundle, res, cfg)
-        _fill_rows(bundle, rows, req, cfg, banned)
+        work += rows_work(rows, req, bundle.window)
+        if max_work is not None and work > max_work:
+            raise ValueError(f"these records need about {work:,} token-passes, over the limit of {max_work:,}: use "
+                             "fewer records, fewer variants, fewer steps or a smaller rewrite share")
+        yield from _fill_rows(bundle, rows, req, cfg, banned)
         by_record: dict[int, list[_Row]] = {}
         for r in rows:
             by_record.setdefault(r.result.index, []).append(r)
@@ -366,6 +478,8 @@ def augment(bundle: Bundle, records: Iterable[dict | str], cfg: AugmentConfig | 
 
 
 def _plan(bundle: Bundle, res: Result, cfg: AugmentConfig) -> list[_Row]:
+    if res.status != "ok":  # skipped: nothing to plan
+        return []
     text = res.text
     if not text.strip():
         res.status = "empty"
@@ -387,7 +501,12 @@ def _plan(bundle: Bundle, res: Result, cfg: AugmentConfig) -> list[_Row]:
         rng = random.Random(cfg.seed * 1_000_003 + res.index * 64 + v)
         ranges = choose_spans(units, blocked, cfg, rng)
         template, lengths = template_of(text, ranges, bundle.tokenizer)
-        rows.append(_Row(res, v, build_layout(template, bundle.tokenizer, lengths), ranges))
+        try:
+            layout = build_layout(template, bundle.tokenizer, lengths)
+        except ValueError as e:  # over the masked-token limit: this record passes through, the run goes on
+            res.status, res.dropped = "invalid", {"reason": str(e)}
+            return []
+        rows.append(_Row(res, v, layout, ranges))
     return rows
 
 
@@ -407,7 +526,7 @@ def _collect(bundle: Bundle, res: Result, rows: list[_Row], cfg: AugmentConfig) 
         else:
             seen.add(r.text_out)
             res.variants.append(Variant(r.text_out, r.ranges_out, r.ranges_in,
-                                        score if score is not None else math.nan,
+                                        score,
                                         word_edit_distance(res.text, r.text_out)))
     res.dropped = {k: v for k, v in dropped.items() if v}
 
@@ -423,8 +542,13 @@ class Summary:
     variant_scores: list = field(default_factory=list)
     source_scores: list = field(default_factory=list)
 
+    skipped: list = field(default_factory=list)  # input line numbers of records that could not be read
+
     def add(self, res: Result) -> None:
         self.records += 1
+        if res.status == "skipped":
+            self.skipped.append(res.dropped.get("line"))
+            return
         if res.status != "ok":
             self.passed_through += 1
             return
@@ -433,45 +557,107 @@ class Summary:
             self.dropped[k] = self.dropped.get(k, 0) + v
         if len(res.variants) > 1:
             self.distinct2.append(distinct2([v.text for v in res.variants]))
-        self.variant_scores += [v.score for v in res.variants if not math.isnan(v.score)]
+        self.variant_scores += [v.score for v in res.variants if v.score is not None]
         if res.source_score is not None:
             self.source_scores.append(res.source_score)
 
     def report(self) -> dict:
         mean = (lambda xs: sum(xs) / len(xs) if xs else None)
         return {"records": self.records, "passed_through": self.passed_through, "variants_kept": self.variants_kept,
+                "skipped": len(self.skipped), "skipped_lines": self.skipped[:20],
                 "dropped": self.dropped, "distinct2_across_variants": mean(self.distinct2),
                 "mean_variant_score": mean(self.variant_scores), "mean_source_score": mean(self.source_scores)}
+
+
+RUN_FILE_SUFFIX = ".run.json"  # beside an output: what wrote it (format, input, model, settings), for --resume
+
+
+def run_file_of(out: Path) -> Path:
+    return out.with_name(out.name + RUN_FILE_SUFFIX)
+
+
+def _run_identity(bundle: Bundle, inp: Path, cfg: AugmentConfig, fmt, field_name, column) -> dict:
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    return {"written_by": "edlm augment", "format_version": 1, "input": inp.name, "input_format": fmt,
+            "field": field_name, "column": column, "model": bundle.name, "config": settings}
+
+
+def _check_resumable(out: Path, identity: dict, records: Iterator) -> int:
+    """How many records `out` already holds, after checking that it is this command's output for this input and
+    these settings: its run file matches, and each whole line is the result for the input record of its index.
+    Raises ValueError (changing nothing) otherwise; then cuts a torn last line."""
+    side = run_file_of(out)
+    foreign = (f"{out} was not written by `edlm augment` for this input with these settings ({{}}); nothing was "
+               "changed: choose another --output")
+    try:
+        saved = json.loads(side.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ValueError(foreign.format(f"no {side.name} beside it")) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(foreign.format(f"{side.name} is not readable")) from None
+    if saved != identity:
+        diff = sorted(k for k in identity if not isinstance(saved, dict) or saved.get(k) != identity[k])
+        raise ValueError(foreign.format(f"{side.name} differs in: {', '.join(diff) or 'its form'}"))
+    data = out.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]
+    for i, raw in enumerate(whole.splitlines()):
+        try:
+            line = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(foreign.format(f"line {i + 1} is not JSON")) from None
+        want = next(records, None)
+        if not isinstance(line, dict) or line.get("index") != i or want is None:
+            raise ValueError(foreign.format(f"line {i + 1} is not the result for input record {i + 1}"))
+        got = line.get("record") if line.get("status") != "skipped" else line.get("dropped", {}).get("line")
+        expected = want if not isinstance(want, BadRecord) else want.line
+        if got != expected:
+            raise ValueError(foreign.format(f"line {i + 1} holds another record than the input's record {i + 1}"))
+    if len(whole) != len(data):
+        out.write_bytes(whole)
+    return whole.count(b"\n")
 
 
 def run_file(bundle: Bundle, inp: str | Path, out: str | Path, cfg: AugmentConfig, fmt: str | None = None,
              field_name: str | None = None, column: str | None = None, resume: bool = False,
              progress: bool = True) -> dict:
     """Augment a file into JSON Lines (one line per input record, in order). Writes whole lines only, flushed as
-    they finish, so Ctrl-C or a crash leaves a valid file; `resume` skips the records already there."""
+    they finish, so Ctrl-C or a crash leaves a valid file; `resume` skips the records already there, after
+    checking that the file is this command's output for this input (its run file, `OUT.run.json`, and every
+    line). The output may never be the input file (links resolved); an existing output is never overwritten."""
     from tqdm.auto import tqdm
 
     cfg.check()
-    out = Path(out)
+    inp, out = Path(inp), Path(out)
+    if out.resolve() == inp.resolve() or (out.exists() and inp.exists() and out.samefile(inp)):
+        raise ValueError(f"the output {out} is the input file: choose another --output")
     if out.exists() and not resume:
         raise ValueError(f"{out} exists: pass --resume to continue it, or choose another output file")
-    list(_peek(read_records(inp, fmt, field_name, column)))  # fail on a bad header or first line before any work
-    skip = done_count(out) if resume else 0
+    fmt = fmt or {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(inp.suffix.lower())
+    list(_peek(read_records(inp, fmt, field_name, column)))  # fail on a bad header before any work
     key = field_name or column or "text"
-    records = _records(inp, fmt, field_name, column, key)
+    identity = _run_identity(bundle, inp, cfg, fmt, field_name, column)
+    records = records_of(inp, fmt, field_name, column)
+    if resume and out.exists():
+        skip = _check_resumable(out, identity, records)
+    else:
+        skip = 0
+        run_file_of(out).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     summary = Summary()
     with open(out, "a", encoding="utf-8", newline="\n") as f, \
             tqdm(desc="augment", unit="rec", initial=skip, disable=not progress) as bar:
-        for _ in range(skip):
-            next(records, None)
         for res in augment(bundle, records, cfg, field_name=key, start_index=skip):
-            f.write(json.dumps(res.to_json(), ensure_ascii=False) + "\n")
+            f.write(json.dumps(res.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
             f.flush()
             summary.add(res)
             bar.update(1)
     rep = summary.report()
-    if summary.records == 0 and skip == 0:
-        raise ValueError(f"{Path(inp).name} holds no records")
+    if skip == 0 and summary.records == len(summary.skipped):
+        out.unlink(missing_ok=True)
+        run_file_of(out).unlink(missing_ok=True)
+        if not summary.records:
+            raise ValueError(f"{inp.name} holds no records")
+        first = next(r for r in _bad_records(inp, fmt, field_name, column))
+        raise ValueError(f"{inp.name} holds no usable record (line {first.line}: {first.reason})")
     rep["resumed_after"] = skip
     return rep
 
@@ -482,13 +668,13 @@ def _peek(it: Iterator) -> Iterator:
         return
 
 
-def _records(inp, fmt, field_name, column, key) -> Iterator[dict]:
-    for rec, text in read_records(inp, fmt, field_name, column):
-        yield rec if key in rec else {**rec, key: text}
+def _bad_records(inp, fmt, field_name, column) -> Iterator[BadRecord]:
+    return (r for r in read_records(inp, fmt, field_name, column) if isinstance(r, BadRecord))
 
 
 def parse_keep(words: str | None) -> tuple[str, ...]:
-    return tuple(w for w in (words or "").split(",") if w.strip()) if words else ()
+    """Comma-separated words; the spaces people type after a comma are not part of a word."""
+    return tuple(w.strip() for w in (words or "").split(",") if w.strip())
 
 
 def read_text_lines(text: str) -> list[str]:

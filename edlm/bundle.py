@@ -36,16 +36,28 @@ class ModelFilesError(RuntimeError):
 class Bundle:
     name: str
     tokenizer: object
-    denoiser: torch.nn.Module
+    denoiser: torch.nn.Module | None  # None: an AR-only bundle (the `general` preset), run by `ar-is`
     ar: torch.nn.Module | None = None
     nce: torch.nn.Module | None = None
     judge: torch.nn.Module | None = None
     device: torch.device = torch.device("cpu")
     energy_tokenizer: object | None = None  # set when the AR model uses another tokenizer (text-level energy)
+    sampler: str | None = None   # the sampler used when a call names none (None: the library default)
+    knows: str = ""              # what the models know and were trained on, in a line (shown beside the choice)
 
     @property
     def window(self) -> int:
+        """Tokens the denoiser reads at once (for a bundle with no denoiser: the AR model's context cap)."""
+        if self.denoiser is None:
+            from .ar_infill import CONTEXT
+
+            return int(min(CONTEXT, getattr(self.ar.config, "max_position_embeddings", CONTEXT)))
         return int(self.denoiser.config.length)
+
+    @property
+    def process(self) -> str:
+        """The denoiser's noise process ("absorbing", "uniform"), or "none" without a denoiser."""
+        return "none" if self.denoiser is None else getattr(self.denoiser.config, "process", "absorbing")
 
 
 def sha256_of(path: Path) -> str:

@@ -198,7 +198,7 @@ def _ar_energy(bundle: Bundle, req: Request) -> Energy:
 def _nce_energy(bundle: Bundle, req: Request) -> Energy:
     if bundle.nce is None:
         raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")
-    if getattr(bundle.denoiser.config, "process", "absorbing") != "absorbing":
+    if bundle.process != "absorbing":
         raise ValueError("the NCE energy was trained on masked text; with a uniform-noise denoiser use mdlm or "
                          "edlm-ar")
     return NCEEnergy(bundle.nce)

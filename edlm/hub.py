@@ -26,7 +26,7 @@ DEFAULT_ENERGY = "gpt2"
 
 
 def _offline_hint(repo: str) -> str:
-    return (f"download it once where there is a network, e.g. `huggingface-cli download {repo} --local-dir "
+    return (f"download it once where there is a network, e.g. `hf download {repo} --local-dir "
             f"models/{repo.split('/')[-1]}`, then pass that folder instead of the name")
 
 
@@ -238,10 +238,51 @@ def gguf_cache() -> Path:
     return Path(os.environ.get("EDLM_CACHE", Path.home() / ".cache" / "edlm")) / "gguf-tokenizers"
 
 
+GGUF_MAGIC = b"GGUF"
+
+
+def _gguf_folder(path: Path):
+    """A fresh private folder holding only a link to the GGUF file, so nothing else beside the file (a
+    `tokenizer_config.json` or `config.json` with an `auto_map` and the code it names) is ever read."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="edlm-gguf-")
+    link = Path(tmp.name) / "model.gguf"
+    try:
+        link.symlink_to(path.resolve())
+    except OSError:  # no symlinks on this file system: the loaders read the file by its own name instead
+        link = path.resolve()
+    return tmp, link
+
+
+def _cached_tokenizer(cached: Path):
+    """The converted tokenizer saved by an earlier load, or None when it is absent or was tampered with (a
+    config asking for code, or any file the conversion does not write): then it is converted again."""
+    from transformers import AutoTokenizer
+
+    if not (cached / "tokenizer.json").is_file():
+        return None
+    allowed = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}
+    try:
+        names = {p.name for p in cached.iterdir()}
+        configs = [json.loads((cached / n).read_text("utf-8")) for n in names & {"tokenizer_config.json",
+                                                                               "special_tokens_map.json"}]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if names - allowed or any(not isinstance(c, dict) or "auto_map" in c for c in configs):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(cached, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_gguf(path: str | os.PathLike, device=None, dtype: torch.dtype = torch.float32):
     """A causal LM and its tokenizer from one GGUF file (weights dequantised to `dtype`). The converted tokenizer
-    is saved once under `gguf_cache()`, keyed by the file's name, size and modification time."""
+    is saved once under `gguf_cache()`, keyed by the file's name, size and modification time. No code is ever
+    run: the file is read through a private folder that holds nothing else, with `trust_remote_code=False`."""
     import importlib.util
+    import shutil
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -251,17 +292,30 @@ def load_gguf(path: str | os.PathLike, device=None, dtype: torch.dtype = torch.f
     if importlib.util.find_spec("gguf") is None:
         raise ModelFilesError("reading GGUF files needs the gguf package: pip install gguf (or the project's "
                               "[gguf] extra)")
+    with open(path, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise ModelFilesError(f"{path.name} is not a GGUF file (it does not start with the GGUF magic bytes)")
     stat = path.stat()
     cached = gguf_cache() / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
-    if (cached / "tokenizer.json").is_file():
-        tok = AutoTokenizer.from_pretrained(cached)
-    else:
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        try:
-            tok.save_pretrained(cached)
-        except OSError:  # an unwritable cache only costs time
-            pass
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    tmp, link = _gguf_folder(path)
+    try:
+        tok = _cached_tokenizer(cached)
+        if tok is None:
+            tok = AutoTokenizer.from_pretrained(link.parent, gguf_file=link.name, trust_remote_code=False)
+            try:
+                shutil.rmtree(cached, ignore_errors=True)
+                tok.save_pretrained(cached)
+            except OSError:  # an unwritable cache only costs time
+                pass
+        model = AutoModelForCausalLM.from_pretrained(link.parent, gguf_file=link.name, dtype=dtype,
+                                                     trust_remote_code=False)
+    except ModelFilesError:
+        raise
+    except Exception as e:  # truncated or malformed files fail inside gguf / transformers in many ways
+        raise ModelFilesError(f"cannot read the GGUF file {path.name}: {type(e).__name__} (truncated, damaged, or "
+                              "an architecture transformers cannot load)") from None
+    finally:
+        tmp.cleanup()
     return model.to(device).eval(), tok
 
 

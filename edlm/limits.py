@@ -18,6 +18,7 @@ class Limits:
     #                                   share) x samples), checked before a run starts: ~4-6 min on a 2-core CPU
     app_run_seconds: float = 120.0    # app: wall-clock limit of one run (it stops with a message)
     app_upload_bytes: int = 1_000_000  # app: largest uploaded file (the augmentation tab; nothing else takes files)
+    app_file_seconds: int = 600       # app: an augmentation download is deleted from the server after this long
     queue_size: int = 32              # app: requests waiting
     concurrency: int = 2              # app: runs at a time
     session_capacity: int = 500       # app: browser/client sessions whose state Gradio keeps (oldest dropped):

@@ -6,7 +6,7 @@ the last event of the stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -61,10 +61,24 @@ class InfillEvent:
     length_scores: dict[int, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Tick:
+    """Progress between two reverse steps of a batch run (length drafts, variants, augmentation): a consumer
+    shows it, or stops the work there by closing the generator."""
+
+    done: int
+    total: int
+
+
 def energy_for(bundle: Bundle, req: Request):
     """The residual energy the request's sampler needs (None for the denoiser alone), from the registries; an
     error names what the bundle lacks. For the `ar` sampler: its checks, and None."""
     sampler = get_sampler(req.sampler)
+    if sampler.loop:  # its own loop checks what it needs
+        return None
+    if bundle.denoiser is None and not sampler.autoregressive:
+        raise ValueError(f"model {bundle.name!r} has no diffusion denoiser, which the {req.sampler} sampler needs: "
+                         "use ar-is (or ar for a prefix)")
     if sampler.autoregressive:
         if bundle.ar is None:
             raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
@@ -74,6 +88,13 @@ def energy_for(bundle: Bundle, req: Request):
                              f"{bundle.name!r} pairs it with another tokenizer: use mdlm or edlm-ar")
         return None
     return ENERGIES[sampler.energy](bundle, req) if sampler.energy else None
+
+
+def with_bundle_defaults(bundle: Bundle, settings: dict) -> dict:
+    """The settings with the bundle's own sampler where none was given (the `general` model runs `ar-is`)."""
+    if "sampler" not in settings and getattr(bundle, "sampler", None):
+        return {**settings, "sampler": bundle.sampler}
+    return settings
 
 
 def banned_ids(tokenizer) -> tuple[int, ...]:
@@ -101,6 +122,10 @@ def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor
     """Fill every editable position of ids [B, N] window by window, in place; `editable` (bool [N]) comes from
     the layout (span positions), so fixed text is never written. `row_seeds` gives row b the random stream of a
     batch-of-one run with that seed (default: rows derived from req.seed). Yields (StepEvent, Progress)."""
+    sampler = get_sampler(req.sampler)
+    if sampler.loop:
+        yield from sampler.module().run(bundle, ids, req, editable, row_seeds)
+        return
     mask_id = bundle.tokenizer.mask_token_id
     banned = banned_ids(bundle.tokenizer)
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
@@ -162,6 +187,20 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
     """Lengths of the spans. For [MASK] spans (all given the same length) each of AUTO_LENGTHS is tried with a
     quick MDLM draft and scored by the AR model (`_score_fill`); the lowest mean NLL wins. Without an AR model
     the middle candidate (8) is used."""
+    steps = length_steps(bundle, template, req)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def length_steps(bundle: Bundle, template: Template,
+                 req: Request) -> Generator[Tick, None, tuple[list[int], dict[int, float]]]:
+    """`choose_lengths` as a generator: a `Tick` after every draft step; its return value is the lengths."""
+    sampler = get_sampler(req.sampler)
+    if sampler.loop:
+        return (yield from sampler.module().choose_lengths(bundle, template, req))
     spans = template.spans
     fixed = sum(s.length for s in spans if s.length is not None)
     auto = sum(1 for s in spans if s.length is None)
@@ -178,20 +217,25 @@ def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[li
     scores = {}
     draft = Request(sampler="mdlm", steps=min(req.steps, AUTO_DRAFT_STEPS), temperature=req.temperature,
                     top_p=req.top_p, seed=req.seed)
+    done, total = 0, len(fits) * draft.steps
     for n in fits:
         layout = build_layout(template, bundle.tokenizer, [s.length or n for s in spans])
         ids = torch.tensor([layout.ids])
         for _ in _run(bundle, ids, draft, layout_editable(layout)):
-            pass
+            done += 1
+            yield Tick(done, total)
         scores[n] = _score_fill(bundle, ids[0].tolist(), layout)
     best = min(scores, key=scores.get)
     return [s.length or best for s in spans], scores
 
 
-def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -> int:
+def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1, bundle: Bundle | None = None) -> int:
     """Token-passes a run will cost (windows x steps x window tokens x (1 + k x IS share) x rows), the measure
-    `LIMITS.max_work` bounds. The `ar` sampler costs one cached token-pass per new token."""
+    `LIMITS.max_work` bounds. The `ar` sampler costs one cached token-pass per new token; a sampler with its own
+    loop says what it costs."""
     sampler = get_sampler(req.sampler)
+    if sampler.loop and bundle is not None:
+        return sampler.module().work(bundle, req, editable, batch)
     if sampler.autoregressive:
         return int(editable.sum()) * batch
     n_windows = len(plan_windows(editable.tolist(), window))
@@ -200,9 +244,10 @@ def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -
     return int(n_windows * req.steps * span * (1.0 + energy_share) * batch)
 
 
-def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1) -> None:
+def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1,
+               bundle: Bundle | None = None) -> None:
     """Refuse, before any model runs, a request over the work budget, saying what to lower."""
-    work = work_of(req, editable, window, batch)
+    work = work_of(req, editable, window, batch, bundle)
     if work > LIMITS.max_work:
         raise ValueError(f"this request needs about {work:,} token-passes, over the limit of {LIMITS.max_work:,}: "
                          "use fewer steps, a smaller k or IS window, fewer samples, or shorter spans")
@@ -224,9 +269,9 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     layout = build_layout(template, tok, lengths)
     ids = torch.tensor([layout.ids] * batch)
     editable = layout_editable(layout)
-    check_work(req, editable, bundle.window, batch)
+    check_work(req, editable, bundle.window, batch, bundle)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
-    uniform = getattr(bundle.denoiser.config, "process", "absorbing") == "uniform"  # no masks: all is noise
+    uniform = bundle.process == "uniform"  # no masks: all is noise
     revealed_at = torch.full(ids.shape, -1)
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     step, start = 0, time.perf_counter()
@@ -283,7 +328,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
 def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent]:
     """Fill the spans of `text` step by step. `settings`: any of `edlm.limits.SETTINGS` (sampler, steps, k,
     is_window, temperature, top_p, seed, unmask, remask, carry_over, ar_weighting), checked by `validate`."""
-    req = validate(**settings)
+    req = validate(**with_bundle_defaults(bundle, settings))
     template = parse(text)
     autoregressive = get_sampler(req.sampler).autoregressive
     if autoregressive and len(template.spans) != 1:
@@ -306,7 +351,7 @@ def infill(bundle: Bundle, text: str, **settings) -> InfillEvent:
 def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1, **settings) -> list[InfillEvent]:
     """`num_samples` continuations of `prefix` by `length` tokens (unconditional when the prefix is empty),
     sampled together as one batch; returns each sample's final event."""
-    req = validate(**settings)
+    req = validate(**with_bundle_defaults(bundle, settings))
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= LIMITS.max_generate_tokens:
         raise ValueError(f"length must be a whole number from 1 to {LIMITS.max_generate_tokens}")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or not 1 <= num_samples <= LIMITS.max_samples:
@@ -335,22 +380,45 @@ def variants(bundle: Bundle, text: str, n: int = 4, **settings) -> list[Variant]
     """Fill the spans of `text` n times in one batch and rank the fills by the AR score (best first). Variant i
     is the fill `infill` gives with seed + i (rows have their own random streams), so any one can be reproduced;
     `[MASK]` spans get one length for all variants (chosen as `infill` does with the first seed)."""
+    out = None
+    for out in variants_stream(bundle, text, n, **settings):
+        pass
+    return out
+
+
+def variants_stream(bundle: Bundle, text: str, n: int = 4, **settings) -> Iterator[Tick | list[Variant]]:
+    """`variants`, with a `Tick` after every reverse step (and every length draft) before the ranked list, which
+    comes last: a caller shows progress, or stops the work between two steps by closing the generator."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= LIMITS.max_variants:
         raise ValueError(f"n must be a whole number from 1 to {LIMITS.max_variants}")
-    req = validate(**settings)
+    req = validate(**with_bundle_defaults(bundle, settings))
+    if req.seed + n - 1 > LIMITS.max_seed:
+        raise ValueError(f"seed = {req.seed} is out of range for {n} variants (variant i uses seed + i): it must be "
+                         f"at most {LIMITS.max_seed - n + 1}")
     if get_sampler(req.sampler).autoregressive:
         raise ValueError("variants come from the diffusion samplers; the ar sampler continues one prefix")
     template = parse(text)
-    lengths, _ = choose_lengths(bundle, template, req)
+    lengths, _ = yield from length_steps(bundle, template, req)
     layout = build_layout(template, bundle.tokenizer, lengths)
-    check_work(req, layout_editable(layout), bundle.window, n)
+    check_work(req, layout_editable(layout), bundle.window, n, bundle)
     out = []
     ids = torch.tensor([layout.ids] * n)
-    for _ in _run(bundle, ids, req, layout_editable(layout), row_seeds=[req.seed + i for i in range(n)]):
-        pass
+    total = work_steps(req, layout_editable(layout), bundle.window, bundle)
+    for done, _ in enumerate(_run(bundle, ids, req, layout_editable(layout),
+                                  row_seeds=[req.seed + i for i in range(n)]), 1):
+        yield Tick(done, total)
     for i in range(n):
         row = ids[i].tolist()
         text_out, spans = layout.render(bundle.tokenizer, row)
         score = -_score_fill(bundle, row, layout) if bundle.ar is not None else None
         out.append(Variant(text_out, spans, score, req.seed + i))
-    return sorted(out, key=lambda v: -v.score if v.score is not None else 0.0)
+    yield sorted(out, key=lambda v: -v.score if v.score is not None else 0.0)
+
+
+def work_steps(req: Request, editable: torch.Tensor, window: int, bundle: Bundle | None = None) -> int:
+    """Steps a run over `editable` will take at most (windows x steps; one per token and span for `ar-is`)."""
+    if get_sampler(req.sampler).loop:
+        from .ar_infill import _runs
+
+        return sum(b - a + 1 for a, b in _runs(editable.tolist()))
+    return len(plan_windows(editable.tolist(), window)) * req.steps

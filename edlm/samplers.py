@@ -16,6 +16,18 @@ class Sampler:
     help: str
     energy: str | None = None    # a name in edlm.energy.ENERGIES (importance sampling), or None (denoiser only)
     autoregressive: bool = False  # left to right with the bundle's AR model instead of the diffusion loop
+    loop: str | None = None      # a module with its own run / choose_lengths / work (e.g. edlm.ar_infill)
+
+    @property
+    def ar_driven(self) -> bool:
+        """Whether the AR model, not a diffusion denoiser, writes the text (its passes are AR passes)."""
+        return self.autoregressive or self.loop is not None
+
+    def module(self):
+        """The sampler's own loop module (imported on first use: this registry stays light)."""
+        import importlib
+
+        return importlib.import_module(self.loop) if self.loop else None
 
 
 SAMPLERS: dict[str, Sampler] = {}
@@ -43,3 +55,6 @@ register_sampler(Sampler("edlm-ar", "EDLM: importance sampling of the denoiser's
 register_sampler(Sampler("edlm-nce", "EDLM: importance sampling weighted by the NCE-trained energy", energy="nce"))
 register_sampler(Sampler("ar", "the AR model left to right (baseline; one span at the end of the text)",
                          autoregressive=True))
+register_sampler(Sampler("ar-is", "infilling with the AR model's own posterior: k fills drawn left to right, "
+                         "weighted by how well the text after each span follows, one kept by resampling (the "
+                         "general model's sampler; needs no denoiser)", loop="edlm.ar_infill"))

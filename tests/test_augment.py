@@ -164,3 +164,128 @@ def test_rows_are_batched_without_padding(bundle):
     eos = bundle.tokenizer.eos_token_id
     assert seen and max(x.shape[0] for x in seen) > 3  # several records' rows in one pass
     assert not any(bool((x == eos).any()) for x in seen)
+
+
+# ------------------------------------------------------------------------------ files are never destroyed
+MDLM = dict(sampler="mdlm", steps=3)
+
+
+def test_the_output_may_never_be_the_input_file_nor_a_link_to_it(bundle, tmp_path):
+    inp = tmp_path / "in.txt"
+    inp.write_text("The Congress shall have power to lay taxes.\nPeace and honest friendship with all.\n")
+    before = inp.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(inp)
+    cfg = AugmentConfig(n=2, settings=MDLM)
+    for out, resume in [(inp, True), (inp, False), (link, True), (tmp_path / "." / "in.txt", True)]:
+        with pytest.raises(ValueError, match="is the input file"):
+            run_file(bundle, inp, out, cfg, progress=False, resume=resume)
+    assert inp.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"my notes, not an augment file\nsecond line\n",
+                                     b"".join(b'{"index": %d, "record": {"text": "x"}}\n' % i for i in range(10)),
+                                     b""])
+def test_resume_refuses_a_file_it_did_not_write_and_changes_nothing(bundle, tmp_path, content):
+    inp = tmp_path / "in.txt"
+    inp.write_text("The Congress shall have power to lay taxes.\nPeace and honest friendship with all.\n")
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(content)
+    with pytest.raises(ValueError, match="was not written by `edlm augment`"):
+        run_file(bundle, inp, out, AugmentConfig(n=2, settings=MDLM), progress=False, resume=True)
+    assert out.read_bytes() == content
+
+
+def test_resume_refuses_other_settings_and_another_input(bundle, tmp_path):
+    inp = tmp_path / "in.txt"
+    inp.write_text("The Congress shall have power to lay taxes.\nPeace and honest friendship with all.\n")
+    out = tmp_path / "out.jsonl"
+    run_file(bundle, inp, out, AugmentConfig(n=2, settings=MDLM), progress=False)
+    done = out.read_bytes()
+    with pytest.raises(ValueError, match="differs in: config"):
+        run_file(bundle, inp, out, AugmentConfig(n=3, settings=MDLM), progress=False, resume=True)
+    inp.write_text("Another first line of text here.\nPeace and honest friendship with all.\n")
+    with pytest.raises(ValueError, match="another record"):
+        run_file(bundle, inp, out, AugmentConfig(n=2, settings=MDLM), progress=False, resume=True)
+    assert out.read_bytes() == done
+
+
+# ------------------------------------------------------------------------------ one bad record never stops a run
+def test_bad_records_are_skipped_with_their_line_and_the_rest_is_written(bundle, tmp_path):
+    good = "The Congress shall have power to lay taxes."
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join([
+        json.dumps({"text": good}),
+        '{"text": "a lone surrogate \\ud800 here"}',          # cannot be written back as UTF-8
+        '{"text": "not a number", "x": NaN}',                 # NaN is not JSON
+        "{broken",
+        json.dumps({"text": " ".join(["word"] * 1500)}),       # over the masked-token limit at this rewrite share
+        json.dumps({"text": "Peace and honest friendship with all nations."}),
+    ]) + "\n")
+    out = tmp_path / "out.jsonl"
+    rep = run_file(bundle, inp, out, AugmentConfig(n=2, rewrite=0.9, settings=MDLM), field_name="text",
+                   progress=False)
+    lines = [json.loads(line) for line in out.read_text("utf-8").splitlines()]  # valid JSON Lines throughout
+    assert [x["index"] for x in lines] == list(range(6))
+    assert [x["status"] for x in lines] == ["ok", "skipped", "skipped", "skipped", "invalid", "ok"]
+    assert [x["dropped"]["line"] for x in lines[1:4]] == [2, 3, 4]
+    assert rep["skipped"] == 3 and rep["skipped_lines"] == [2, 3, 4]
+    assert lines[0]["variants"] and lines[5]["variants"]
+    for line in out.read_text("utf-8").splitlines():  # no NaN or Infinity constants anywhere
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the output"))
+    # the same run resumed from its first three lines gives the same file
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b"".join(out.read_bytes().splitlines(True)[:3]))
+    import shutil
+    shutil.copy(tmp_path / "out.jsonl.run.json", tmp_path / "part.jsonl.run.json")
+    run_file(bundle, inp, part, AugmentConfig(n=2, rewrite=0.9, settings=MDLM), field_name="text",
+             progress=False, resume=True)
+    assert part.read_bytes() == out.read_bytes()
+
+
+def test_scores_without_an_ar_model_are_null_not_nan(bundle, tmp_path):
+    import dataclasses
+
+    no_ar = dataclasses.replace(bundle, ar=None)
+    inp = tmp_path / "in.txt"
+    inp.write_text("The Congress shall have power to lay taxes.\n")
+    out = tmp_path / "out.jsonl"
+    run_file(no_ar, inp, out, AugmentConfig(n=2, settings=MDLM), progress=False)
+    line = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the output"))
+    assert line["variants"] and all(v["score"] is None for v in line["variants"])
+
+
+def test_a_lone_cr_stays_inside_its_txt_record_and_a_bom_is_not_content(tmp_path):
+    from edlm.augment import read_records
+
+    txt = tmp_path / "in.txt"
+    txt.write_bytes(b"\xef\xbb\xbfone\rstill one\r\ntwo\n\nlast")
+    assert [t for _, t in read_records(txt)] == ["one\rstill one", "two", "", "last"]
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_bytes(b"\xef\xbb\xbfid,text\n1,hello there\n")
+    (rec, text), = read_records(csv_file, column="id")
+    assert rec == {"id": "1", "text": "hello there"} and text == "1"
+
+
+def test_a_huge_line_is_skipped_without_being_held_whole(tmp_path):
+    import importlib
+
+    aug = importlib.import_module("edlm.augment")  # (edlm.augment is also the function's name)
+
+    txt = tmp_path / "in.txt"
+    with open(txt, "wb") as f:
+        f.write(b"first\n" + b"x" * (3 * aug.MAX_LINE_BYTES) + b"\nafter\n")
+    items = list(aug.read_records(txt))
+    assert items[0][1] == "first" and isinstance(items[1], aug.BadRecord) and items[1].line == 2
+    assert items[2][1] == "after"
+
+
+def test_the_ar_sampler_is_refused_not_silently_replaced(bundle):
+    with pytest.raises(ValueError, match="the ar sampler"):
+        list(augment(bundle, ["The Congress shall have power to lay taxes."], n=2, sampler="ar"))
+
+
+def test_kept_words_may_be_typed_with_a_space_after_the_comma(bundle):
+    from edlm.augment import parse_keep
+
+    assert parse_keep("battery, dishwasher ,  oven") == ("battery", "dishwasher", "oven")

@@ -53,3 +53,63 @@ def test_missing_files_and_packages_say_what_to_install(monkeypatch, tmp_path):
     (tmp_path / "x.gguf").write_bytes(b"GGUF")
     with pytest.raises(ModelFilesError, match="pip install gguf"):
         hub.load_causal_lm(str(tmp_path / "x.gguf"))
+
+
+CODE = "import pathlib, os\npathlib.Path(os.environ['EDLM_TEST_MARKER']).write_text('ran')\n"
+
+
+def plant_code(folder, marker_env) -> None:
+    """A tokenizer config and a config that ask for the folder's own code, and the code, which leaves a marker."""
+    import json
+
+    (folder / "evil_tok.py").write_text(CODE + "from transformers import PreTrainedTokenizerFast as EvilTokenizer\n")
+    (folder / "evil_cfg.py").write_text(CODE + "from transformers import LlamaConfig as EvilConfig\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "EvilTokenizer", "auto_map": {"AutoTokenizer": ["evil_tok.EvilTokenizer", None]}}))
+    (folder / "config.json").write_text(json.dumps(
+        {"model_type": "llama", "auto_map": {"AutoConfig": "evil_cfg.EvilConfig",
+                                             "AutoModelForCausalLM": "evil_cfg.EvilConfig"}}))
+
+
+def test_no_code_runs_from_a_gguf_folder_even_when_the_user_answers_yes(gguf_file, tmp_path, monkeypatch, capsys):
+    import io
+    import shutil
+
+    folder = tmp_path / "planted"
+    folder.mkdir()
+    shutil.copy(gguf_file, folder / "energy.gguf")
+    plant_code(folder, "EDLM_TEST_MARKER")
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("EDLM_TEST_MARKER", str(marker))
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 10))  # a piped "yes" to any prompt
+    model, tok = hub.load_causal_lm(str(folder / "energy.gguf"))
+    assert not marker.exists()
+    assert "custom code" not in capsys.readouterr().out  # no prompt was printed either
+    assert tok.decode(tok("We the people", add_special_tokens=False)["input_ids"]) == "We the people"
+
+
+def test_a_poisoned_tokenizer_cache_is_converted_again_not_run(gguf_file, tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    _, tok = hub.load_causal_lm(str(gguf_file))  # fills the cache
+    (cached,) = (tmp_path / "cache" / "gguf-tokenizers").iterdir()
+    plant_code(cached, "EDLM_TEST_MARKER")
+    (cached / "config.json").unlink()
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("EDLM_TEST_MARKER", str(marker))
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 10))
+    _, again = hub.load_causal_lm(str(gguf_file))
+    assert not marker.exists()
+    assert again("We the people")["input_ids"] == tok("We the people")["input_ids"]
+    assert not (cached / "evil_tok.py").exists()  # the poisoned cache was replaced by a fresh conversion
+
+
+@pytest.mark.parametrize("size", [0, 3, 40, 200])
+def test_a_truncated_gguf_file_is_one_clear_error(gguf_file, tmp_path, monkeypatch, size):
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(gguf_file.read_bytes()[:size])
+    with pytest.raises(ModelFilesError, match="cut.gguf"):
+        hub.load_causal_lm(str(cut))

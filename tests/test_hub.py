@@ -117,7 +117,7 @@ def test_offline_hub_id_says_what_to_download(monkeypatch):
     from edlm.hub import fetch
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelFilesError, match="huggingface-cli download"):
+    with pytest.raises(ModelFilesError, match="hf download"):
         fetch("kuleshov-group/no-such-model-here")
 
 

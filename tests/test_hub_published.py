@@ -214,5 +214,24 @@ def test_presets_name_their_checkpoint_and_say_what_to_download_offline(preset, 
     from edlm.presets import resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelFilesError, match=f"could not get '{repo}'.*huggingface-cli download {repo}"):
+    with pytest.raises(ModelFilesError, match=f"could not get '{repo}'.*hf download {repo}"):
         resolve(preset, device="cpu")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_layers", 10_000_000, "n_layers"), ("d_model", 2, "heads of an even width"), ("n_heads", 0, "n_heads"),
+    ("d_model", "32", "d_model"), ("d_model", None, "d_model"), ("d_model", 32.0, "d_model"),
+    ("n_kv_heads", 3, "multiple of n_kv_heads"), ("rope_theta", float("nan"), "rope_theta"),
+    ("mask_token_id", 10**9, "mask_token_id"), ("vocab_size", True, "vocab_size")])
+def test_hostile_llada_configs_are_refused_before_anything_is_built(tmp_path, gpt2_style, field, value,  # noqa: F811
+                                                                    message):
+    import json
+
+    from edlm import hub
+
+    write_llada(tmp_path, str(gpt2_style[0]))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg[field] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFilesError, match=message):
+        hub.load_llada_checkpoint(tmp_path)

@@ -64,6 +64,7 @@ class LLaDAConfig(PretrainedConfig):
         for field in ("d_model", "n_heads", "n_layers", "vocab_size", "mask_token_id"):
             if field not in cfg:
                 raise ValueError(f"LLaDA config.json has no {field}")
+        check_published_ranges(cfg)
         hidden = cfg.get("mlp_hidden_size") or cfg.get("mlp_ratio", 4) * cfg["d_model"]
         return cls(d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_kv_heads=cfg.get("n_kv_heads"),
                    n_layers=cfg["n_layers"], mlp_hidden_size=hidden, vocab_size=cfg["vocab_size"],
@@ -71,6 +72,39 @@ class LLaDAConfig(PretrainedConfig):
                    rms_norm_eps=cfg.get("rms_norm_eps", 1e-5), include_bias=cfg.get("include_bias", False),
                    include_qkv_bias=cfg.get("include_qkv_bias", False), weight_tying=cfg.get("weight_tying", False),
                    mask_token_id=cfg["mask_token_id"], length=cfg.get("max_sequence_length", 4096))
+
+
+# Whole-number fields of a published config and their allowed ranges, checked before anything is built (a
+# config of ten million layers of width 2 would otherwise pass the size check and allocate without end).
+INT_RANGES = {"d_model": (1, 65_536), "n_heads": (1, 1_024), "n_kv_heads": (1, 1_024), "n_layers": (1, 1_024),
+              "mlp_hidden_size": (1, 1 << 20), "mlp_ratio": (1, 64), "vocab_size": (2, 1 << 22),
+              "embedding_size": (2, 1 << 22), "mask_token_id": (0, (1 << 22) - 1),
+              "max_sequence_length": (1, 1 << 20)}
+POSITIVE_FLOATS = ("rope_theta", "rms_norm_eps")
+
+
+def check_published_ranges(cfg: dict) -> None:
+    """Each shaping field of a LLaDA config.json is of the right type and in range (ValueError naming it)."""
+    import math
+
+    for name, (lo, hi) in INT_RANGES.items():
+        value = cfg.get(name)
+        if value is None and name not in ("d_model", "n_heads", "n_layers", "vocab_size", "mask_token_id"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"LLaDA config field {name} = {value!r} must be a whole number from {lo} to {hi}")
+    for name in POSITIVE_FLOATS:
+        value = cfg.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ValueError(f"LLaDA config field {name} = {value!r} must be a positive number")
+    heads, kv = cfg["n_heads"], cfg.get("n_kv_heads") or cfg["n_heads"]
+    if cfg["d_model"] % heads or (cfg["d_model"] // heads) % 2:
+        raise ValueError(f"LLaDA config: d_model {cfg['d_model']} must split into {heads} heads of an even width")
+    if heads % kv:
+        raise ValueError(f"LLaDA config: n_heads {heads} must be a multiple of n_kv_heads {kv}")
+    if cfg["mask_token_id"] >= (cfg.get("embedding_size") or cfg["vocab_size"]):
+        raise ValueError(f"LLaDA config: mask_token_id {cfg['mask_token_id']} is outside the vocabulary")
 
 
 class RMSNorm(nn.Module):

@@ -27,11 +27,20 @@ def app_log(app_url) -> list[str]:
     return APP_LOG
 
 
+FILE_SECONDS = 4  # the app deletes its download files after this long (600 s by default)
+
+
 @pytest.fixture(scope="session")
-def app_url(bundle_dir):
+def gradio_tmp(tmp_path_factory) -> Path:
+    """The app's Gradio cache folder (uploads, downloads): tests look for the user's text in it."""
+    return tmp_path_factory.mktemp("gradio-cache")
+
+
+@pytest.fixture(scope="session")
+def app_url(bundle_dir, gradio_tmp):
     port = free_port()
     env = dict(os.environ, EDLM_MODEL=str(bundle_dir), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(gradio_tmp), EDLM_FILE_SECONDS=str(FILE_SECONDS))
     env.pop("GRADIO_SERVER_NAME", None)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

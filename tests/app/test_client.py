@@ -174,3 +174,104 @@ def test_variants_api_returns_ranked_distinct_fills(client):
                                                                                    "perfect union.") for v in out)
     with pytest.raises(Exception, match="n must be a whole number from 1 to 8"):
         client.predict(text, 9, api_name="/variants")
+
+
+# ------------------------------------------------------------------------------ cancel, limits, disk, log
+def wait_for_line(app_log, what: str, before: int, timeout: float = 30.0) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = [line for line in app_log[before:] if what in line]
+        if lines:
+            return lines[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no {what!r} in the server log: " + "".join(app_log[-5:]))
+
+
+def submit_and_cancel(job, updates: int = 1) -> None:
+    seen = 0
+    for _ in job:
+        seen += 1
+        if seen >= updates:
+            break
+    job.cancel()
+
+
+def test_cancelled_variants_stop_on_the_server_at_their_next_step(client, app_log):
+    text = "We the people of the [MASK:12], in order to form a more perfect union."
+    before = len(app_log)
+    for _ in range(3):  # several submit-and-cancel rounds: each one's work ends, none keeps computing
+        submit_and_cancel(client.submit(text, 8, "edlm-ar", 1024, 0, api_name="/variants"))
+    deadline = time.time() + 30
+    while time.time() < deadline and sum("variants run stopped" in line for line in app_log[before:]) < 3:
+        time.sleep(0.2)
+    stopped = [line for line in app_log[before:] if "variants run stopped" in line]
+    assert len(stopped) == 3, "".join(app_log[before:])
+    assert all(int(line.split(" steps in")[0].split()[-1]) < 1024 for line in stopped)
+    out = client.predict(text, 2, "mdlm", 4, 0, api_name="/variants")  # and the app keeps serving
+    assert len(out) == 2
+
+
+def test_cancelled_augment_stops_on_the_server_and_big_requests_are_refused_first(client, app_log):
+    lines = "\n".join(f"The state of the Union is strong and record {i} grows." for i in range(4))
+    before = len(app_log)
+    submit_and_cancel(client.submit(lines, None, "text", 4, 0.3, "tokens", "", "edlm-ar", 1024, 0, None,
+                                    api_name="/augment"))
+    line = wait_for_line(app_log, "augment run stopped", before)
+    assert int(line.split(" steps in")[0].split()[-1]) < 1024
+    many = "\n".join(f"The state of the Union is strong and record {i} grows." for i in range(200))
+    start = time.time()
+    with pytest.raises(Exception, match="token-passes"):
+        client.predict(many, None, "text", 32, 0.9, "tokens", "", "edlm-ar", 1024, 0, None, api_name="/augment")
+    assert time.time() - start < 30  # refused before any sampling
+
+
+def files_holding(folder, needle: bytes) -> list:
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_augment_leaves_no_user_text_on_disk(client, gradio_tmp, tmp_path):
+    from gradio_client import handle_file
+
+    from .conftest import FILE_SECONDS
+
+    up = tmp_path / "reviews.txt"
+    up.write_text("The ZQXUPLOAD state of the Union is strong.\nWe shall pay the ZQXUPLOAD debt in full.\n")
+    local = Client(client.src, verbose=False, download_files=str(tmp_path / "downloads"))
+    preview, note, path = local.predict("", handle_file(str(up)), "text", 2, 0.3, "tokens", "ZQXUPLOAD", "mdlm", 4,
+                                        0, None, api_name="/augment")
+    assert path.endswith("reviews.variants.jsonl") and "ZQXUPLOAD" in open(path, encoding="utf-8").read()
+    on_server = files_holding(gradio_tmp, b"ZQXUPLOAD")
+    assert all(p.name == "reviews.variants.jsonl" for p in on_server)  # the upload itself is gone already
+    time.sleep(FILE_SECONDS + 3)
+    assert files_holding(gradio_tmp, b"ZQXUPLOAD") == []  # and the download after FILE_SECONDS
+
+
+@pytest.mark.parametrize("field, value", [(2, "3 ZQXLOG\nFAKE LOG LINE"), (1, "mdlm\nFAKE LOG LINE ZQXLOG"),
+                                          (3, "4\nFAKE LOG LINE ZQXLOG")])
+def test_settings_never_forge_log_lines(client, app_log, field, value):
+    args = [TEXT, "mdlm", 4, 1]
+    args[field] = value
+    before = len(app_log)
+    with pytest.raises(Exception):
+        client.predict(*args, api_name="/infill")
+    time.sleep(0.5)
+    new = "".join(app_log[before:])
+    assert "FAKE LOG LINE" not in new and "ZQXLOG" not in new and "(invalid)" in new
+
+
+@pytest.mark.parametrize("delay", [-1, 3, 1e308, "x", None])
+def test_a_bad_delay_is_one_plain_message(client, app_log, delay):
+    before = len(app_log)
+    with pytest.raises(Exception, match="delay per step must be a number from 0 to 2") as err:
+        client.predict(TEXT, "mdlm", 4, 1, 0.5, 1.0, 1.0, 0, None, "random", "none", delay, api_name="/infill")
+    assert "Slider" not in str(err.value) and "component" not in str(err.value).lower()
+    time.sleep(0.3)
+    assert "Traceback" not in "".join(app_log[before:])
+
+
+def test_variant_seeds_stay_in_the_range_infill_accepts(client):
+    text = "We the people of the [MASK:3]."
+    with pytest.raises(Exception, match="out of range for 4 variants"):
+        client.predict(text, 4, "mdlm", 4, 2**63 - 2, api_name="/variants")
+    out = client.predict(text, 4, "mdlm", 4, 2**63 - 4, api_name="/variants")
+    assert max(v["seed"] for v in out) == 2**63 - 1
