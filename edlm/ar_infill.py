@@ -62,6 +62,20 @@ def banned_for(tokenizer, model) -> tuple[int, ...]:
     return tuple(sorted(i for i in ids if 0 <= i < vocab))
 
 
+_LINE_BREAKS: dict[int, tuple[int, ...]] = {}
+
+
+def line_breaks(tokenizer, vocab: int) -> tuple[int, ...]:
+    """Tokens that write a line break (decoded once per tokenizer): a fill inside a paragraph never opens a new
+    line; a span at the very end of the text (a continuation) may."""
+    key = id(tokenizer)
+    if key not in _LINE_BREAKS:
+        texts = tokenizer.batch_decode([[i] for i in range(vocab)], skip_special_tokens=False,
+                                       clean_up_tokenization_spaces=False)
+        _LINE_BREAKS[key] = tuple(i for i, t in enumerate(texts) if any(c in t for c in "\n\r\u2028\u2029"))
+    return _LINE_BREAKS[key]
+
+
 def bos_of(tokenizer) -> int:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
@@ -139,7 +153,9 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
         before = ids[:, max(0, a - context):a].to(dev)
         after = ids[:, b:b + m].to(dev)
         prev = ids.clone()
-        for item in draft(model, before, b - a, req.k, after, req, gen, bos, banned):
+        ban = banned + line_breaks(tok, int(model.config.vocab_size)) if b < N else banned
+        k = req.k if m else 1  # nothing after the span: the weights would all be equal, so one draft suffices
+        for item in draft(model, before, b - a, k, after, req, gen, bos, ban):
             if "drafted" in item:
                 step += 1
                 calls += 1
@@ -152,7 +168,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
             fills, log_w = item["fills"], item["log_w"]
             w, ess = normalise(log_w)
             chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
-            cands = ids.unsqueeze(1).repeat(1, req.k, 1)
+            cands = ids.unsqueeze(1).repeat(1, k, 1)
             cands[:, :, a:b] = fills
             ids[:, a:b] = fills[torch.arange(B), chosen]
             step += 1
@@ -198,7 +214,8 @@ def choose_lengths(bundle, template, req) -> Generator:
         after = torch.tensor([after_ids[:m]], dtype=torch.long)
         fits = tuple(e for e in LENGTHS if e <= n)
         result = None
-        for item in draft(model, before.to(bundle.device), n, req.k, after.to(bundle.device), req, gen, bos, banned,
+        ban = banned + line_breaks(tok, int(model.config.vocab_size)) if following else banned
+        for item in draft(model, before.to(bundle.device), n, req.k, after.to(bundle.device), req, gen, bos, ban,
                           lengths=fits if part.length is None else None):
             if "drafted" in item:
                 if part.length is None:
@@ -229,5 +246,6 @@ def work(bundle, req, editable: torch.Tensor, batch: int = 1) -> int:
     tokens = 0
     spans = _runs(editable.tolist())
     for a, b in spans:
-        tokens += min(a, CONTEXT) + req.k * (b - a + LOOKAHEAD)
+        k = req.k if b < len(editable) else 1
+        tokens += min(a, CONTEXT) + k * (b - a + LOOKAHEAD)
     return int(tokens * batch * scale)

@@ -23,6 +23,7 @@ from .bundle import Bundle
 from .energy import ar_log_likelihood
 from .limits import LIMITS, Request, validate
 from .pipeline import Tick, _run, banned_ids, energy_for, layout_editable, work_of
+from .samplers import get_sampler
 from .sampling import SamplerConfig, sample
 from .spans import Span, Template, build_layout, check_text, plan_windows
 from .tokenizer import encode
@@ -65,8 +66,6 @@ class AugmentConfig:
             except re.error as e:
                 raise ValueError(f"keep_regex is not a valid regular expression: {e}") from None
         req = validate(**{"seed": self.seed, **self.settings})
-        from .samplers import get_sampler
-
         if get_sampler(req.sampler).autoregressive:
             raise ValueError(f"augmentation rewrites spans inside the text, which the {req.sampler} sampler (left "
                              "to right, a prefix only) cannot do: use mdlm, edlm-ar or edlm-nce")
@@ -444,6 +443,10 @@ def augment_steps(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg
     elif options:
         raise ValueError("pass either cfg or keyword options, not both")
     req = cfg.check()
+    if bundle.denoiser is None or get_sampler(req.sampler).loop:
+        raise ValueError(f"augmentation runs the diffusion samplers, which model {bundle.name!r} or the "
+                         f"{req.sampler} sampler does not have: use a diffusion model (--model default) and mdlm, "
+                         "edlm-ar or edlm-nce")
     banned = banned_ids(bundle.tokenizer) + line_break_ids(bundle.tokenizer)  # once per call, not per chunk
     it = iter(records)
     index, work = start_index, 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -42,7 +42,8 @@ class Bundle:
     judge: torch.nn.Module | None = None
     device: torch.device = torch.device("cpu")
     energy_tokenizer: object | None = None  # set when the AR model uses another tokenizer (text-level energy)
-    sampler: str | None = None   # the sampler used when a call names none (None: the library default)
+    defaults: dict = field(default_factory=dict)  # settings used where a call gives none (the general model's
+    #                                               sampler, k and temperature); the rest: edlm.limits.DEFAULTS
     knows: str = ""              # what the models know and were trained on, in a line (shown beside the choice)
 
     @property

@@ -16,11 +16,11 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
     for st in SETTINGS:  # one flag per setting of the schema; values are checked by edlm.limits.validate
         flag = "--" + st.name.replace("_", "-")
         if st.kind is bool:
-            p.add_argument(flag, action="store_true", help=st.help)
+            p.add_argument(flag, action="store_true", default=None, help=st.help)
             continue
         rng = f" ({st.lo:g}..{st.hi:g})" if st.lo is not None and st.name != "seed" else ""
-        p.add_argument(flag, type=st.kind, default=st.default, metavar=st.name.upper(),
-                       help=f"{st.help}{rng}; default {st.default}")
+        p.add_argument(flag, type=st.kind, default=None, metavar=st.name.upper(),  # None: the model's own default
+                       help=f"{st.help}{rng}; default {st.default} (the general model: its own)")
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")

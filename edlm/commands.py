@@ -11,7 +11,17 @@ DEFAULT_CORPUS = Path("..") / "shared" / "corpus" / "sotu"
 def _settings(args) -> dict:
     from .limits import SETTINGS
 
-    return {st.name: getattr(args, st.name) for st in SETTINGS}
+    return {st.name: getattr(args, st.name) for st in SETTINGS if getattr(args, st.name) is not None}
+
+
+def resolved(bundle, settings: dict) -> dict:
+    """Every setting as the run will use it: the flags given, then the model's own defaults, then the library's."""
+    from dataclasses import asdict
+
+    from .limits import validate
+    from .pipeline import with_bundle_defaults
+
+    return asdict(validate(**with_bundle_defaults(bundle, settings)))
 
 
 def read_bounded(stream, limit: int, name: str) -> str:
@@ -69,17 +79,18 @@ def _final_record(ev, settings: dict) -> dict:
 
 
 def infill(args) -> int:
-    from tqdm.auto import tqdm
-
-    from .presets import load_bundle
     from .limits import validate
-    from .pipeline import infill_stream
     from .spans import parse
 
     text, settings = _read_text(args), _settings(args)
     validate(**settings)
-    parse(text)  # fail fast on bad input, before loading any model
+    parse(text)  # fail fast on bad input, before importing or loading any model
+    from tqdm.auto import tqdm
+
+    from .pipeline import infill_stream
+    from .presets import load_bundle
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    settings = resolved(bundle, settings)
     bar = None if args.stream else tqdm(total=settings["steps"], desc=settings["sampler"], file=sys.stderr,
                                         leave=False, disable=args.json or not sys.stderr.isatty())
     last = None
@@ -101,13 +112,14 @@ def infill(args) -> int:
 
 
 def generate(args) -> int:
-    from .presets import load_bundle
     from .limits import validate
-    from .pipeline import generate as run
 
     settings = _settings(args)
     validate(**settings)
+    from .pipeline import generate as run
+    from .presets import load_bundle
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    settings = resolved(bundle, settings)
     events = run(bundle, args.length, prefix=args.prefix, num_samples=args.num_samples, **settings)
     for i, ev in enumerate(events):
         if args.json:
@@ -127,7 +139,7 @@ def augment(args) -> int:
     validate(**settings)
     cfg = AugmentConfig(n=args.n, rewrite=args.rewrite, span_mean=args.span_mean, unit=args.unit,
                         keep=parse_keep(args.keep), keep_regex=args.keep_regex, min_score=args.min_score,
-                        batch_size=args.batch_size, seed=settings.pop("seed"), settings=settings)
+                        batch_size=args.batch_size, seed=settings.pop("seed", 0), settings=settings)
     cfg.check()
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"no such input file: {args.input}")

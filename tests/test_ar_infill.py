@@ -85,9 +85,10 @@ def test_generation_and_the_work_budget(bundle, monkeypatch):
 
     out = generate(bundle, 6, prefix="We the people", num_samples=2, sampler="ar-is", k=2, seed=0)
     assert len(out) == 2 and all(e.text.startswith("We the people") for e in out)
-    monkeypatch.setattr(pipeline, "LIMITS", dataclasses.replace(pipeline.LIMITS, max_work=10_000))
+    monkeypatch.setattr(pipeline, "LIMITS", dataclasses.replace(pipeline.LIMITS, max_work=500))
     with pytest.raises(ValueError, match="token-passes"):  # checked before any model runs
         generate(bundle, 20, prefix="We the people", num_samples=16, sampler="ar-is", k=32, seed=0)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="does not fit the AR model"):
         infill(bundle, "a [MASK:96] b", sampler="ar-is")
 
@@ -95,7 +96,7 @@ def test_generation_and_the_work_budget(bundle, monkeypatch):
 def test_a_bundle_without_a_denoiser_runs_ar_is_by_default_and_refuses_diffusion(bundle):
     import dataclasses
 
-    ar_only = dataclasses.replace(bundle, denoiser=None, sampler="ar-is")
+    ar_only = dataclasses.replace(bundle, denoiser=None, defaults={"sampler": "ar-is", "k": 4})
     ev = infill(ar_only, TEXT, seed=3)  # no sampler named: the bundle's own
     assert ev.sampler == "ar-is" and ev.text == infill(bundle, TEXT, sampler="ar-is", k=4, seed=3).text
     with pytest.raises(ValueError, match="no diffusion denoiser"):

@@ -75,3 +75,12 @@ def test_eval(bundle_dir, corpus):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["denoiser_elbo_ppl"] > 1 and out["ar_ppl"] > 1 and set(out["nce_accuracy"]) == {"0.2", "0.5", "0.8"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["infill", "--help"], ["infill", "--text", "x", "--steps", "0"]])
+def test_help_and_argument_errors_import_no_torch(args):
+    """`--help` and a bad flag answer at once: neither imports torch, transformers or gradio."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "edlm", *args], capture_output=True, text=True,
+                       timeout=60)
+    loaded = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
+    assert not {"torch", "transformers", "gradio"} & loaded

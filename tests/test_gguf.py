@@ -113,3 +113,46 @@ def test_a_truncated_gguf_file_is_one_clear_error(gguf_file, tmp_path, monkeypat
     cut.write_bytes(gguf_file.read_bytes()[:size])
     with pytest.raises(ModelFilesError, match="cut.gguf"):
         hub.load_causal_lm(str(cut))
+
+
+def test_the_general_bundle_fills_with_ar_is_from_a_gguf_file(gguf_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path))
+    general = hub.general_bundle(str(gguf_file))
+    assert general.denoiser is None and general.defaults["sampler"] == "ar-is"
+    assert general.tokenizer.mask_token == "[MASK]" and general.tokenizer.mask_token_id >= 0
+    text = "We the people of the [MASK:4], in order to form a more [MASK] union."
+    ev = infill(general, text, k=3, seed=0)
+    assert ev.sampler == "ar-is" and ev.final and len(ev.spans) == 2
+    assert ev.text == "We the people of the " + ev.spans[0] + ", in order to form a more " + ev.spans[1] + " union."
+    assert infill(general, text, k=3, seed=0).text == ev.text  # same seed, same fill
+    with pytest.raises(ValueError, match="no diffusion denoiser"):
+        infill(general, text, sampler="edlm-ar")
+
+
+def test_a_chunked_gguf_is_joined_once_and_checked(gguf_file, tmp_path, monkeypatch):
+    import hashlib
+    import sys
+
+    data = gguf_file.read_bytes()
+    site = tmp_path / "site"
+    parts = []
+    for i in range(3):  # three "packages", each holding one piece as a data file (never imported)
+        pkg = site / f"fake_judge_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("raise RuntimeError('a judge package was imported')\n")
+        (pkg / "data" / f"judge.gguf.part{i}").write_bytes(data[i * len(data) // 3:(i + 1) * len(data) // 3])
+        parts.append((f"fake_judge_part{i}", f"data/judge.gguf.part{i}"))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    spec = {"file": "judge.gguf", "sha256": hashlib.sha256(data).hexdigest(), "parts": parts, "install": "pip x"}
+    monkeypatch.setitem(hub.GGUF_CHUNKED, "fake-judge", spec)
+    path = hub.chunked_gguf("fake-judge")
+    assert path.read_bytes() == data and not any(m.startswith("fake_judge") for m in sys.modules)
+    model, _ = hub.load_causal_lm("fake-judge")
+    assert model.config.vocab_size > 0
+    monkeypatch.setitem(hub.GGUF_CHUNKED, "bad-judge", {**spec, "file": "bad.gguf", "sha256": "0" * 64})
+    with pytest.raises(ModelFilesError, match="sha256"):
+        hub.chunked_gguf("bad-judge")
+    monkeypatch.setitem(hub.GGUF_CHUNKED, "gone", {**spec, "file": "gone.gguf", "parts": [("no_such_pkg", "x")]})
+    with pytest.raises(ModelFilesError, match="pip x"):
+        hub.chunked_gguf("gone")

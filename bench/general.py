@@ -1,0 +1,193 @@
+"""General-English infilling benchmark: fills of 5-15 words in held-out passages, judged by a model that is neither
+the proposal nor the energy. Prints a Markdown table (and writes it with the raw rows under --out).
+
+    python bench/general.py [--passages 64] [--task general|sotu] [--systems general,general-k1,sotu,sotu-mdlm]
+    python bench/general.py --latency 20          # seconds per fill of a 10-word span in a 60-word passage
+
+Passages: data/general/test.jsonl (everyday and mailing-list English of 2002, scripts/build_general_text.py) or
+State of the Union TEST text (--task sotu, 60-120-word stretches of the corpus's TEST split). In each passage a
+span of 5 to 15 whole words (chosen with the seed, never at the very start or end) is masked with as many tokens
+as it holds in each system's tokenizer; the system fills it. Judge (default gemma3-270m, Gemma 3 270M, which no
+system uses): perplexity of the fill and the 12 words after it given the text before, per judge token; with the
+real span and with random words of the same passage as references. Beside it, repetition inside a fill (share of
+repeated word trigrams), distinct-2 over all fills, and seconds per fill; paired differences against the real
+span with their standard error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+AFTER_WORDS = 12
+SYSTEMS = {  # name -> (model, settings)
+    "general": ("general", {}),                                      # ar-is, k = 16, temperature 0.8
+    "general-k1": ("general", {"k": 1}),                             # the same proposal with no weighting
+    "general-k4": ("general", {"k": 4}),
+    "general-T1": ("general", {"temperature": 1.0}),
+    "sotu": ("default", {}),                                         # the embedded default: edlm-ar + confidence
+    "sotu-mdlm": ("default", {"sampler": "mdlm"}),
+    "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8}),
+}
+
+
+def passages(task: str, n: int, corpus: str | None) -> list[str]:
+    if task == "general":
+        rows = [json.loads(line)["text"] for line in open(ROOT / "data" / "general" / "test.jsonl", encoding="utf-8")]
+        return rows[:n]
+    from edlm.commands import DEFAULT_CORPUS
+    from edlm.data import read_split
+
+    out, rng = [], random.Random(0)
+    for text in read_split(corpus or DEFAULT_CORPUS, "test"):
+        words = text.split()
+        for a in range(0, len(words) - 120, 400):
+            out.append(" ".join(words[a:a + rng.randint(60, 120)]))
+    random.Random(1).shuffle(out)
+    return out[:n]
+
+
+def cut(text: str, rng: random.Random) -> tuple[str, str, str]:
+    """(before, span, after) with a span of 5-15 whole words inside the passage."""
+    words = text.split(" ")
+    w = rng.randint(5, min(15, max(5, len(words) - 10)))
+    a = rng.randint(3, max(3, len(words) - w - 3))
+    return " ".join(words[:a]) + " ", " ".join(words[a:a + w]), " " + " ".join(words[a + w:])
+
+
+def trigram_repeats(text: str) -> float:
+    w = text.split()
+    grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def distinct2(texts: list[str]) -> float:
+    grams = [tuple(w[i:i + 2]) for t in texts for w in [t.split()] for i in range(len(w) - 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+class Judge:
+    """Mean negative log-likelihood per token of a continuation given a context, under a causal LM."""
+
+    def __init__(self, name: str):
+        from edlm.hub import load_causal_lm
+
+        self.model, self.tok = load_causal_lm(name)
+        self.name = name
+
+    def nll(self, before: str, cont: str) -> float:
+        import torch
+
+        text = before.rstrip(" ") + cont if before.endswith(" ") and cont.startswith(" ") else before + cont
+        start = len(before.rstrip(" ")) if before.endswith(" ") else len(before)
+        enc = self.tok(text, return_offsets_mapping=True, add_special_tokens=True)
+        ids, offs = enc["input_ids"], enc["offset_mapping"]
+        first = next(i for i, (a, b) in enumerate(offs) if b > start and i > 0)
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            lp = self.model(input_ids=x).logits[0, :-1].float().log_softmax(-1)
+        tok_lp = lp.gather(-1, x[0, 1:, None]).squeeze(-1)[first - 1:]
+        return float(-tok_lp.mean())
+
+
+def latency(model: str, runs: int, settings: dict) -> str:
+    """Seconds to fill a 10-word span in the middle of a 60-word passage (TEST passages cut to 60 words), as the
+    app does it: a markdown line with the mean, median and slowest of `runs` fills after one warm-up."""
+    from edlm import infill
+    from edlm.presets import load_bundle
+    from edlm.tokenizer import encode
+
+    bundle = load_bundle(model)
+    texts = [t for t in passages("general", 400, None) if len(t.split()) >= 60][:runs + 1]
+    times = []
+    for i, t in enumerate(texts):
+        words = t.split()[:60]
+        before, span, after = " ".join(words[:25]) + " ", " ".join(words[25:35]), " " + " ".join(words[35:])
+        n = len(encode(bundle.tokenizer, span))
+        t0 = time.perf_counter()
+        infill(bundle, before + f"[MASK:{n}]" + after, seed=i, **settings)
+        if i:  # the first fill warms up (tokenizer tables, allocator)
+            times.append(time.perf_counter() - t0)
+    return (f"`{model}` {settings or 'defaults'}: a 10-word span in a 60-word passage, {len(times)} fills: mean "
+            f"{statistics.mean(times):.2f} s, median {statistics.median(times):.2f} s, slowest {max(times):.2f} s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--latency", type=int, default=0, help="only time N fills of a 10-word span in 60 words")
+    p.add_argument("--model", default="general", help="with --latency: the model to time")
+    p.add_argument("--passages", type=int, default=64)
+    p.add_argument("--task", choices=["general", "sotu"], default="general")
+    p.add_argument("--systems", default="general,general-k1,sotu,sotu-mdlm")
+    p.add_argument("--judge", default="gemma3-270m")
+    p.add_argument("--corpus", default=None, help="State of the Union folder (--task sotu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="results/general")
+    args = p.parse_args()
+    if args.latency:
+        print(latency(args.model, args.latency, {}))
+        return
+    import torch
+
+    from edlm import infill
+    from edlm.presets import load_bundle
+    from edlm.tokenizer import encode
+
+    torch.manual_seed(args.seed)
+    texts = passages(args.task, args.passages, args.corpus)
+    cuts = [cut(t, random.Random(args.seed * 100_003 + i)) for i, t in enumerate(texts)]
+    judge = Judge(args.judge)
+    rows = {"real span": [], "random words": []}
+    for i, (before, span, after) in enumerate(cuts):
+        follow = " ".join(after.split(" ")[:AFTER_WORDS + 1])
+        rows["real span"].append({"fill": span, "nll": judge.nll(before, " " + span + follow), "sec": 0.0})
+        words = " ".join(t for t in texts[i].split()).split()
+        rnd = " ".join(random.Random(i).sample(words, min(len(words), len(span.split()))))
+        rows["random words"].append({"fill": rnd, "nll": judge.nll(before, " " + rnd + follow), "sec": 0.0})
+    for name in args.systems.split(","):
+        model, settings = SYSTEMS[name]
+        bundle = load_bundle(model)
+        out = []
+        for i, (before, span, after) in enumerate(cuts):
+            n = max(1, len(encode(bundle.tokenizer, span)))
+            text = before + f"[MASK:{n}]" + after
+            t0 = time.perf_counter()
+            ev = infill(bundle, text, seed=args.seed + i, **settings)
+            sec = time.perf_counter() - t0
+            fill = ev.spans[0].strip()
+            assert ev.text == before + ev.spans[0] + after, "fixed text changed"
+            follow = " ".join(after.split(" ")[:AFTER_WORDS + 1])
+            out.append({"fill": fill, "nll": judge.nll(before, " " + fill + follow), "sec": sec})
+            print(f"{name} {i + 1}/{len(cuts)} {sec:.2f}s {fill[:70]!r}", file=sys.stderr)
+        rows[name] = out
+    real = [r["nll"] for r in rows["real span"]]
+    lines = [f"Task `{args.task}`: {len(cuts)} passages, spans of 5-15 words, judge `{judge.name}` (perplexity "
+             f"of the fill and the {AFTER_WORDS} words after it, given the text before).", "",
+             "| system | judge ppl | vs real span: mean NLL diff ± SE | repeated trigrams in a fill | distinct-2 "
+             "(all fills) | s / fill |", "|---|---|---|---|---|---|"]
+    for name, rs in rows.items():
+        nll = [r["nll"] for r in rs]
+        diff = [a - b for a, b in zip(nll, real)]
+        se = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 and any(diff) else 0.0
+        rep = statistics.mean(trigram_repeats(r["fill"]) for r in rs)
+        lines.append(f"| {name} | {math.exp(statistics.mean(nll)):.1f} | {statistics.mean(diff):+.3f} ± {se:.3f} | "
+                     f"{rep:.3f} | {distinct2([r['fill'] for r in rs]):.3f} | "
+                     f"{statistics.mean(r['sec'] for r in rs):.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    out_dir = Path(args.out) / args.task
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "table.md").write_text(table + "\n")
+    (out_dir / "rows.json").write_text(json.dumps({"cuts": cuts, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

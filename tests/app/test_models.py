@@ -1,0 +1,48 @@
+"""What the page says about its models: what each knows, which examples and settings go with it."""
+import importlib.util
+import json
+
+from app import ui
+from edlm.bundle import ASSETS
+
+
+def test_each_model_says_what_it_knows():
+    assert "SmolLM2" in ui.model_note("general") and "trillion" in ui.model_note("general")
+    assert "State of the Union" in ui.model_note("default") and "State of the Union" in ui.model_note("sotu")
+    assert "a local model folder" in ui.model_note("/some/folder")
+
+
+def test_examples_follow_the_model_and_set_only_the_text():
+    general = ui.examples("general")
+    speeches = ui.examples("default")
+    want = [[e["text"]] for e in json.loads((ASSETS / "examples-general.json").read_text())]
+    assert general == want and all(len(row) == 1 for row in general + speeches)
+    assert general != speeches and any("[MASK" in t for t, in general)
+    assert ui.example_group("general") == "general" and ui.example_group("uniform") == "default"
+
+
+def test_choosing_a_model_sets_its_own_settings():
+    assert ui.model_settings("general") == {"sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
+    assert ui.model_settings("default")["sampler"] == "edlm-ar"
+    assert ui.model_settings("uniform")["final"] == "greedy"
+
+
+def test_the_general_model_is_the_default_where_its_file_is_installed(monkeypatch):
+    monkeypatch.delenv("EDLM_MODEL", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert ui._default_model() == "general"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert ui._default_model() == "default"
+    monkeypatch.setenv("EDLM_MODEL", "uniform")
+    assert ui._default_model() == "uniform"
+
+
+def test_out_of_domain_text_gets_a_hint_toward_the_general_model(bundle, monkeypatch):
+    import dataclasses
+
+    sotu = dataclasses.replace(bundle, name="default")
+    monkeypatch.setattr("edlm.presets.SOTU_AR_TEST_PPL", 1.0)  # the tiny test model: every text is far out
+    assert "general" in ui.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.")
+    monkeypatch.setattr("edlm.presets.SOTU_AR_TEST_PPL", 1e9)
+    assert ui.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
+    assert ui.domain_hint(bundle, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
