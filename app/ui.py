@@ -308,6 +308,8 @@ def model_note(model: str) -> str:
     name = model.partition(":")[0]
     knows = KNOWS.get(name)
     help_ = PRESETS[name].help if name in PRESETS else "a local model folder"
+    if knows and name in ("general", "default", "sotu", "uniform"):  # offline models: what they know is the news
+        return f"**{model}** knows {knows}."
     return f"**{model}** knows {knows}. {help_}." if knows else f"**{model}**: {help_}."
 
 
@@ -825,7 +827,7 @@ def build() -> gr.Blocks:
                                              elem_id=f"edlm-variant-{i}")
                             btn = gr.Button("Use this", size="sm", visible=False, elem_id=f"edlm-use-{i}")
                             var_cards.append((box, btn))
-        with gr.Accordion("Settings: sampler, steps, candidates, order, seed, model", open=False,
+        with gr.Accordion("Settings: sampler, steps, candidates, order, seed", open=False,
                           elem_id="edlm-settings"):
             with gr.Row():
                 sampler = Choice(list(SAMPLERS), value=start["sampler"], label="Sampler", elem_id="edlm-sampler",

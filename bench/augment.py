@@ -1,7 +1,7 @@
 """Augmentation benchmark: records per second by sampler and batch size, and diversity against fidelity by
 rewrite fraction. Prints two Markdown tables.
 
-    python bench/augment.py [--records 1000] [--n 4] [--model default] [--corpus ../shared/corpus/sotu]
+    python bench/augment.py [--records 1000] [--n 4] [--model default] [--corpus corpus/sotu]
 
 Records are sentences of the corpus's VALIDATION split (30 to 200 characters), in file order.
 """
@@ -44,7 +44,9 @@ def main() -> None:
     p.add_argument("--samplers", default=None, help="comma-separated (default: mdlm and the default sampler)")
     p.add_argument("--parts", default="speed,quality", help="speed (records/s), quality (diversity vs fidelity)")
     p.add_argument("--model", default="default")
-    p.add_argument("--corpus", default=str(Path("..") / "shared" / "corpus" / "sotu"))
+    from edlm.data import default_corpus
+
+    p.add_argument("--corpus", default=str(default_corpus()))
     args = p.parse_args()
     bundle = load_bundle(args.model)
     recs = sentences(args.corpus, args.records)

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="perplexities on a corpus split")
     p.add_argument("--split", choices=["validation", "test"], default="validation")
-    p.add_argument("--corpus", default=None, help="corpus folder (default: ../shared/corpus/sotu)")
+    p.add_argument("--corpus", default=None, help="corpus folder (default: the State of the Union corpus shipped in corpus/sotu)")
     p.add_argument("--model", default="default")
     p.add_argument("--windows", type=int, default=256, help="number of 128-token windows to score")
     p.add_argument("--mc-draws", type=int, default=8, help="Monte Carlo draws of t per window for the ELBO")
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "run it per model)")
     p.add_argument("--model", default="default")
     p.add_argument("--energy", default=None, metavar="LM", help="another causal LM as the edlm-ar energy (see infill)")
-    p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default ../shared/corpus/sotu)")
+    p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default: the shipped corpus/sotu)")
     p.add_argument("--out", default="results/bench", help="folder for results.json, table.md and figures")
     p.add_argument("--samples", type=int, default=None, help="samples per cell (overrides the preset)")
     p.add_argument("--parts", default="generate,infill,latency,growth", help="comma-separated parts to run")

@@ -5,7 +5,9 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_CORPUS = Path("..") / "shared" / "corpus" / "sotu"
+from .data import default_corpus  # noqa: E402  (light: the corpus folder shipped with the project)
+
+DEFAULT_CORPUS = default_corpus()
 
 
 def _settings(args) -> dict:

@@ -4,9 +4,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 SPLITS = ("train", "validation", "test")
+
+
+def default_corpus() -> Path:
+    """The State of the Union corpus shipped with the project: $EDLM_CORPUS, else corpus/sotu of a source
+    checkout, else edlm/corpus/sotu of an installed wheel (where pyproject.toml puts the same folder)."""
+    if os.environ.get("EDLM_CORPUS"):
+        return Path(os.environ["EDLM_CORPUS"])
+    checkout = Path(__file__).resolve().parent.parent / "corpus" / "sotu"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "corpus" / "sotu"
 
 
 def split_of(filename: str) -> str:
@@ -34,6 +41,8 @@ def read_split(corpus_dir: str | os.PathLike, split: str) -> list[str]:
 
 def token_stream(tokenizer, texts: list[str]) -> torch.Tensor:
     """All texts tokenised and joined, each followed by the end-of-document token: a 1-D LongTensor."""
+    import torch
+
     from .tokenizer import encode
 
     ids: list[int] = []
@@ -45,6 +54,8 @@ def token_stream(tokenizer, texts: list[str]) -> torch.Tensor:
 
 def random_windows(stream: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     """`batch` windows of `length` tokens at random offsets: [batch, length]."""
+    import torch
+
     if len(stream) <= length:
         raise ValueError(f"corpus has {len(stream)} tokens, fewer than one window of {length}")
     starts = torch.randint(0, len(stream) - length, (batch,), generator=generator)
@@ -53,6 +64,8 @@ def random_windows(stream: torch.Tensor, batch: int, length: int, generator: tor
 
 def consecutive_windows(stream: torch.Tensor, length: int, limit: int | None = None) -> torch.Tensor:
     """Non-overlapping windows covering the stream (the tail shorter than `length` is dropped): [N, length]."""
+    import torch
+
     n = len(stream) // length
     if limit is not None:
         n = min(n, limit)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The installed package is complete: build the wheel, install it in a fresh venv outside the checkout, fill one
-# span with the embedded models (no warning may reach stderr), and start the app from the installed package.
+# span with the embedded models (no warning may reach stderr), evaluate on the shipped corpus, and start the app
+# from the installed package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
@@ -19,6 +20,9 @@ assert out["text"].startswith("The state of the ") and out["text"].endswith(" is
 assert len(out["spans"]) == 1 and out["spans"][0], out
 PY
 if [ -s "$WORK/stderr" ]; then echo "stderr was not empty:"; cat "$WORK/stderr"; exit 1; fi
+# The corpus travels in the wheel: eval runs outside the checkout with no --corpus.
+"$WORK/venv/bin/edlm" eval --split validation --windows 2 --mc-draws 1 --json | "$WORK/venv/bin/python" -c \
+  "import json, sys; r = json.loads(sys.stdin.read()); assert r['windows'] == 2 and r['denoiser_elbo_ppl'] > 1, r"
 PORT=$("$WORK/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 GRADIO_SERVER_PORT=$PORT GRADIO_ANALYTICS_ENABLED=False "$WORK/venv/bin/edlm-studio" >"$WORK/app.log" 2>&1 &
 APP_PID=$!

@@ -6,7 +6,7 @@
 # The same command runs on a GPU when there is one. Usage:
 #   bash scripts/experiment_ar_init.sh [CORPUS_DIR] [RUN_DIR] [STEPS]
 set -euo pipefail
-CORPUS=${1:-../shared/corpus/sotu}
+CORPUS=${1:-corpus/sotu}
 RUNS=${2:-runs}
 STEPS=${3:-500}
 PY=${PYTHON:-python}

@@ -6,7 +6,7 @@
 #   python scripts/export_assets.py RUN_DIR assets
 # Usage: bash scripts/train_default_models.sh [CORPUS_DIR] [RUN_DIR]
 set -euo pipefail
-CORPUS=${1:-../shared/corpus/sotu}
+CORPUS=${1:-corpus/sotu}
 RUNS=${2:-runs}
 PY=${PYTHON:-python}
 mkdir -p "$RUNS"

@@ -84,3 +84,12 @@ def test_help_and_argument_errors_import_no_torch(args):
                        timeout=60)
     loaded = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
     assert not {"torch", "transformers", "gradio"} & loaded
+
+
+def test_the_corpus_ships_with_the_project_and_keeps_its_split():
+    from edlm.data import default_corpus, split_of
+
+    files = sorted(default_corpus().glob("*.txt"))
+    splits = [split_of(f.name) for f in files]
+    assert len(files) == 233
+    assert (splits.count("train"), splits.count("validation"), splits.count("test")) == (187, 23, 23)
