@@ -313,6 +313,13 @@ def model_note(model: str) -> str:
     return f"**{model}** knows {knows}. {help_}." if knows else f"**{model}**: {help_}."
 
 
+def next_seed(keep: bool, seed):
+    """The seed of the next Generate: the one shown when the writer keeps it, else a fresh one."""
+    import random
+
+    return seed if keep else random.SystemRandom().randrange(0, 2**31)
+
+
 def example_group(model: str) -> str:
     """Which examples a model shows: everyday text for the general model, speeches for every other."""
     return "general" if model.partition(":")[0] == "general" else "default"
@@ -420,7 +427,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             n_steps += 1
             chips, status = _highlight(ev.segments), _status(ev, k)
             if ev.final:
-                status += f" · written by **{model or MODEL}**" + domain_hint(bundle, text)
+                status += f" · seed {seed} · written by **{model or MODEL}**" + domain_hint(bundle, text)
             replay.add(ev, chips, status)
             done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
                 if ev.final else (gr.skip(), gr.skip())
@@ -852,7 +859,10 @@ def build() -> gr.Blocks:
                 final = Choice(list(choices("final")), value=start["final"], label="Last step", info=HELP["final"],
                                elem_id="edlm-final")
             with gr.Row():
-                seed = Number(value=DEFAULTS.seed, label="Seed", info="same text + settings + seed = same result")
+                seed = Number(value=DEFAULTS.seed, label="Seed", info="same text + settings + seed = same result",
+                              elem_id="edlm-seed")
+                keep_seed = gr.Checkbox(value=False, label="Keep this seed", elem_id="edlm-keep-seed",
+                                        info="off: every Generate draws a new seed (the status shows it)")
 
         example_cols = []
         with examples_slot:  # everyday text for the general model, speeches for the State of the Union ones
@@ -935,8 +945,10 @@ def build() -> gr.Blocks:
         timer = gr.Timer(0.3, active=False)
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,
                        replay_step]
-        run = go_btn.click(run_infill, inputs=[text, *settings, delay, final], outputs=run_outputs, api_name="infill",
-                           concurrency_id="model")
+        # Each press draws a new seed unless the writer keeps one; the API's /infill takes the seed it is given.
+        run = go_btn.click(next_seed, inputs=[keep_seed, seed], outputs=[seed], api_visibility="private",
+                           queue=False).then(run_infill, inputs=[text, *settings, delay, final], outputs=run_outputs,
+                                             api_name="infill", concurrency_id="model")
         view_outputs = [live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot]
         replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
                           trigger_mode="always_last")

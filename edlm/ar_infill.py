@@ -27,7 +27,7 @@ CONTEXT = 768         # tokens of text before a span the AR model reads (a CPU-s
 LENGTHS = (4, 8, 16, 24)  # lengths tried for a [MASK] span (the pipeline's AUTO_LENGTHS)
 
 
-def _runs(editable: list[bool]) -> list[tuple[int, int]]:
+def span_runs(editable: list[bool]) -> list[tuple[int, int]]:
     """[start, end) of each run of editable positions: the spans."""
     out, p = [], 0
     while p < len(editable):
@@ -133,7 +133,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
     importance-sampling event per span, as (StepEvent, Progress) like every sampler of the pipeline."""
     import time
 
-    from .pipeline import Progress
+    from .runner import Progress
 
     if bundle.ar is None or bundle.energy_tokenizer is not None:
         raise ValueError(f"the {req.sampler} sampler needs an AR model with the text's tokenizer; model "
@@ -141,7 +141,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
     model, tok = bundle.ar, bundle.tokenizer
     mask_id, bos, banned = tok.mask_token_id, bos_of(tok), banned_for(tok, bundle.ar)
     B, N = ids.shape
-    spans = _runs(editable.tolist())
+    spans = span_runs(editable.tolist())
     total = sum(b - a + 1 for a, b in spans)
     gen = RowRandom(req.seed, B, "cpu", row_seeds)
     dev = bundle.device
@@ -186,7 +186,7 @@ def choose_lengths(bundle, template, req) -> Generator:
     """Lengths of the spans for `ar-is`: a `[MASK]` span takes the length in LENGTHS whose IS estimate of
     log p(after | before, length) = log mean_i p(after | before, fill_i[:length]) is highest, spans left to right,
     each after the best-weighted draft of the spans before it. Yields a `Tick` per drafted token."""
-    from .pipeline import Tick
+    from .runner import Tick
     from .spans import Span
     from .tokenizer import encode
 
@@ -238,13 +238,18 @@ def choose_lengths(bundle, template, req) -> Generator:
     return lengths, scores
 
 
+def steps(req, editable: torch.Tensor) -> int:
+    """Steps of a run: one per drafted token and one importance-sampling step per span."""
+    return sum(b - a + 1 for a, b in span_runs(editable.tolist()))
+
+
 def work(bundle, req, editable: torch.Tensor, batch: int = 1) -> int:
     """Token-passes of a run (the measure of `LIMITS.max_work`), scaled by the AR model's size against the
     embedded 4 M-parameter models the budget was set for: prefix, k x (fill + lookahead) per span."""
     params = sum(p.numel() for p in bundle.ar.parameters()) if bundle.ar is not None else 0
     scale = max(1.0, params / 4.2e6)
     tokens = 0
-    spans = _runs(editable.tolist())
+    spans = span_runs(editable.tolist())
     for a, b in spans:
         k = req.k if b < len(editable) else 1
         tokens += min(a, CONTEXT) + k * (b - a + LOOKAHEAD)

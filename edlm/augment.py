@@ -22,9 +22,8 @@ import torch
 from .bundle import Bundle
 from .energy import ar_log_likelihood
 from .limits import LIMITS, Request, validate
-from .pipeline import Tick, _run, banned_ids, energy_for, layout_editable, work_of
+from .runner import Tick, banned_ids, layout_editable, run, work_of
 from .samplers import get_sampler
-from .sampling import SamplerConfig, sample
 from .spans import Span, Template, build_layout, check_text, plan_windows
 from .tokenizer import encode
 
@@ -367,28 +366,20 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
     total = req.steps * (len(batches) + sum(len(plan_windows(layout_editable(r.layout).tolist(), bundle.window))
                                             for r in long))
     done = 0
-    for r in long:
+    for r in long:  # longer than a window: the runner's windows, one row at a time
         ids = torch.tensor([r.layout.ids])
-        for _ in _run(bundle, ids, replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout)):
+        for _ in run(bundle, ids, replace(req, seed=_row_seed(cfg, r)), layout_editable(r.layout), banned=banned):
             done += 1
             yield Tick(done, total)
         _finish(r, ids[0].tolist(), tok)
-    energy = energy_for(bundle, req)
-    if energy is None or req.k == 1 or req.is_window == 0:
-        energy = None
-    scfg = SamplerConfig(steps=req.steps, k=req.k, is_window=req.is_window, temperature=req.temperature,
-                         top_p=req.top_p, seed=req.seed, banned=banned,
-                         unmask=req.unmask, remask=req.remask, final=req.final)
-    for batch in batches:
+    for batch in batches:  # one pass of the runner per batch, each row with its own spans and random stream
         x = torch.tensor([r.layout.ids for r in batch])
         editable = torch.stack([layout_editable(r.layout) for r in batch])
-        last = None
-        for last in sample(bundle.denoiser, x.to(bundle.device), scfg, energy, editable=editable.to(bundle.device),
-                           row_seeds=[_row_seed(cfg, r) for r in batch]):
+        for _ in run(bundle, x, req, editable, row_seeds=[_row_seed(cfg, r) for r in batch], banned=banned):
             done += 1
             yield Tick(done, total)
         for b, r in enumerate(batch):
-            _finish(r, last.tokens[b].tolist(), tok)
+            _finish(r, x[b].tolist(), tok)
 
 
 def rows_work(rows: list[_Row], req: Request, window: int) -> int:

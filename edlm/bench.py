@@ -22,7 +22,7 @@ from .bundle import Bundle
 from .data import consecutive_windows, read_split, token_stream
 from .evaluate import generative_perplexity, unigram_entropy
 from .limits import DEFAULTS, Request
-from .pipeline import _run, energy_for
+from .runner import energy_for, run
 from .samplers import get_sampler
 
 PRESETS = {
@@ -165,7 +165,7 @@ def _run_batch(bundle: Bundle, ids: torch.Tensor, req: Request) -> tuple[torch.T
     """Fill ids in place; returns them with the denoiser and energy pass counts."""
     den = en = 0
     editable = ids[0] == bundle.tokenizer.mask_token_id  # benchmark windows carry no literal mask tokens
-    for _, prog in _run(bundle, ids, req, editable):
+    for _, prog in run(bundle, ids, req, editable):
         den, en = prog.denoiser_calls, prog.energy_calls + prog.ar_calls
     return ids, den, en
 

@@ -131,6 +131,31 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device)
 
 
+# The fields that shape a network, checked for type and range before anything is built (a zero head count, a
+# width given as a string or a float, a million layers would otherwise fail deep inside a constructor or a
+# forward pass, or allocate without end). Pairs: the width must split into the heads.
+SHAPE_FIELDS = {"hidden_size": (1, 65_536), "n_blocks": (1, 1_024), "n_heads": (1, 1_024), "cond_dim": (1, 65_536),
+                "mlp_ratio": (1, 64), "vocab_size": (2, 1 << 22), "mask_token_id": (0, (1 << 22) - 1),
+                "num_hidden_layers": (1, 1_024), "num_attention_heads": (1, 1_024),
+                "num_key_value_heads": (1, 1_024), "intermediate_size": (1, 1 << 20), "d_model": (1, 65_536),
+                "n_layers": (1, 1_024), "max_position_embeddings": (1, 1 << 20)}
+HEAD_PAIRS = (("hidden_size", "n_heads"), ("hidden_size", "num_attention_heads"), ("d_model", "n_heads"),
+              ("num_attention_heads", "num_key_value_heads"))
+
+
+def check_shape_fields(config: dict, path: Path) -> None:
+    """One line naming the field of a config.json whose shaping value is of the wrong type or out of range."""
+    for name, (lo, hi) in SHAPE_FIELDS.items():
+        if name not in config or config[name] is None and name == "num_key_value_heads":
+            continue
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ModelFilesError(f"{path}: {name} must be a whole number from {lo} to {hi}, not {value!r}")
+    for wide, heads in HEAD_PAIRS:
+        if isinstance(config.get(wide), int) and isinstance(config.get(heads), int) and config[wide] % config[heads]:
+            raise ModelFilesError(f"{path}: {wide} {config[wide]} does not split into {heads} {config[heads]}")
+
+
 def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: torch.dtype = torch.float32,
                 name: str | None = None, require_manifest: bool = False, denoiser: str = "denoiser") -> Bundle:
     """Load a bundle folder (see the module docstring). Weights are read from safetensors only; a folder without
@@ -160,6 +185,7 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
         if "auto_map" in config:
             raise ModelFilesError(f"{folder / part}/config.json asks for the folder's own code (auto_map); this "
                                   "project never runs code from a model folder")
+        check_shape_fields(config, folder / part / "config.json")
         try:
             model = cls.from_pretrained(folder / part, use_safetensors=True, trust_remote_code=False, dtype=dtype)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:

@@ -21,7 +21,7 @@ def resolved(bundle, settings: dict) -> dict:
     from dataclasses import asdict
 
     from .limits import validate
-    from .pipeline import with_bundle_defaults
+    from .runner import with_bundle_defaults
 
     return asdict(validate(**with_bundle_defaults(bundle, settings)))
 

@@ -91,7 +91,8 @@ SETTINGS = (
     Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)"),
     Setting("unmask", str, choices="unmask", help="which masked positions a step reveals: random (ancestral), "
             "confidence, margin or entropy (the surest first), confidence-noisy (confidence plus annealed noise: "
-            "far less repetition; best for free generation and long spans)"),
+            "far less repetition; best for free generation and long spans), threshold or entropy-bound "
+            "(adaptive: also every position the denoiser is sure of, so easy text ends in fewer steps)"),
     Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
             "rewritten (ReMDM)"),
     Setting("final", str, choices="final", help="the last step's tokens: sample (drawn like every step), or "

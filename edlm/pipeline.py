@@ -1,27 +1,27 @@
 """End-to-end infilling and generation: text with spans in, a stream of `InfillEvent` out.
 
 This is the one code path behind the library call, the command line and the app: the non-streaming result is
-the last event of the stream.
+the last event of the stream. The engine under it (sampler dispatch, windows, work budget, lengths) is
+`edlm.runner`.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from .bundle import Bundle
-from .energy import ENERGIES, TextAREnergy, ar_log_likelihood
-from .limits import LIMITS, Request, validate
+from .limits import LIMITS, validate
+from .runner import (Tick, check_work, choose_lengths, layout_editable, length_steps, run, score_fill,
+                     with_bundle_defaults, work_steps)
 from .samplers import get_sampler
-from .sampling import SamplerConfig, sample, sample_ar
-from .spans import Layout, Span, Template, build_layout, parse, plan_windows
+from .spans import Span, Template, build_layout, parse
 from .tokenizer import decode
 
-AUTO_LENGTHS = (4, 8, 16, 24)   # lengths tried for a [MASK] span
-AUTO_DRAFT_STEPS = 16           # steps of each draft fill when choosing a length
-BOUNDARY_TOKENS = 8             # fixed tokens after a span counted in the length score
+__all__ = ["InfillEvent", "Tick", "Variant", "generate", "infill", "infill_stream", "variants", "variants_stream"]
+
 
 
 @dataclass
@@ -61,205 +61,6 @@ class InfillEvent:
     length_scores: dict[int, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Tick:
-    """Progress between two reverse steps of a batch run (length drafts, variants, augmentation): a consumer
-    shows it, or stops the work there by closing the generator."""
-
-    done: int
-    total: int
-
-
-def energy_for(bundle: Bundle, req: Request):
-    """The residual energy the request's sampler needs (None for the denoiser alone), from the registries; an
-    error names what the bundle lacks. For the `ar` sampler: its checks, and None."""
-    sampler = get_sampler(req.sampler)
-    if sampler.loop:  # its own loop checks what it needs
-        return None
-    if bundle.denoiser is None and not sampler.autoregressive:
-        raise ValueError(f"model {bundle.name!r} has no diffusion denoiser, which the {req.sampler} sampler needs: "
-                         "use ar-is (or ar for a prefix)")
-    if sampler.autoregressive:
-        if bundle.ar is None:
-            raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
-                             "needs; use mdlm")
-        if bundle.energy_tokenizer is not None:
-            raise ValueError(f"the ar sampler needs an AR model with the diffusion tokenizer; model "
-                             f"{bundle.name!r} pairs it with another tokenizer: use mdlm or edlm-ar")
-        return None
-    return ENERGIES[sampler.energy](bundle, req) if sampler.energy else None
-
-
-def with_bundle_defaults(bundle: Bundle, settings: dict) -> dict:
-    """The settings with the bundle's own defaults where none was given (the `general` model runs `ar-is` with
-    k = 16); a setting the caller gives always wins."""
-    return {**getattr(bundle, "defaults", {}), **settings}
-
-
-def banned_ids(tokenizer) -> tuple[int, ...]:
-    """Special tokens a fill must never contain (padding, unknown, document boundaries)."""
-    ids = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id}
-    return tuple(sorted(i for i in ids if i is not None and i != tokenizer.mask_token_id))
-
-
-@dataclass
-class Progress:
-    """Where a multi-window run stands after one step (counts summed over windows)."""
-
-    window: int
-    windows: int
-    span: tuple[int, int]     # [start, end) token positions of the window
-    denoiser_calls: int
-    energy_calls: int
-    ar_calls: int
-    total_steps: int          # steps this run will take: done so far + this window's rest + later windows'
-    last: bool = False        # the run's last step
-
-
-def _run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
-         row_seeds: list[int] | None = None) -> Iterator[tuple]:
-    """Fill every editable position of ids [B, N] window by window, in place; `editable` (bool [N]) comes from
-    the layout (span positions), so fixed text is never written. `row_seeds` gives row b the random stream of a
-    batch-of-one run with that seed (default: rows derived from req.seed). Yields (StepEvent, Progress)."""
-    sampler = get_sampler(req.sampler)
-    if sampler.loop:
-        yield from sampler.module().run(bundle, ids, req, editable, row_seeds)
-        return
-    mask_id = bundle.tokenizer.mask_token_id
-    banned = banned_ids(bundle.tokenizer)
-    cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
-                    banned=banned, unmask=req.unmask, remask=req.remask, final=req.final)
-    if get_sampler(req.sampler).autoregressive:
-        energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
-        first = int(editable.float().argmax())
-        if not bool(editable[first:].all()):
-            raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
-        cfg = SamplerConfig(seed=req.seed, **cfg_args)
-        n = ids.shape[1] - first
-        for ev in sample_ar(bundle.ar, ids[:, :first], n, cfg, bundle.tokenizer.bos_token_id, mask_id):
-            ids[:] = ev.tokens
-            yield ev, Progress(0, 1, (0, ids.shape[1]), 0, 0, ev.step, n, ev.final)
-        return
-    energy = energy_for(bundle, req)
-    if energy is None or req.k == 1 or req.is_window == 0:
-        energy = None
-    windows = plan_windows(editable.tolist(), bundle.window)
-    done, steps_done = (0, 0), 0
-    for wi, (a, b) in enumerate(windows):
-        x, edit = ids[:, a:b].to(bundle.device), editable[a:b].expand(ids.shape[0], -1)
-        if not bool(((x == mask_id) & edit.to(x.device)).any()):
-            continue
-        cfg = SamplerConfig(steps=req.steps, seed=req.seed + wi, **cfg_args)
-        last = done
-        seeds = None if row_seeds is None else [r + wi for r in row_seeds]
-        for ev in sample(bundle.denoiser, x, cfg, energy, editable=edit, row_seeds=seeds):
-            ids[:, a:b] = ev.tokens
-            last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls)
-            later = sum(1 for c, d in windows[wi + 1:] if bool(((ids[:, c:d] == mask_id) & editable[c:d]).any()))
-            yield ev, Progress(wi, len(windows), (a, b), last[0], last[1], 0,
-                               steps_done + ev.total_steps + later * req.steps, ev.final and later == 0)
-        done, steps_done = last, steps_done + req.steps
-
-
-def _score_fill(bundle: Bundle, ids: list[int], layout: Layout) -> float:
-    """Mean AR negative log-likelihood per token over the spans and the fixed tokens just after them. An AR
-    model with another tokenizer scores the rendered text instead, per character of it."""
-    if bundle.energy_tokenizer is not None:
-        text = layout.render(bundle.tokenizer, ids)[0]
-        energy = TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
-        return -float(energy.text_log_likelihood([text])[0]) / max(1, len(text))
-    scored = torch.zeros(len(ids), dtype=torch.bool)
-    for a, b in layout.span_ranges:
-        scored[a:min(len(ids), b + BOUNDARY_TOKENS)] = True
-    x = torch.tensor(ids)
-    win = bundle.ar.config.max_position_embeddings - 1
-    total = 0.0
-    for a in range(0, len(ids), win):
-        part, sel = x[a:a + win].unsqueeze(0), scored[a:a + win].unsqueeze(0)
-        if sel.any():
-            total += float(ar_log_likelihood(bundle.ar, part.to(bundle.device), bundle.tokenizer.bos_token_id,
-                                             sel.to(bundle.device)))
-    return -total / max(1, int(scored.sum()))
-
-
-def choose_lengths(bundle: Bundle, template: Template, req: Request) -> tuple[list[int], dict[int, float]]:
-    """Lengths of the spans. For [MASK] spans (all given the same length) each of AUTO_LENGTHS is tried with a
-    quick MDLM draft and scored by the AR model (`_score_fill`); the lowest mean NLL wins. Without an AR model
-    the middle candidate (8) is used."""
-    steps = length_steps(bundle, template, req)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
-def length_steps(bundle: Bundle, template: Template,
-                 req: Request) -> Generator[Tick, None, tuple[list[int], dict[int, float]]]:
-    """`choose_lengths` as a generator: a `Tick` after every draft step; its return value is the lengths."""
-    sampler = get_sampler(req.sampler)
-    if sampler.loop:
-        return (yield from sampler.module().choose_lengths(bundle, template, req))
-    spans = template.spans
-    fixed = sum(s.length for s in spans if s.length is not None)
-    auto = sum(1 for s in spans if s.length is None)
-    fits = [n for n in AUTO_LENGTHS if fixed + auto * n <= LIMITS.max_masked_tokens]
-    if auto and not fits:
-        raise ValueError(f"{auto} [MASK] spans of at least {AUTO_LENGTHS[0]} tokens each and {fixed} fixed-length "
-                         f"span tokens exceed the limit of {LIMITS.max_masked_tokens} masked tokens")
-    if not auto and fixed > LIMITS.max_masked_tokens:
-        raise ValueError(f"{fixed} masked tokens in all; the limit is {LIMITS.max_masked_tokens}")
-    if all(s.length is not None for s in spans):
-        return [s.length for s in spans], {}
-    if bundle.ar is None:
-        return [s.length or (8 if 8 in fits else fits[-1]) for s in spans], {}
-    scores = {}
-    draft = Request(sampler="mdlm", steps=min(req.steps, AUTO_DRAFT_STEPS), temperature=req.temperature,
-                    top_p=req.top_p, seed=req.seed)
-    done, total = 0, len(fits) * draft.steps
-    for n in fits:
-        layout = build_layout(template, bundle.tokenizer, [s.length or n for s in spans])
-        ids = torch.tensor([layout.ids])
-        for _ in _run(bundle, ids, draft, layout_editable(layout)):
-            done += 1
-            yield Tick(done, total)
-        scores[n] = _score_fill(bundle, ids[0].tolist(), layout)
-    best = min(scores, key=scores.get)
-    return [s.length or best for s in spans], scores
-
-
-def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1, bundle: Bundle | None = None) -> int:
-    """Token-passes a run will cost (windows x steps x window tokens x (1 + k x IS share) x rows), the measure
-    `LIMITS.max_work` bounds. The `ar` sampler costs one cached token-pass per new token; a sampler with its own
-    loop says what it costs."""
-    sampler = get_sampler(req.sampler)
-    if sampler.loop and bundle is not None:
-        return sampler.module().work(bundle, req, editable, batch)
-    if sampler.autoregressive:
-        return int(editable.sum()) * batch
-    n_windows = len(plan_windows(editable.tolist(), window))
-    span = min(window, len(editable))
-    energy_share = req.k * req.is_window if sampler.energy and req.k > 1 else 0.0
-    return int(n_windows * req.steps * span * (1.0 + energy_share) * batch)
-
-
-def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1,
-               bundle: Bundle | None = None) -> None:
-    """Refuse, before any model runs, a request over the work budget, saying what to lower."""
-    work = work_of(req, editable, window, batch, bundle)
-    if work > LIMITS.max_work:
-        raise ValueError(f"this request needs about {work:,} token-passes, over the limit of {LIMITS.max_work:,}: "
-                         "use fewer steps, a smaller k or IS window, fewer samples, or shorter spans")
-
-
-def layout_editable(layout: Layout) -> torch.Tensor:
-    """bool [N]: the span positions of a layout, the only ones a sampler may write."""
-    editable = torch.zeros(len(layout.ids), dtype=torch.bool)
-    for a, b in layout.span_ranges:
-        editable[a:b] = True
-    return editable
-
-
 def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request, batch: int = 1,
             length_scores: dict | None = None, render: bool = True) -> Iterator[list[InfillEvent]]:
     """Run the sampler over the laid-out template; yields one InfillEvent per batch row after every step.
@@ -274,7 +75,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     revealed_at = torch.full(ids.shape, -1)
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     step, start = 0, time.perf_counter()
-    for ev, prog in _run(bundle, ids, req, editable):
+    for ev, prog in run(bundle, ids, req, editable):
         step += 1
         last_step = prog.last
         a, b = prog.span
@@ -403,21 +204,14 @@ def variants_stream(bundle: Bundle, text: str, n: int = 4, **settings) -> Iterat
     out = []
     ids = torch.tensor([layout.ids] * n)
     total = work_steps(req, layout_editable(layout), bundle.window, bundle)
-    for done, _ in enumerate(_run(bundle, ids, req, layout_editable(layout),
+    for done, _ in enumerate(run(bundle, ids, req, layout_editable(layout),
                                   row_seeds=[req.seed + i for i in range(n)]), 1):
         yield Tick(done, total)
     for i in range(n):
         row = ids[i].tolist()
         text_out, spans = layout.render(bundle.tokenizer, row)
-        score = -_score_fill(bundle, row, layout) if bundle.ar is not None else None
+        score = -score_fill(bundle, row, layout) if bundle.ar is not None else None
         out.append(Variant(text_out, spans, score, req.seed + i))
     yield sorted(out, key=lambda v: -v.score if v.score is not None else 0.0)
 
 
-def work_steps(req: Request, editable: torch.Tensor, window: int, bundle: Bundle | None = None) -> int:
-    """Steps a run over `editable` will take at most (windows x steps; one per token and span for `ar-is`)."""
-    if get_sampler(req.sampler).loop:
-        from .ar_infill import _runs
-
-        return sum(b - a + 1 for a, b in _runs(editable.tolist()))
-    return len(plan_windows(editable.tolist(), window)) * req.steps

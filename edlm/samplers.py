@@ -16,7 +16,7 @@ class Sampler:
     help: str
     energy: str | None = None    # a name in edlm.energy.ENERGIES (importance sampling), or None (denoiser only)
     autoregressive: bool = False  # left to right with the bundle's AR model instead of the diffusion loop
-    loop: str | None = None      # a module with its own run / choose_lengths / work (e.g. edlm.ar_infill)
+    loop: str | None = None      # a module with its own run / choose_lengths / steps / work (edlm.ar_infill)
 
     @property
     def ar_driven(self) -> bool:

@@ -80,11 +80,12 @@ def reveal_counts(ctx: StepContext) -> torch.Tensor:
     return torch.minimum(torch.floor(expected + u), m).long()
 
 
-def reveal_top(ctx: StepContext, score: torch.Tensor) -> torch.Tensor:
-    """Reveal, per row, the masked positions with the highest `score` [N] (row-major order of ctx.masked)."""
+def reveal_top(ctx: StepContext, score: torch.Tensor, n: torch.Tensor | None = None) -> torch.Tensor:
+    """Reveal, per row, the n (default: the schedule's count) masked positions with the highest `score` [N]
+    (row-major order of ctx.masked)."""
     full = torch.full(ctx.x.shape, float("-inf"), dtype=torch.float64, device=ctx.x.device)
     full[ctx.masked] = score.double()
-    n = reveal_counts(ctx)
+    n = reveal_counts(ctx) if n is None else n
     order = full.sort(dim=-1, descending=True, stable=True).indices
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
                                             .expand_as(order).contiguous())
@@ -123,6 +124,39 @@ def reveal_low_entropy(ctx: StepContext) -> torch.Tensor:
     p = ctx.log_q.exp()
     ent = -(p * ctx.log_q.clamp_min(-1e30)).nan_to_num(0.0).sum(-1)
     return reveal_top(ctx, -ent)
+
+
+THRESHOLD = 0.9      # `threshold`: a drawn token this probable is revealed at once (Fast-dLLM's default)
+ENTROPY_BOUND = 1.0  # `entropy-bound`: the summed entropy (nats) a step may reveal beyond the schedule's count
+
+
+def _entropy(ctx: StepContext) -> torch.Tensor:
+    p = ctx.log_q.exp()
+    return -(p * ctx.log_q.clamp_min(-1e30)).nan_to_num(0.0).sum(-1)
+
+
+@unmask_order("threshold")
+def reveal_threshold(ctx: StepContext) -> torch.Tensor:
+    """Adaptive, after Fast-dLLM: the confidence order's positions, plus every masked position whose drawn token
+    has probability >= THRESHOLD. Easy text is revealed in fewer steps and the run ends when nothing is left
+    masked; text that never passes the threshold is the confidence order exactly, within the same step budget."""
+    drawn = ctx.x0[ctx.masked]
+    conf = ctx.log_q.gather(-1, drawn.unsqueeze(-1)).squeeze(-1)
+    sure = torch.zeros_like(ctx.masked)
+    sure[ctx.masked] = conf.exp() >= THRESHOLD
+    return reveal_top(ctx, conf) | (ctx.masked & sure)
+
+
+@unmask_order("entropy-bound")
+def reveal_entropy_bound(ctx: StepContext) -> torch.Tensor:
+    """Adaptive, after the entropy-bounded sampler (EB-Sampler): positions in order of increasing entropy, as many
+    as the schedule asks or more, while their summed entropy stays within ENTROPY_BOUND nats."""
+    ent = _entropy(ctx).double()
+    full = torch.full(ctx.x.shape, float("inf"), dtype=torch.float64, device=ctx.x.device)
+    full[ctx.masked] = ent
+    within = (full.sort(-1).values.cumsum(-1) <= ENTROPY_BOUND).sum(-1)  # [B]
+    n = torch.maximum(reveal_counts(ctx), torch.minimum(within, ctx.masked.sum(-1)))
+    return reveal_top(ctx, -ent, n)
 
 
 @remask_rule("none")

@@ -34,13 +34,13 @@ def test_the_weights_are_the_ar_likelihood_of_the_text_after(bundle):
     p_AR(fill | before)): recomputed here from scratch for every candidate of the sampler's own IS step."""
     from edlm.energy import ar_log_likelihood
     from edlm.limits import validate
-    from edlm.pipeline import _run, layout_editable
+    from edlm.runner import layout_editable, run
     from edlm.spans import build_layout, parse
 
     text = "The Congress shall [MASK:4] the people of the States."
     layout = build_layout(parse(text), bundle.tokenizer, [4])
     ids = torch.tensor([layout.ids])
-    step = [ev for ev, _ in _run(bundle, ids, validate(sampler="ar-is", k=4, seed=2), layout_editable(layout))
+    step = [ev for ev, _ in run(bundle, ids, validate(sampler="ar-is", k=4, seed=2), layout_editable(layout))
             if ev.is_step][0]
     a, b = layout.span_ranges[0]
     from edlm.ar_infill import _limits
@@ -81,11 +81,11 @@ def test_k_one_is_plain_ar_sampling_and_every_character_class_at_edges_is_kept(b
 def test_generation_and_the_work_budget(bundle, monkeypatch):
     import dataclasses
 
-    from edlm import pipeline
+    from edlm import runner
 
     out = generate(bundle, 6, prefix="We the people", num_samples=2, sampler="ar-is", k=2, seed=0)
     assert len(out) == 2 and all(e.text.startswith("We the people") for e in out)
-    monkeypatch.setattr(pipeline, "LIMITS", dataclasses.replace(pipeline.LIMITS, max_work=500))
+    monkeypatch.setattr(runner, "LIMITS", dataclasses.replace(runner.LIMITS, max_work=500))
     with pytest.raises(ValueError, match="token-passes"):  # checked before any model runs
         generate(bundle, 20, prefix="We the people", num_samples=16, sampler="ar-is", k=32, seed=0)
     monkeypatch.undo()

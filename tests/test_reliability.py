@@ -172,3 +172,24 @@ def test_cli_errors_are_one_line_also_as_json(args, message):
     assert message in out["error"] and "\n" not in out["error"]
     r = cli(*args, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("part, field, value", [
+    ("denoiser", "n_heads", 0), ("denoiser", "hidden_size", "256"), ("denoiser", "hidden_size", None),
+    ("denoiser", "hidden_size", 256.0), ("denoiser", "n_blocks", 10_000_000), ("denoiser", "hidden_size", 31),
+    ("ar", "num_attention_heads", 0), ("ar", "num_hidden_layers", -1), ("nce", "vocab_size", True)])
+def test_hostile_shape_fields_are_one_line_naming_the_field(copy, part, field, value):
+    """A config whose shaping field has the wrong type or range is refused before any network is built, even
+    with a manifest made to match (no ZeroDivisionError at the first forward, no endless allocation)."""
+    import hashlib
+
+    path = copy / part / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg[field] = value
+    path.write_text(json.dumps(cfg))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest[f"{part}/config.json"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                       "bytes": path.stat().st_size}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFilesError, match=field if field != "hidden_size" or value != 31 else "split"):
+        load_folder(copy)

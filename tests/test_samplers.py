@@ -5,7 +5,7 @@ import torch
 from edlm import energy as energy_mod
 from edlm import infill, presets
 from edlm.limits import choices, validate
-from edlm.pipeline import energy_for, work_of
+from edlm.runner import energy_for, work_of
 from edlm.samplers import SAMPLERS, Sampler, get_sampler, register_sampler
 
 
@@ -92,3 +92,22 @@ def test_a_registered_preset_loads_by_name_and_argument(bundle_dir):
             presets.resolve("not-a-preset")
     finally:
         del presets.PRESETS["toy-preset"]
+
+
+def test_a_sampler_with_its_own_loop_is_one_registration_seen_by_every_layer(bundle):
+    """The registry holds the runnable: the pipeline, the length choice, the work budget and the app's sampler
+    dropdown find the toy loop (tests/toy_loop.py) through its registration alone."""
+    register_sampler(Sampler("toy-loop", "every span token becomes 'the' (test)", loop="tests.toy_loop"))
+    try:
+        assert "toy-loop" in choices("sampler") and get_sampler("toy-loop").ar_driven
+        ev = infill(bundle, "We shall [MASK:3] and [MASK] fail.", sampler="toy-loop")
+        assert ev.text == "We shall the the the and the the fail." and ev.lengths == [3, 2]
+        assert work_of(validate(sampler="toy-loop"), torch.tensor([True, True, False]), 128, bundle=bundle) == 2
+        from app import ui
+
+        with ui.build() as demo:
+            pass
+        dropdowns = [c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "edlm-sampler"]
+        assert dropdowns and "toy-loop" in [v for _, v in dropdowns[0].choices]
+    finally:
+        del SAMPLERS["toy-loop"]

@@ -46,3 +46,9 @@ def test_out_of_domain_text_gets_a_hint_toward_the_general_model(bundle, monkeyp
     monkeypatch.setattr("edlm.presets.SOTU_AR_TEST_PPL", 1e9)
     assert ui.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
     assert ui.domain_hint(bundle, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
+
+
+def test_each_generate_draws_a_new_seed_unless_the_writer_keeps_one():
+    drawn = {ui.next_seed(False, 0) for _ in range(5)}
+    assert len(drawn) > 1 and all(0 <= s < 2**31 for s in drawn)
+    assert ui.next_seed(True, 1234) == 1234
