@@ -135,28 +135,36 @@ def _entropy(ctx: StepContext) -> torch.Tensor:
     return -(p * ctx.log_q.clamp_min(-1e30)).nan_to_num(0.0).sum(-1)
 
 
+def min_reveals(ctx: StepContext) -> torch.Tensor:
+    """The fewest reveals per row that still finish within the steps left (all of them at the last step)."""
+    m = ctx.masked.sum(-1)
+    if ctx.s <= 0:
+        return m
+    steps_left = max(1, round(ctx.t / max(1e-12, ctx.t - ctx.s)))
+    return torch.div(m + steps_left - 1, steps_left, rounding_mode="floor")
+
+
 @unmask_order("threshold")
 def reveal_threshold(ctx: StepContext) -> torch.Tensor:
-    """Adaptive, after Fast-dLLM: the confidence order's positions, plus every masked position whose drawn token
-    has probability >= THRESHOLD. Easy text is revealed in fewer steps and the run ends when nothing is left
-    masked; text that never passes the threshold is the confidence order exactly, within the same step budget."""
+    """Adaptive, after Fast-dLLM: every masked position whose drawn token has probability >= THRESHOLD, and never
+    fewer than the pace that finishes in the steps left (the surest first). A run ends as soon as nothing is left
+    masked, so text the denoiser is sure of takes fewer passes; text it is never sure of uses the whole budget."""
     drawn = ctx.x0[ctx.masked]
     conf = ctx.log_q.gather(-1, drawn.unsqueeze(-1)).squeeze(-1)
-    sure = torch.zeros_like(ctx.masked)
-    sure[ctx.masked] = conf.exp() >= THRESHOLD
-    return reveal_top(ctx, conf) | (ctx.masked & sure)
+    sure = torch.zeros(ctx.x.shape, dtype=torch.long, device=ctx.x.device)
+    sure[ctx.masked] = (conf.exp() >= THRESHOLD).long()
+    return reveal_top(ctx, conf, torch.maximum(min_reveals(ctx), sure.sum(-1)))
 
 
 @unmask_order("entropy-bound")
 def reveal_entropy_bound(ctx: StepContext) -> torch.Tensor:
-    """Adaptive, after the entropy-bounded sampler (EB-Sampler): positions in order of increasing entropy, as many
-    as the schedule asks or more, while their summed entropy stays within ENTROPY_BOUND nats."""
+    """Adaptive, after the entropy-bounded sampler (EB-Sampler): positions in order of increasing entropy while
+    their summed entropy stays within ENTROPY_BOUND nats, and never fewer than the pace that finishes in time."""
     ent = _entropy(ctx).double()
     full = torch.full(ctx.x.shape, float("inf"), dtype=torch.float64, device=ctx.x.device)
     full[ctx.masked] = ent
     within = (full.sort(-1).values.cumsum(-1) <= ENTROPY_BOUND).sum(-1)  # [B]
-    n = torch.maximum(reveal_counts(ctx), torch.minimum(within, ctx.masked.sum(-1)))
-    return reveal_top(ctx, -ent, n)
+    return reveal_top(ctx, -ent, torch.maximum(min_reveals(ctx), within))
 
 
 @remask_rule("none")
