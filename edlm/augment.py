@@ -231,7 +231,21 @@ def records_of(path: str | Path, fmt: str | None = None, field_name: str | None 
 
 # ----------------------------------------------------------------------------------------------- choosing spans
 def units_of(tokenizer, text: str, unit: str) -> list[tuple[int, int]]:
-    """Character ranges of the rewritable units: whole words, or tokens (from the tokenizer's offsets)."""
+    """Character ranges of the rewritable units: whole words, or tokens (from the tokenizer's offsets), each
+    without the punctuation around it; a unit with no letter or digit (a comma, a final period) is never
+    rewritten, so a variant keeps the source's punctuation."""
+    return [u for u in (_core(text, a, b) for a, b in _raw_units(tokenizer, text, unit)) if u is not None]
+
+
+def _core(text: str, a: int, b: int) -> tuple[int, int] | None:
+    while a < b and not text[a].isalnum():
+        a += 1
+    while b > a and not text[b - 1].isalnum():
+        b -= 1
+    return (a, b) if a < b else None
+
+
+def _raw_units(tokenizer, text: str, unit: str) -> list[tuple[int, int]]:
     if unit == "words" or "\u2581" in text:
         return [m.span() for m in re.finditer(r"\S+", text)]
     enc = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)

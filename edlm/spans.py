@@ -138,6 +138,7 @@ class Layout:
     span_ranges: list[tuple[int, int]]  # [start, end) token positions of each span
     absorbed_space: list[bool]          # the fixed text before the span ended in a space fed to the model in the span
     template: Template
+    opens_line: list[bool] | None = None  # the span starts the text or a line: a fill's leading space is dropped
 
     def segments(self, tokenizer, ids: list[int], kinds: list[str] | None = None,
                  mask_text: str | None = None) -> list[tuple[str, str, int | None]]:
@@ -158,7 +159,9 @@ class Layout:
             kinds_i = ["mask" if ids[p] == mask_id else (kinds[p] if kinds else "filled") for p in range(a, b)]
             pieces = split_decoded(tokenizer, ids[a:b], kinds_i, mask_text)
             for j, (text, kind) in enumerate(pieces):
-                if j == 0 and self.absorbed_space[i] and text.startswith(" "):
+                if j == 0 and self.opens_line and self.opens_line[i]:
+                    text = text.lstrip(" ")  # the text or a line starts here: no leading spaces
+                elif j == 0 and self.absorbed_space[i] and text.startswith(" "):
                     text = text[1:]
                 if text:
                     out.append((text, kind, i))
@@ -182,7 +185,7 @@ def build_layout(template: Template, tokenizer, lengths: list[int]) -> Layout:
     from .tokenizer import encode
 
     ids: list[int] = []
-    ranges, absorbed = [], []
+    ranges, absorbed, opens = [], [], []
     parts = template.parts
     span_i = 0
     for j, part in enumerate(parts):
@@ -192,6 +195,7 @@ def build_layout(template: Template, tokenizer, lengths: list[int]) -> Layout:
             ids.extend(encode(tokenizer, part[:-1] if absorb else part))
             if before_span:
                 absorbed.append(absorb)
+                opens.append((j == 0 and part == "") or part.endswith(("\n", "\r")))
         else:
             n = lengths[span_i]
             ranges.append((len(ids), len(ids) + n))
@@ -200,7 +204,7 @@ def build_layout(template: Template, tokenizer, lengths: list[int]) -> Layout:
     if sum(b - a for a, b in ranges) > LIMITS.max_masked_tokens:
         raise ValueError(f"{sum(b - a for a, b in ranges)} masked tokens in all; the limit is "
                          f"{LIMITS.max_masked_tokens}")
-    return Layout(ids, ranges, absorbed, template)
+    return Layout(ids, ranges, absorbed, template, opens)
 
 
 def plan_windows(masked: list[bool], window: int, min_context: int | None = None) -> list[tuple[int, int]]:

@@ -289,3 +289,27 @@ def test_kept_words_may_be_typed_with_a_space_after_the_comma(bundle):
     from edlm.augment import parse_keep
 
     assert parse_keep("battery, dishwasher ,  oven") == ("battery", "dishwasher", "oven")
+
+
+@pytest.mark.parametrize("unit", ["tokens", "words"])
+def test_variants_keep_the_sources_punctuation_and_start(bundle, unit):
+    """A rewrite replaces words or word pieces only: a comma or a final period is never rewritten, and a fill at
+    the start of the text does not open with a space the source did not have."""
+    texts = ["We shall pay the public debt in full.", "Peace, commerce, and honest friendship with all nations!",
+             "The Congress shall have power to lay and collect taxes."]
+    cfg = AugmentConfig(n=6, rewrite=0.6, unit=unit, settings=dict(sampler="mdlm", steps=4))
+    for res in augment(bundle, texts, cfg):
+        assert res.variants
+        for v in res.variants:
+            assert all(res.text[a].isalnum() and res.text[b - 1].isalnum() for a, b in v.replaced)
+            assert v.text[-1] == res.text[-1] and not v.text.startswith(" ")
+        check_variants(res)
+
+
+def test_a_fill_that_starts_the_text_or_a_line_opens_with_no_space(bundle):
+    from edlm import infill
+
+    for text in ["[MASK:3] shall pay the debt.", "First line.\n[MASK:3] second line."]:
+        for seed in range(4):
+            ev = infill(bundle, text, sampler="mdlm", steps=4, seed=seed)
+            assert not ev.spans[0].startswith(" "), ev.spans
