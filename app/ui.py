@@ -780,11 +780,51 @@ def Choice(choices: list[str], **kw) -> gr.Dropdown:  # noqa: N802 (a component 
 
 
 def get_selection(box_id: str) -> str:
-    """Browser-side: the selected character range of a text box, passed with its text to the handler."""
-    return f"""(text, a, b) => {{
+    """Browser-side: the selected character range of a text box, passed with its text (and any further inputs,
+    unchanged) to the handler."""
+    return f"""(text, a, b, ...rest) => {{
   const box = document.querySelector('#{box_id} textarea');
-  return box ? [text, box.selectionStart, box.selectionEnd] : [text, 0, 0];
+  return box ? [text, box.selectionStart, box.selectionEnd, ...rest] : [text, 0, 0, ...rest];
 }}"""
+
+
+# Undo and redo of the text box, per browser session: every change the page makes to the writer's text (Use this,
+# a variant's Use this, Mask selection, Rewrite selection, an example) keeps the text it replaced.
+UNDO_DEPTH = 20  # texts kept per session (at most 20,000 characters each: ~0.4 MB a session at worst)
+
+
+def remember(history: list | None, text: str | None) -> list:
+    """The undo history with `text` added (the oldest dropped past UNDO_DEPTH; a repeat is not stored twice)."""
+    history = list(history or [])
+    if text is not None and (not history or history[-1] != text):
+        history.append(text)
+    return history[-UNDO_DEPTH:]
+
+
+def replace_text(new: str, current: str, history: list | None):
+    """Put `new` into the text box, keeping the current text for Undo; a new change clears Redo (no change:
+    nothing is recorded)."""
+    if new == current:
+        return current, list(history or []), gr.skip()
+    return new, remember(history, current), []
+
+
+def undo(current: str, history: list | None, future: list | None):
+    """The text before the last change the page made; the current one goes to Redo."""
+    history, future = list(history or []), list(future or [])
+    if not history:
+        gr.Info("nothing to undo")
+        return current, history, future
+    return history.pop(), history, remember(future, current)
+
+
+def redo(current: str, history: list | None, future: list | None):
+    """The text Undo took back."""
+    history, future = list(history or []), list(future or [])
+    if not future:
+        gr.Info("nothing to redo")
+        return current, history, future
+    return future.pop(), remember(history, current), future
 
 
 def build() -> gr.Blocks:
@@ -806,6 +846,9 @@ def build() -> gr.Blocks:
                     mask_btn = gr.Button("Mask selection", size="sm", elem_id="edlm-mask")
                     go_btn = gr.Button("Generate", variant="primary", elem_id="edlm-generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="edlm-stop")
+                with gr.Row():
+                    undo_btn = gr.Button("↶ Undo", size="sm", elem_id="edlm-undo")
+                    redo_btn = gr.Button("↷ Redo", size="sm", elem_id="edlm-redo")
                 with gr.Row():
                     var_btn = gr.Button("Variants", elem_id="edlm-variants", scale=2)
                     var_n = Slider(2, MAX_VARIANTS, value=4, step=1, label="How many", scale=3,
@@ -966,18 +1009,23 @@ def build() -> gr.Blocks:
         var = var_btn.click(run_variants, inputs=[text, var_n, *settings, final], outputs=var_outputs,
                             api_visibility="private", concurrency_id="model")
         gr.api(api_variants, api_name="variants", concurrency_id="model")
-        use_btn.click(lambda v: v, inputs=[plain], outputs=[text], api_visibility="private")
+        history, future = gr.State([]), gr.State([])
+        keep = dict(outputs=[text, history, future], api_visibility="private")
+        use_btn.click(replace_text, inputs=[plain, text, history], **keep)
         for box, btn in var_cards:
-            btn.click(lambda v: v, inputs=[box], outputs=[text], api_visibility="private")
+            btn.click(replace_text, inputs=[box, text, history], **keep)
+        undo_btn.click(undo, inputs=[text, history, future], **keep)
+        redo_btn.click(redo, inputs=[text, history, future], **keep)
         aug_stop.click(None, cancels=[aug], api_visibility="private").then(
             lambda: "**stopped** (press Rewrite to run again)", outputs=[aug_note], api_visibility="private")
         stop_btn.click(None, cancels=[run, cmp, var, aug], api_name="stop").then(
             lambda: "**stopped** (press Generate to run again)", outputs=[status], api_visibility="private")
-        mask_btn.click(mask_selection, inputs=[text, sel_start, sel_end], outputs=[text],
-                       js=get_selection("edlm-text"), api_visibility="private")
+        mask_btn.click(lambda t, a, b, h: replace_text(mask_selection(t, a, b), t, h),
+                       inputs=[text, sel_start, sel_end, history], js=get_selection("edlm-text"), **keep)
         # Error correction by the writer: select words of the result, and only they are masked and refilled.
-        rewrite_btn.click(rewrite_selection, inputs=[plain, sel_start, sel_end], outputs=[text],
-                          js=get_selection("edlm-result"), api_visibility="private").success(
+        rewrite_btn.click(lambda r, a, b, t, h: replace_text(rewrite_selection(r, a, b), t, h),
+                          inputs=[plain, sel_start, sel_end, text, history], js=get_selection("edlm-result"),
+                          **keep).success(
             run_infill, inputs=[text, *settings, delay, final], outputs=run_outputs, api_visibility="private",
             concurrency_id="model")
     return demo

@@ -170,6 +170,13 @@ def test_writer_flow_result_copy_variants_use_and_rewrite(page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "writer.png"))
 
+    # Undo walks back through what the page replaced (the rewrite's masked text, then the variant), Redo forward.
+    page.locator("#edlm-undo").click()
+    page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {fills[2]!r}",
+                           timeout=10_000)
+    page.locator("#edlm-redo").click()
+    page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {masked!r}", timeout=10_000)
+
 
 def test_replay_slider_and_play_show_earlier_steps(page):
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -52,3 +52,25 @@ def test_each_generate_draws_a_new_seed_unless_the_writer_keeps_one():
     drawn = {ui.next_seed(False, 0) for _ in range(5)}
     assert len(drawn) > 1 and all(0 <= s < 2**31 for s in drawn)
     assert ui.next_seed(True, 1234) == 1234
+
+
+def test_undo_and_redo_walk_the_texts_the_page_replaced():
+    text, history, future = ui.replace_text("B", "A", [])
+    text, history, future = ui.replace_text("C", text, history)
+    assert (text, history, future) == ("C", ["A", "B"], [])
+    text, history, future = ui.undo(text, history, future)
+    assert (text, history, future) == ("B", ["A"], ["C"])
+    text, history, future = ui.redo(text, history, future)
+    assert (text, history, future) == ("C", ["A", "B"], [])
+    text, history, future = ui.undo(*ui.undo(text, history, future))
+    assert text == "A" and history == [] and future == ["C", "B"]
+    assert ui.undo(text, history, future)[0] == "A"  # nothing left: unchanged
+    _, history, future = ui.replace_text("D", text, history)
+    assert future == []  # a new change clears Redo
+
+
+def test_the_undo_history_is_bounded():
+    history = []
+    for i in range(ui.UNDO_DEPTH + 15):
+        history = ui.remember(history, f"text {i}")
+    assert len(history) == ui.UNDO_DEPTH and history[-1] == f"text {ui.UNDO_DEPTH + 14}"
