@@ -114,7 +114,8 @@ def test_stop_button_halts_the_run(page, app_log):
                            timeout=60_000)
     before = len(stopped_runs(app_log))
     running = page.locator("#edlm-status").inner_text()
-    page.locator("#edlm-stop").click()
+    # A page busy with a long stream is slow to take input on a loaded machine: allow it the time.
+    page.locator("#edlm-stop").click(timeout=90_000, no_wait_after=True)
     # The "stopped" status comes from a queued server event: on a busy machine it can take more than a second.
     page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('stopped')", timeout=15_000)
     first = page.locator("#edlm-status").inner_text()
