@@ -166,7 +166,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
                 yield ev, Progress(0, 1, (0, N), 0, 0, calls, total, False)
                 continue
             fills, log_w = item["fills"], item["log_w"]
-            w, ess = normalise(log_w)
+            w, ess = normalise(log_w / req.is_temperature)
             chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
             cands = ids.unsqueeze(1).repeat(1, k, 1)
             cands[:, :, a:b] = fills

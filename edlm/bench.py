@@ -89,6 +89,9 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     if weighting:
         settings["ar_weighting"] = weighting
     for m in mods:
+        if m.startswith("tau="):  # the importance-sampling temperature, e.g. "edlm-ar+confidence+tau=2"
+            settings["is_temperature"] = float(m[4:])
+            continue
         key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else \
             "final" if m in choices("final") else None
         if key is None:
@@ -106,6 +109,8 @@ def variant_name(req: Request) -> str:
         name += "+" + req.remask
     if req.final != "sample":
         name += "+" + req.final
+    if req.is_temperature != 1.0:
+        name += f"+tau={req.is_temperature:g}"
     return name
 
 
@@ -161,23 +166,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_batch(bundle: Bundle, ids: torch.Tensor, req: Request) -> tuple[torch.Tensor, int, int]:
-    """Fill ids in place; returns them with the denoiser and energy pass counts."""
+def _run_batch(bundle: Bundle, ids: torch.Tensor, req: Request,
+               ess: list | None = None) -> tuple[torch.Tensor, int, int]:
+    """Fill ids in place; returns them with the denoiser and energy pass counts (and each IS step's per-row
+    effective sample sizes appended to `ess`)."""
     den = en = 0
     editable = ids[0] == bundle.tokenizer.mask_token_id  # benchmark windows carry no literal mask tokens
-    for _, prog in run(bundle, ids, req, editable):
+    for ev, prog in run(bundle, ids, req, editable):
         den, en = prog.denoiser_calls, prog.energy_calls + prog.ar_calls
+        if ess is not None and ev.is_step:
+            ess += ev.ess.tolist()
     return ids, den, en
 
 
 def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: BenchConfig) -> Cell:
     """Sample (generate: from all-masks; infill: the masked TEST windows) and score with the judge."""
     timer = ForwardTimer([bundle.denoiser, bundle.ar, bundle.nce])
-    outs, den, en = [], 0, 0
+    outs, den, en, ess = [], 0, 0, []
     start = time.perf_counter()
     for i, chunk in enumerate(base.split(cfg.batch)):
         r = Request(**{**asdict(req), "seed": req.seed + i})
-        ids, d, e = _run_batch(bundle, chunk.clone(), r)
+        ids, d, e = _run_batch(bundle, chunk.clone(), r, ess)
         outs.append(ids)
         den, en = den + d, en + e
     wall = time.perf_counter() - start
@@ -191,7 +200,23 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
                 judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),
                 sec_per_sample=wall / len(samples), denoiser_calls=den / n_batches, energy_calls=en / n_batches,
                 forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb(),
-                extra={"log_ppl": [math.log(p) for p in per], "distinct2": distinct_n(samples, 2)})
+                extra={"log_ppl": [math.log(p) for p in per], "distinct2": distinct_n(samples, 2),
+                       "mean_ess": statistics.mean(ess) if ess else None,
+                       "repeated_trigrams": repeated_trigrams(samples, bundle.tokenizer)})
+
+
+def repeated_trigrams(samples: torch.Tensor, tokenizer) -> float:
+    """Mean over samples of the share of word trigrams that repeat one seen earlier in the same sample (real text:
+    under 1%; a sampler that loops on a phrase: tens of percent)."""
+    from .tokenizer import decode
+
+    shares = []
+    for row in samples.tolist():
+        w = decode(tokenizer, row).split()
+        grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
+        if grams:
+            shares.append(1 - len(set(grams)) / len(grams))
+    return statistics.mean(shares) if shares else 0.0
 
 
 def distinct_n(samples: torch.Tensor, n: int = 2) -> float:
@@ -403,14 +428,16 @@ def machine() -> str:
 
 
 def table(cells: list[Cell]) -> str:
-    head = "| task | sampler | steps | k | IS window | judge ppl (sd) | entropy | distinct-2 | s/sample | " \
-           "denoiser / energy passes | forward share |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    head = "| task | sampler | steps | k | IS window | judge ppl (sd) | entropy | distinct-2 | repeated trigrams | " \
+           "mean ESS | s/sample | denoiser / energy passes | forward share |\n" \
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     rows = []
     for c in cells:
-        d2 = c.extra.get("distinct2")
+        d2, rep, ess = (c.extra.get(k) for k in ("distinct2", "repeated_trigrams", "mean_ess"))
+        fmt = (lambda v, f: "-" if v is None else format(v, f))  # noqa: E731
         rows.append(f"| {c.task} | {c.sampler} | {c.steps or '-'} | {c.k} | {c.is_window:g} | {c.judge_ppl:.1f} "
-                    f"({c.judge_ppl_sd:.1f}) | {c.entropy:.2f} | {'-' if d2 is None else f'{d2:.3f}'} | "
-                    f"{c.sec_per_sample:.3f} | {c.denoiser_calls:.0f} / {c.energy_calls:.0f} | "
+                    f"({c.judge_ppl_sd:.1f}) | {c.entropy:.2f} | {fmt(d2, '.3f')} | {fmt(rep, '.3f')} | "
+                    f"{fmt(ess, '.2f')} | {c.sec_per_sample:.3f} | {c.denoiser_calls:.0f} / {c.energy_calls:.0f} | "
                     f"{c.forward_share:.0%} |")
     return head + "\n".join(rows)
 

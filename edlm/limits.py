@@ -39,6 +39,7 @@ class Defaults:
     final: str = "sample"        # the last step's x0: drawn, or each position's likeliest token (greedy)
     carry_over: bool = False
     ar_weighting: str = "product"
+    is_temperature: float = 1.0  # importance log-weights are divided by this (1 = the EDLM target exactly)
 
 
 LIMITS = Limits()
@@ -101,6 +102,8 @@ SETTINGS = (
     Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
     Setting("ar_weighting", str, choices="ar_weighting", help="EDLM-AR weights: ratio = p_AR/q (the paper), "
             "product = p_AR (target q*p_AR)"),
+    Setting("is_temperature", float, 0.05, 100.0, help="importance-sampling temperature: the log-weights are "
+            "divided by it; above 1 the energy chooses more gently (a larger ESS), 1 is the EDLM target"),
 )
 
 
@@ -117,6 +120,7 @@ class Request:
     seed: int = DEFAULTS.seed
     carry_over: bool = DEFAULTS.carry_over
     ar_weighting: str = DEFAULTS.ar_weighting
+    is_temperature: float = DEFAULTS.is_temperature
     unmask: str = DEFAULTS.unmask
     remask: str = DEFAULTS.remask
     final: str = DEFAULTS.final

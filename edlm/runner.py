@@ -103,7 +103,8 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
     mask_id = bundle.tokenizer.mask_token_id
     banned = banned_ids(bundle.tokenizer) if banned is None else banned
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
-                    banned=banned, unmask=req.unmask, remask=req.remask, final=req.final)
+                    banned=banned, unmask=req.unmask, remask=req.remask, final=req.final,
+                    is_temperature=req.is_temperature)
     if sampler.autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())

@@ -38,6 +38,7 @@ class SamplerConfig:
     remask_strength: float = 0.02              # ReMDM's eta: top chance of masking a written token again
     remask_window: tuple[float, float] = (0.55, 0.05)  # remasking is on while t is inside [to, from]
     final: str = "sample"    # the last step's x0: "sample", or "greedy" (each position's likeliest token)
+    is_temperature: float = 1.0  # importance log-weights are divided by this before normalising
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -242,7 +243,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             calls += 1
         info = {}
         if energy is not None and k > 1 and t > 1.0 - cfg.is_window and masked.any():
-            x0, info = importance_resample(energy, q, x, masked, t, k, gen)
+            x0, info = importance_resample(energy, q, x, masked, t, k, gen, cfg.is_temperature)
             ecalls += 1
         else:
             x0 = x.clone()
@@ -288,9 +289,10 @@ def _uniform_step(process, x: torch.Tensor, x0: torch.Tensor, where: torch.Tenso
 
 
 def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,
-                        gen: RowRandom) -> tuple[torch.Tensor, dict]:
+                        gen: RowRandom, temperature: float = 1.0) -> tuple[torch.Tensor, dict]:
     """EDLM parallel importance sampling: k candidate x0 per row from q in one batch, weighted by the energy
-    (log-weights from `energy.log_weights`, normalised per row), one kept per row by multinomial resampling."""
+    (log-weights from `energy.log_weights`, divided by `temperature`, normalised per row), one kept per row by
+    multinomial resampling. A temperature above 1 flattens the weights (tempered IS: a larger ESS)."""
     B, L = x.shape
     draws = q.sample(k, gen)  # [N, k]
     rows, cols = masked.nonzero(as_tuple=True)
@@ -299,7 +301,7 @@ def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: to
     log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
     log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
                                torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
-    w, ess = normalise(log_w)
+    w, ess = normalise(log_w / temperature)
     chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
     x0 = cands[torch.arange(B, device=x.device), chosen]
     return x0, dict(is_step=True, candidates=cands.cpu(), log_weights=log_w.cpu(), weights=w.cpu(),

@@ -181,3 +181,20 @@ def test_greedy_final_step_takes_the_likeliest_tokens(denoiser, process):
     assert not torch.equal(last(8, 1, final="greedy"), last(8, 2, final="greedy"))
     with pytest.raises(ValueError, match="unknown final step"):
         SamplerConfig(final="best")
+
+
+def test_the_is_temperature_flattens_the_weights_by_dividing_the_log_weights(bundle):
+    """Tempered importance sampling: weights = softmax(log w / tau); tau = 1 is the EDLM target, larger tau gives
+    a larger effective sample size."""
+    from edlm import infill_stream
+
+    text = "We the people of the [MASK:6], in order to form a more perfect union."
+    runs = {tau: [e for e in infill_stream(bundle, text, sampler="edlm-ar", k=4, is_window=1.0, steps=4, seed=1,
+                                           is_temperature=tau) if e.is_step] for tau in (1.0, 4.0)}
+    for tau, steps in runs.items():
+        for e in steps:
+            want = torch.softmax(torch.tensor(e.log_weights) / tau, -1)
+            assert torch.allclose(torch.tensor(e.weights), want, atol=1e-5)
+    first = {tau: steps[0] for tau, steps in runs.items()}
+    assert first[1.0].log_weights == pytest.approx(first[4.0].log_weights)  # same candidates, same energies
+    assert first[4.0].ess >= first[1.0].ess
