@@ -44,7 +44,6 @@ class Bundle:
     energy_tokenizer: object | None = None  # set when the AR model uses another tokenizer (text-level energy)
     defaults: dict = field(default_factory=dict)  # settings used where a call gives none (the general model's
     #                                               sampler, k and temperature); the rest: edlm.limits.DEFAULTS
-    knows: str = ""              # what the models know and were trained on, in a line (shown beside the choice)
 
     @property
     def window(self) -> int:

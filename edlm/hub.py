@@ -372,17 +372,15 @@ def general_bundle(gguf: str | None = None, device=None, dtype: torch.dtype | No
                    name: str = "general") -> Bundle:
     """The general-English bundle: a GGUF Llama (SmolLM2-135M from its package unless `gguf` names a file) with
     its own tokenizer, "[MASK]" added as the span marker (an id the model never reads), run by the `ar-is`
-    sampler. No diffusion denoiser yet: see the model card."""
-    from .presets import GENERAL_DEFAULTS, GENERAL_KNOWS
+    sampler. No diffusion denoiser yet (README "General English"). What it knows: `edlm.presets.KNOWS`."""
+    from .presets import GENERAL_DEFAULTS
 
     dev = pick_device(device)
     model, tok = load_causal_lm(gguf or "smollm2", device=dev, dtype=dtype or torch.float32)
     if tok.mask_token_id is None:
         tok.add_special_tokens({"mask_token": "[MASK]"})
     tok.backend_tokenizer.encode_special_tokens = True  # "[MASK]" or "<|im_start|>" typed in text are text
-    knows = GENERAL_KNOWS if gguf is None else f"general English as {Path(gguf).name} knows it (a GGUF Llama)"
-    return Bundle(name=name, tokenizer=tok, denoiser=None, ar=model, device=dev, defaults=dict(GENERAL_DEFAULTS),
-                  knows=knows)
+    return Bundle(name=name, tokenizer=tok, denoiser=None, ar=model, device=dev, defaults=dict(GENERAL_DEFAULTS))
 
 
 

@@ -47,10 +47,7 @@ def _default(arg: str | None, device, dtype) -> Bundle:
     if not (ASSETS / "denoiser").is_dir():
         raise ModelFilesError(f"the embedded models are missing from {ASSETS}; reinstall the project or train "
                               "them with scripts/train_default_models.sh")
-    import dataclasses
-
-    bundle = load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
-    return dataclasses.replace(bundle, knows=SOTU_KNOWS)
+    return load_folder(ASSETS, device=device, dtype=dtype, name="default", require_manifest=True)
 
 
 GENERAL_KNOWS = ("general English: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), trained on about 2 trillion "
