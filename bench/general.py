@@ -63,17 +63,6 @@ def cut(text: str, rng: random.Random) -> tuple[str, str, str]:
     return " ".join(words[:a]) + " ", " ".join(words[a:a + w]), " " + " ".join(words[a + w:])
 
 
-def trigram_repeats(text: str) -> float:
-    w = text.split()
-    grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
-    return 1 - len(set(grams)) / len(grams) if grams else 0.0
-
-
-def distinct2(texts: list[str]) -> float:
-    grams = [tuple(w[i:i + 2]) for t in texts for w in [t.split()] for i in range(len(w) - 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
-
-
 class Judge:
     """Mean negative log-likelihood per token of a continuation given a context, under a causal LM."""
 
@@ -138,6 +127,8 @@ def main() -> None:
     import torch
 
     from edlm import infill
+    from edlm.augment import distinct2
+    from edlm.bench import trigram_repeat_share
     from edlm.presets import load_bundle
     from edlm.tokenizer import encode
 
@@ -177,7 +168,7 @@ def main() -> None:
         nll = [r["nll"] for r in rs]
         diff = [a - b for a, b in zip(nll, real)]
         se = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 and any(diff) else 0.0
-        rep = statistics.mean(trigram_repeats(r["fill"]) for r in rs)
+        rep = statistics.mean(trigram_repeat_share(r["fill"]) for r in rs)
         lines.append(f"| {name} | {math.exp(statistics.mean(nll)):.1f} | {statistics.mean(diff):+.3f} ± {se:.3f} | "
                      f"{rep:.3f} | {distinct2([r['fill'] for r in rs]):.3f} | "
                      f"{statistics.mean(r['sec'] for r in rs):.2f} |")

@@ -6,8 +6,8 @@ For each span, left to right (each span sees the fills before it):
      span, at most LOOKAHEAD tokens);
   3. keep one by resampling.
 The target is p_AR(fill | both sides), the same as EDLM-AR's, with the AR model itself as the proposal instead of
-a diffusion denoiser. `[MASK]` spans get the length whose IS estimate of p(after | before, length) is highest:
-one draft of the longest length serves every shorter one (a prefix of a sample is a sample). With temperature or
+a diffusion denoiser. `[MASK]` spans get the length (of the pipeline's AUTO_LENGTHS) whose IS estimate of
+p(after | before, length) is highest; one draft of the longest length serves every shorter one (a prefix of a sample is a sample). With temperature or
 top-p the proposal (and so the target) is the shaped AR model. Needs no denoiser: it is what the `general` preset
 (SmolLM2) runs.
 """
@@ -20,11 +20,11 @@ import torch
 
 from .energy import normalise
 from .models.ar import forward_with_cache
+from .tokenizer import line_break_ids
 from .sampling import RowRandom, StepEvent, sample_categorical, shape_log_probs
 
 LOOKAHEAD = 32        # fixed tokens after a span that weigh its candidates
 CONTEXT = 768         # tokens of text before a span the AR model reads (a CPU-sized cap; SmolLM2 reads 8,192)
-LENGTHS = (4, 8, 16, 24)  # lengths tried for a [MASK] span (the pipeline's AUTO_LENGTHS)
 
 
 def span_runs(editable: list[bool]) -> list[tuple[int, int]]:
@@ -53,27 +53,13 @@ def _limits(model, n: int, after: int) -> tuple[int, int]:
 
 
 def banned_for(tokenizer, model) -> tuple[int, ...]:
-    """Tokens a fill may not contain: every special token (document ends, chat markers, the mask)."""
+    """Tokens a fill may not contain: the pipeline's (`edlm.runner.banned_ids`) and every other special token
+    (chat markers, the mask), those the AR model can emit."""
+    from .runner import banned_ids
+
     vocab = int(model.config.vocab_size)
-    ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-    for i in (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if i is not None:
-            ids.add(i)
+    ids = set(banned_ids(tokenizer)) | set(getattr(tokenizer, "all_special_ids", []) or [])
     return tuple(sorted(i for i in ids if 0 <= i < vocab))
-
-
-_LINE_BREAKS: dict[int, tuple[int, ...]] = {}
-
-
-def line_breaks(tokenizer, vocab: int) -> tuple[int, ...]:
-    """Tokens that write a line break (decoded once per tokenizer): a fill inside a paragraph never opens a new
-    line; a span at the very end of the text (a continuation) may."""
-    key = id(tokenizer)
-    if key not in _LINE_BREAKS:
-        texts = tokenizer.batch_decode([[i] for i in range(vocab)], skip_special_tokens=False,
-                                       clean_up_tokenization_spaces=False)
-        _LINE_BREAKS[key] = tuple(i for i, t in enumerate(texts) if any(c in t for c in "\n\r\u2028\u2029"))
-    return _LINE_BREAKS[key]
 
 
 def bos_of(tokenizer) -> int:
@@ -153,7 +139,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
         before = ids[:, max(0, a - context):a].to(dev)
         after = ids[:, b:b + m].to(dev)
         prev = ids.clone()
-        ban = banned + line_breaks(tok, int(model.config.vocab_size)) if b < N else banned
+        ban = banned + line_break_ids(tok, int(model.config.vocab_size)) if b < N else banned
         k = req.k if m else 1  # nothing after the span: the weights would all be equal, so one draft suffices
         for item in draft(model, before, b - a, k, after, req, gen, bos, ban):
             if "drafted" in item:
@@ -183,11 +169,11 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
 
 
 def choose_lengths(bundle, template, req) -> Generator:
-    """Lengths of the spans for `ar-is`: a `[MASK]` span takes the length in LENGTHS whose IS estimate of
+    """Lengths of the spans for `ar-is`: a `[MASK]` span takes the length in AUTO_LENGTHS whose IS estimate of
     log p(after | before, length) = log mean_i p(after | before, fill_i[:length]) is highest, spans left to right,
     each after the best-weighted draft of the spans before it. Yields a `Tick` per drafted token."""
-    from .runner import Tick
-    from .spans import Span
+    from .runner import AUTO_LENGTHS, Tick
+    from .spans import Span, absorbs_space
     from .tokenizer import encode
 
     model, tok = bundle.ar, bundle.tokenizer
@@ -198,23 +184,22 @@ def choose_lengths(bundle, template, req) -> Generator:
         return [s.length for s in spans], {}
     gen = RowRandom(req.seed, 1, "cpu")
     lengths, scores, text_ids = [], {}, []
-    auto_total = sum(max(LENGTHS) for s in spans if s.length is None)
+    auto_total = sum(max(AUTO_LENGTHS) for s in spans if s.length is None)
     done = 0
     for j, part in enumerate(parts):
         if not isinstance(part, Span):
-            absorb = j + 1 < len(parts) and isinstance(parts[j + 1], Span) and part.endswith(" ") \
-                and not part.endswith("  ")
+            absorb = j + 1 < len(parts) and isinstance(parts[j + 1], Span) and absorbs_space(part)
             text_ids += encode(tok, part[:-1] if absorb else part)
             continue
-        n = part.length or max(LENGTHS)
+        n = part.length or max(AUTO_LENGTHS)
         following = parts[j + 1] if j + 1 < len(parts) else ""
         after_ids = encode(tok, following)
         context, m = _limits(model, n, len(after_ids))
         before = torch.tensor([text_ids[-context:] if context else []], dtype=torch.long)
         after = torch.tensor([after_ids[:m]], dtype=torch.long)
-        fits = tuple(e for e in LENGTHS if e <= n)
+        fits = tuple(e for e in AUTO_LENGTHS if e <= n)
         result = None
-        ban = banned + line_breaks(tok, int(model.config.vocab_size)) if following else banned
+        ban = banned + line_break_ids(tok, int(model.config.vocab_size)) if following else banned
         for item in draft(model, before.to(bundle.device), n, req.k, after.to(bundle.device), req, gen, bos, ban,
                           lengths=fits if part.length is None else None):
             if "drafted" in item:

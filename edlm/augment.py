@@ -25,7 +25,7 @@ from .limits import LIMITS, Request, validate
 from .runner import Tick, banned_ids, layout_editable, run, work_of
 from .samplers import get_sampler
 from .spans import Span, Template, build_layout, check_text, plan_windows
-from .tokenizer import encode
+from .tokenizer import encode, line_break_ids
 
 MAX_VARIANTS = 32
 FORMATS = ("txt", "jsonl", "csv")
@@ -399,13 +399,6 @@ def _fill_rows(bundle: Bundle, rows: list[_Row], req: Request, cfg: AugmentConfi
 def rows_work(rows: list[_Row], req: Request, window: int) -> int:
     """Token-passes the rows will cost, in the measure of `LIMITS.max_work` (see `edlm.pipeline.work_of`)."""
     return sum(work_of(req, layout_editable(r.layout), window) for r in rows)
-
-
-def line_break_ids(tokenizer) -> tuple[int, ...]:
-    """Tokens that write a line break: never in a rewrite, so one-record-per-line data stays one per line."""
-    from .tokenizer import decode
-
-    return tuple(i for i in range(len(tokenizer)) if any(c in decode(tokenizer, [i]) for c in "\n\r\u2028"))
 
 
 def _row_seed(cfg: AugmentConfig, r: _Row) -> int:

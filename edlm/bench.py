@@ -210,13 +210,16 @@ def repeated_trigrams(samples: torch.Tensor, tokenizer) -> float:
     under 1%; a sampler that loops on a phrase: tens of percent)."""
     from .tokenizer import decode
 
-    shares = []
-    for row in samples.tolist():
-        w = decode(tokenizer, row).split()
-        grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
-        if grams:
-            shares.append(1 - len(set(grams)) / len(grams))
+    texts = [decode(tokenizer, row) for row in samples.tolist()]
+    shares = [trigram_repeat_share(t) for t in texts if len(t.split()) > 2]
     return statistics.mean(shares) if shares else 0.0
+
+
+def trigram_repeat_share(text: str) -> float:
+    """The share of a text's word trigrams that repeat one seen earlier in it (0 for fewer than three words)."""
+    w = text.split()
+    grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def distinct_n(samples: torch.Tensor, n: int = 2) -> float:

@@ -175,6 +175,12 @@ class Layout:
         return "".join(t for t, _, _ in segs), spans
 
 
+def absorbs_space(fixed_before_span: str) -> bool:
+    """Whether the one space ending the fixed text before a span is fed to the model inside the span (so it can
+    open the span with a spaced token); the space stays in the output (see `build_layout`)."""
+    return fixed_before_span.endswith(" ") and not fixed_before_span.endswith("  ")
+
+
 def build_layout(template: Template, tokenizer, lengths: list[int]) -> Layout:
     """Tokenise the fixed text and lay out spans of the given lengths.
 
@@ -191,7 +197,7 @@ def build_layout(template: Template, tokenizer, lengths: list[int]) -> Layout:
     for j, part in enumerate(parts):
         if isinstance(part, str):
             before_span = j + 1 < len(parts) and isinstance(parts[j + 1], Span)
-            absorb = before_span and part.endswith(" ") and not part.endswith("  ")
+            absorb = before_span and absorbs_space(part)
             ids.extend(encode(tokenizer, part[:-1] if absorb else part))
             if before_span:
                 absorbed.append(absorb)

@@ -111,3 +111,18 @@ def encode(tokenizer, text: str) -> list[int]:
 def decode(tokenizer, ids: Iterable[int]) -> str:
     """Exact inverse of `encode` for ordinary tokens (no whitespace clean-up)."""
     return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+_LINE_BREAKS: dict[tuple[int, int], tuple[int, ...]] = {}
+
+
+def line_break_ids(tokenizer, vocab: int | None = None) -> tuple[int, ...]:
+    """Ids (below `vocab`, default the whole tokenizer) of tokens that write a line break, decoded once per
+    tokenizer: kept out of fills that must stay on one line (augmented records, spans inside a paragraph)."""
+    n = len(tokenizer) if vocab is None else vocab
+    key = (id(tokenizer), n)
+    if key not in _LINE_BREAKS:
+        texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False,
+                                       clean_up_tokenization_spaces=False)
+        _LINE_BREAKS[key] = tuple(i for i, t in enumerate(texts) if any(c in t for c in "\n\r\u2028\u2029"))
+    return _LINE_BREAKS[key]
