@@ -5,6 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
+# The live text's chips: still masked, new this step, written earlier, rewritten after remasking, changed (uniform)
+COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1", "changed": "#e15759"}
+
 pio.templates.default = "none"  # the app styles its own figures (see LAYOUT)
 
 # A plain layout instead of a named template: copying plotly's template costs ~50 ms per figure, more than a

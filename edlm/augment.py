@@ -29,6 +29,12 @@ from .tokenizer import encode, line_break_ids
 
 MAX_VARIANTS = 32
 FORMATS = ("txt", "jsonl", "csv")
+EXTENSIONS = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}  # a file's format from its name
+
+
+def format_of(path: str | Path) -> str | None:
+    """The input format a file's extension names (txt, jsonl, csv), or None."""
+    return EXTENSIONS.get(Path(path).suffix.lower())
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ def read_records(path: str | Path, fmt: str | None = None, field_name: str | Non
     every field travels), csv (`column` holds the text). A record that cannot be used comes as a `BadRecord`
     naming its line; problems of the whole file (format, header) raise ValueError."""
     path = Path(path)
-    fmt = fmt or {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(path.suffix.lower())
+    fmt = fmt or format_of(path)
     if fmt not in FORMATS:
         raise ValueError(f"cannot tell the format of {path.name}: pass --format txt, jsonl or csv")
     if not path.is_file():
@@ -633,7 +639,7 @@ def run_file(bundle: Bundle, inp: str | Path, out: str | Path, cfg: AugmentConfi
         raise ValueError(f"the output {out} is the input file: choose another --output")
     if out.exists() and not resume:
         raise ValueError(f"{out} exists: pass --resume to continue it, or choose another output file")
-    fmt = fmt or {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}.get(inp.suffix.lower())
+    fmt = fmt or format_of(inp)
     list(_peek(read_records(inp, fmt, field_name, column)))  # fail on a bad header before any work
     key = field_name or column or "text"
     identity = _run_identity(bundle, inp, cfg, fmt, field_name, column)

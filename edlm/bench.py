@@ -21,6 +21,7 @@ import torch
 from .bundle import Bundle
 from .data import consecutive_windows, read_split, token_stream
 from .evaluate import generative_perplexity, unigram_entropy
+from .frontier import frontier, frontier_figures, frontier_markdown
 from .limits import DEFAULTS, Request
 from .runner import energy_for, run
 from .samplers import get_sampler
@@ -51,6 +52,14 @@ PRESETS = {
     "few-steps": dict(samples=32, batch=32, steps=(4, 8, 16, 32, 64), ks=(4,), windows=(0.5,), latency_repeats=3,
                       lengths=(128,), batches=(1,), top_p=0.95,
                       variants=("mdlm", "mdlm+greedy", "edlm-ar/product", "edlm-ar/product+greedy")),
+    # The quality-diversity frontier (issue: fluent and varied at once): the sampling temperature swept per
+    # sampler family so each family's judge perplexity can be read at real text's distinct-2 (see `frontier`).
+    "frontier": dict(samples=64, batch=32, steps=(32,), ks=(4,), windows=(0.5,), latency_repeats=1,
+                     lengths=(128,), batches=(1,), top_p=0.95,
+                     variants=tuple(f"{family}+temp={t}" for family in ("mdlm", "edlm-ar/product")
+                                    for t in (0.7, 0.85, 1.0)) +
+                     tuple(f"{family}+confidence-noisy+temp={t}" for family in ("mdlm", "edlm-ar/product")
+                           for t in (0.85, 1.0, 1.15, 1.3))),
 }
 
 
@@ -72,8 +81,12 @@ class BenchConfig:
     seed: int = 0
     parts: tuple = ("generate", "infill", "latency", "growth")
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
-    variants: tuple = ()     # if set, exactly these samplers: "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]", at cfg.ks[0],
-    #                          cfg.windows[0] (e.g. "edlm-ar/product+confidence", "mdlm+remdm")
+    variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
+    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU]" (e.g. "mdlm+remdm")
+
+
+# Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
+NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature"}
 
 
 def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, seed: int) -> Request:
@@ -89,19 +102,24 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     if weighting:
         settings["ar_weighting"] = weighting
     for m in mods:
-        if m.startswith("tau="):  # the importance-sampling temperature, e.g. "edlm-ar+confidence+tau=2"
-            settings["is_temperature"] = float(m[4:])
+        key, eq, value = m.partition("=")
+        if eq and key in NUMERIC_MODIFIERS:  # e.g. "edlm-ar+confidence+tau=2", "mdlm+temp=0.8+top-p=0.9"
+            try:
+                settings[NUMERIC_MODIFIERS[key]] = float(value)
+            except ValueError:
+                raise ValueError(f"variant modifier {m!r} in {spec!r} needs a number after '='") from None
             continue
         key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else \
             "final" if m in choices("final") else None
         if key is None:
-            raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order, a remask rule or "
-                             "a final step (greedy)")
+            raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order, a remask rule, "
+                             f"a final step (greedy) or {', '.join(k + '=NUMBER' for k in NUMERIC_MODIFIERS)}")
         settings[key] = m
     return validate(**settings)
 
 
-def variant_name(req: Request) -> str:
+def variant_name(req: Request, top_p: float | None = None) -> str:
+    """The variant spelling of a request (parse_variant's inverse); top-p is named when it differs from `top_p`."""
     name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
     if req.unmask != "random":
         name += "+" + req.unmask
@@ -111,6 +129,10 @@ def variant_name(req: Request) -> str:
         name += "+" + req.final
     if req.is_temperature != 1.0:
         name += f"+tau={req.is_temperature:g}"
+    if req.temperature != 1.0:
+        name += f"+temp={req.temperature:g}"
+    if top_p is not None and req.top_p != top_p:
+        name += f"+top-p={req.top_p:g}"
     return name
 
 
@@ -194,9 +216,9 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
     samples = torch.cat(outs)
     ppl, per = generative_perplexity(bundle.judge, samples, bundle.tokenizer.bos_token_id)
     n_batches = math.ceil(len(base) / cfg.batch)
-    name = variant_name(req)
-    return Cell(task=task, sampler=name, steps=req.steps, k=req.k if req.sampler.startswith("edlm") else 1,
-                is_window=req.is_window if req.sampler.startswith("edlm") else 0.0, samples=len(samples),
+    name, weighted = variant_name(req, cfg.top_p), get_sampler(req.sampler).energy is not None
+    return Cell(task=task, sampler=name, steps=req.steps, k=req.k if weighted else 1,
+                is_window=req.is_window if weighted else 0.0, samples=len(samples),
                 judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),
                 sec_per_sample=wall / len(samples), denoiser_calls=den / n_batches, energy_calls=en / n_batches,
                 forward_share=timer.total / wall, peak_rss_mb=_peak_rss_mb(),
@@ -284,17 +306,19 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
             if spec.autoregressive:
                 continue
             if spec.energy is None:
-                reqs.append(Request(sampler, steps, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain))
+                reqs.append(Request(sampler=sampler, steps=steps, k=1, is_window=0.0, temperature=1.0,
+                                    top_p=cfg.top_p, seed=cfg.seed, **plain))
             else:
                 pairs = _edlm_settings(cfg, steps)
-                reqs += [Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed, **plain) for k, w in pairs]
+                reqs += [Request(sampler=sampler, steps=steps, k=k, is_window=w, temperature=1.0, top_p=cfg.top_p,
+                                 seed=cfg.seed, **plain) for k, w in pairs]
                 if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
                     k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
-                    reqs.append(Request(sampler, steps, k, w, 1.0, cfg.top_p, cfg.seed,
-                                        **{**plain, "ar_weighting": "product"}))
+                    reqs.append(Request(sampler=sampler, steps=steps, k=k, is_window=w, temperature=1.0,
+                                        top_p=cfg.top_p, seed=cfg.seed, **{**plain, "ar_weighting": "product"}))
     if task == "generate":  # left-to-right baselines: one cell, steps do not apply
-        reqs += [Request(s, 1, 1, 0.0, 1.0, cfg.top_p, cfg.seed, **plain) for s in cfg.samplers
-                 if get_sampler(s).autoregressive]
+        reqs += [Request(sampler=s, steps=1, k=1, is_window=0.0, temperature=1.0, top_p=cfg.top_p, seed=cfg.seed,
+                         **plain) for s in cfg.samplers if get_sampler(s).autoregressive]
     return reqs
 
 
@@ -340,10 +364,11 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
     a, b = L // 4, L // 4 + min(64, L // 2)
     ids[:, a:b] = bundle.tokenizer.mask_token_id
     shipped = Request(**{**asdict(DEFAULTS), "steps": 32})  # the app's default sampler and settings
-    plain = dict(unmask="random", remask="none", ar_weighting="ratio")
-    runs = [("mdlm", Request("mdlm", 32, 1, 0.0, 1.0, 1.0, **plain)), (f"{variant_name(shipped)} (default)", shipped),
-            ("edlm-ar", Request("edlm-ar", 32, 8, 0.5, 1.0, 1.0, **plain)),
-            ("edlm-nce", Request("edlm-nce", 32, 8, 0.5, 1.0, 1.0, **plain))]
+    plain = dict(steps=32, temperature=1.0, top_p=1.0, unmask="random", remask="none", ar_weighting="ratio")
+    runs = [("mdlm", Request(sampler="mdlm", k=1, is_window=0.0, **plain)),
+            (f"{variant_name(shipped)} (default)", shipped),
+            ("edlm-ar", Request(sampler="edlm-ar", k=8, is_window=0.5, **plain)),
+            ("edlm-nce", Request(sampler="edlm-nce", k=8, is_window=0.5, **plain))]
     for name, req in runs:
         if not _available(bundle, req):
             continue
@@ -509,15 +534,16 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
     cells: list[Cell] = []
     results: dict = {"machine": machine(), "config": asdict(cfg), "model": bundle.name}
     ppl, per = generative_perplexity(bundle.judge, test, bundle.tokenizer.bos_token_id)
+    real = {"distinct2": distinct_n(test, 2), "repeated_trigrams": repeated_trigrams(test, bundle.tokenizer)}
     cells.append(Cell("generate", "reference", 0, samples=len(test), judge_ppl=ppl,
-                      judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test)))
+                      judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test), extra=dict(real)))
     jobs = []
     if "generate" in cfg.parts:
         jobs += [("generate", r) for r in _requests(cfg, "generate")]
     if "infill" in cfg.parts:
         jobs += [("infill", r) for r in _requests(cfg, "infill")]
         cells.append(Cell("infill", "reference", 0, samples=len(test), judge_ppl=ppl,
-                          judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test)))
+                          judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(test), extra=dict(real)))
     # Each finished cell is appended to cells.jsonl at once, so a long run that is stopped loses nothing; run
     # the same command again and the cells already there (same settings and sample count) are reused.
     done_path, ident = out / "cells.jsonl", dict(model=bundle.name, dtype=str(next(bundle.denoiser.parameters()).dtype),
@@ -550,7 +576,8 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         results["latency"] = latency(bundle, test[0], cfg.latency_repeats)
     if "growth" in cfg.parts:
         results["growth"] = growth(bundle, cfg.lengths, cfg.batches)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    results["energy_gains"] = paired(cells, baseline=None)
+    results["frontier"] = frontier(cells)
     md = [f"Machine: {results['machine']}; model: {bundle.name}; {cfg.samples} samples per cell, "
           f"seed {cfg.seed}, top-p {cfg.top_p:g}.\n", table(cells)]
     if results["paired"]:
@@ -561,8 +588,8 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         for p in results["paired"]:
             md.append(f"| {p['task']} | {p['sampler']} | {p['steps']} | {p['ratio']:.3f} | {p['mean_diff']:+.3f} "
                       f"({p['se']:.3f}) | {'yes' if p['beats'] else 'no'} |")
-    results["energy_gains"] = paired(cells, baseline=None)
     md += energy_table(results["energy_gains"])
+    md += frontier_markdown(results["frontier"])
     if results["speedups"]:
         md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
                   "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"
@@ -584,6 +611,7 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
                       f"{r['tokens_per_second']:,.0f} | {mem} |")
     text = "\n".join(md)
     (out / "table.md").write_text(text + "\n")
-    results["figures"] = figures(cells, out)
+    results["figures"] = figures(cells, out) + frontier_figures(cells, results["frontier"], out)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
     print(text)
     return results

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import torch
 
+
+from .processes import process_name
+
 def _assets_folder() -> Path:
     """The embedded models: $EDLM_ASSETS, else assets/ of a source checkout, else edlm/assets of an installed
     wheel (where pyproject.toml puts the same folder)."""
@@ -57,7 +60,7 @@ class Bundle:
     @property
     def process(self) -> str:
         """The denoiser's noise process ("absorbing", "uniform"), or "none" without a denoiser."""
-        return "none" if self.denoiser is None else getattr(self.denoiser.config, "process", "absorbing")
+        return "none" if self.denoiser is None else process_name(self.denoiser.config)
 
 
 def sha256_of(path: Path) -> str:
@@ -204,7 +207,7 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelFilesError(f"cannot load the tokenizer in {tok_dir}: {type(e).__name__}") from None
     main = load(AutoModelForMaskedLM, denoiser)
-    nce = load(AutoModel, "nce") if getattr(main.config, "process", "absorbing") == "absorbing" else None
+    nce = load(AutoModel, "nce") if process_name(main.config) == "absorbing" else None
     bundle = Bundle(name=name or folder.name, tokenizer=tokenizer, denoiser=main,
                     ar=load(AutoModelForCausalLM, "ar"), nce=nce,
                     judge=load(AutoModelForCausalLM, "judge"), device=dev)

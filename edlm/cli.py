@@ -77,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="benchmarks: quality, speed, speed-up at matched quality, cost growth")
-    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders", "few-steps"], default="quick",
+    p.add_argument("--preset", choices=["tiny", "quick", "full", "compare", "orders", "few-steps", "frontier"],
+                   default="quick",
                    help="grid: quick (CPU, minutes), full (the paper's grid; a GPU or hours), compare (sampler "
                         "variants against mdlm), orders (every unmask order and remasking, alone and with each "
                         "energy, T = 8 to 64), few-steps (T = 4 to 64 with and without the greedy final step; "
-                        "run it per model)")
+                        "run it per model), frontier (the sampling temperature swept per sampler: judge perplexity "
+                        "at real text's diversity)")
     p.add_argument("--model", default="default")
     p.add_argument("--energy", default=None, metavar="LM", help="another causal LM as the edlm-ar energy (see infill)")
     p.add_argument("--corpus", default=None, help="corpus folder (TEST split used; default: the shipped corpus/sotu)")
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-self-conditioning", action="store_true",
                    help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
-                   "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy])"),
+                   "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU])"),
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
@@ -120,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--time-conditioning", action="store_true")
-    p.add_argument("--process", choices=["absorbing", "uniform"], default="absorbing",
-                   help="denoiser: masked (absorbing) or uniform-noise diffusion (time-conditioned)")
+    p.add_argument("--process", default="absorbing",
+                   help="denoiser: absorbing (masked, the default), uniform (uniform-noise diffusion, "
+                        "time-conditioned), or another process registered in edlm.processes")
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
     p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape); nce: a "

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .energy import ar_log_likelihood
-from .noise import add_noise, get_schedule, process_for
+from .noise import add_noise, get_schedule
+from .processes import process_for
 
 
 @torch.inference_mode()

@@ -40,6 +40,7 @@ class Defaults:
     carry_over: bool = False
     ar_weighting: str = "product"
     is_temperature: float = 1.0  # importance log-weights are divided by this (1 = the EDLM target exactly)
+    resample_ess: float = 0.5    # edlm-smc: resample the particles when the ESS falls below this share of k
 
 
 LIMITS = Limits()
@@ -57,6 +58,12 @@ class Setting:
     hi: float | None = None
     choices: str | None = None  # name of the registry whose keys are the allowed values
     help: str = ""
+    # How the app shows it: a control (slider, number, choice, checkbox), its label and one-line hint, and for a
+    # slider the range it spans when the useful range is narrower than the valid one (lo, hi, step).
+    control: str = "slider"
+    label: str = ""
+    hint: str = ""
+    widget: tuple[float, float, float] | None = None
 
     @property
     def default(self):
@@ -72,7 +79,7 @@ def choices(registry: str) -> tuple[str, ...]:
     if registry == "ar_weighting":
         return ("ratio", "product")
     if registry == "final":
-        from .sampling import FINALS
+        from .transitions import FINALS
 
         return FINALS
     from . import transitions  # registries of the loop's transitions (imports torch: only when asked)
@@ -81,30 +88,47 @@ def choices(registry: str) -> tuple[str, ...]:
 
 
 SETTINGS = (
-    Setting("sampler", str, choices="sampler", help="mdlm (denoiser only), edlm-ar / edlm-nce (importance "
-            "sampling with the AR or NCE energy), ar (left-to-right baseline)"),
-    Setting("steps", int, 1, LIMITS.max_steps, help="reverse steps"),
-    Setting("k", int, 1, LIMITS.max_k, help="importance-sampling candidates per step"),
+    Setting("sampler", str, choices="sampler", control="choice", label="Sampler",
+            help="mdlm (denoiser only), edlm-ar / edlm-nce (importance sampling with the AR or NCE energy), ar "
+            "(left-to-right baseline), ar-is (the AR model's own posterior: the general model), or another "
+            "registered sampler"),
+    Setting("steps", int, 1, LIMITS.max_steps, help="reverse steps", label="Steps",
+            hint="reverse diffusion steps: more = slower, usually better"),
+    Setting("k", int, 1, LIMITS.max_k, help="importance-sampling candidates per step", label="Candidates k",
+            hint="EDLM drafts k full candidates per importance-sampling step and keeps one"),
     Setting("is_window", float, 0.0, 1.0, help="fraction of the run, from the noisiest step, that uses "
-            "importance sampling"),
-    Setting("temperature", float, 0.0, 10.0, help="sampling temperature (0 = greedy)"),
-    Setting("top_p", float, 1e-6, 1.0, help="nucleus sampling mass"),
-    Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)"),
-    Setting("unmask", str, choices="unmask", help="which masked positions a step reveals: random (ancestral), "
+            "importance sampling", label="IS window", widget=(0.0, 1.0, 0.05),
+            hint="share of the run, from the noisiest step, that uses importance sampling"),
+    Setting("temperature", float, 0.0, 10.0, help="sampling temperature (0 = greedy)", label="Temperature",
+            widget=(0.0, 2.0, 0.05), hint="0 = always the likeliest token (the slider spans the useful 0-2; the "
+            "API takes up to 10)"),
+    Setting("top_p", float, 1e-6, 1.0, help="nucleus sampling mass", label="Top-p", widget=(0.05, 1.0, 0.05),
+            hint="sample only from the likeliest tokens holding this mass"),
+    Setting("seed", int, 0, LIMITS.max_seed, help="random seed (same inputs + seed = same output)",
+            control="number", label="Seed", hint="same text + settings + seed = same result"),
+    Setting("unmask", str, choices="unmask", control="choice", label="Unmask order",
+            help="which masked positions a step reveals: random (ancestral), "
             "confidence, margin or entropy (the surest first), confidence-noisy (confidence plus annealed noise: "
             "far less repetition; best for free generation and long spans), threshold or entropy-bound "
             "(adaptive: also every position the denoiser is sure of, so easy text ends in fewer steps)"),
-    Setting("remask", str, choices="remask", help="none, or remdm: written tokens may be masked again and "
-            "rewritten (ReMDM)"),
-    Setting("final", str, choices="final", help="the last step's tokens: sample (drawn like every step), or "
+    Setting("remask", str, choices="remask", control="choice", label="Remasking",
+            help="none, or remdm: written tokens may be masked again and rewritten (ReMDM)"),
+    Setting("final", str, choices="final", control="choice", label="Last step",
+            help="the last step's tokens: sample (drawn like every step), or "
             "greedy (each position's likeliest token: halves the uniform model's judge perplexity, helps the "
             "masked one at 4-8 steps; no extra cost)"),
-    Setting("carry_over", bool, help="EDLM-AR: score only the masked positions (coAR)"),
-    Setting("ar_weighting", str, choices="ar_weighting", help="EDLM-AR weights: ratio = p_AR/q (the paper), "
-            "product = p_AR (target q*p_AR)"),
-    Setting("is_temperature", float, 0.05, 100.0, help="importance-sampling temperature: the log-weights are "
-            "divided by it; above 1 the energy chooses more gently (a larger ESS), 1 is the EDLM target"),
+    Setting("carry_over", bool, control="checkbox", label="Score masked positions only",
+            help="EDLM-AR: score only the masked positions (coAR)"),
+    Setting("ar_weighting", str, choices="ar_weighting", control="choice", label="AR weighting",
+            help="EDLM-AR weights: ratio = p_AR/q (the paper), product = p_AR (target q*p_AR)"),
+    Setting("is_temperature", float, 0.05, 100.0, label="IS temperature", widget=(0.25, 16.0, 0.25),
+            help="importance-sampling temperature: the log-weights are divided by it; above 1 the energy "
+            "chooses more gently (a larger ESS), 1 is the EDLM target"),
+    Setting("resample_ess", float, 0.0, 1.0, label="Resample below ESS", widget=(0.0, 1.0, 0.05),
+            help="edlm-smc: resample the particles when their effective sample size falls below this share of k "
+            "(0 = never, 1 = at every weighting step)"),
 )
+SETTING = {s.name: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,7 @@ class Request:
     carry_over: bool = DEFAULTS.carry_over
     ar_weighting: str = DEFAULTS.ar_weighting
     is_temperature: float = DEFAULTS.is_temperature
+    resample_ess: float = DEFAULTS.resample_ess
     unmask: str = DEFAULTS.unmask
     remask: str = DEFAULTS.remask
     final: str = DEFAULTS.final

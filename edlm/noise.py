@@ -1,7 +1,8 @@
-"""Absorbing-state (masked) noise: schedules, forward masking q(x_t | x_0), the reverse posterior step.
+"""Noise schedules, training times, and the absorbing-state (masked) forward process q(x_t | x_0) with its ELBO.
 
-Time runs from t = 0 (clean text) to t = 1 (every token masked). A schedule gives alpha(t), the probability
-that a token is still visible at time t.
+Time runs from t = 0 (clean text) to t = 1 (every token noised). A schedule gives alpha(t), the probability
+that a token is still clean at time t. The processes built on it, with their reverse steps, are in
+`edlm.processes` (masked: `edlm.masked`, uniform: `edlm.uniform`).
 """
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
 Schedule = LogLinearSchedule | CosineSchedule
 
 
+def alphas(schedule: Schedule, t: float, s: float) -> tuple[float, float]:
+    """(alpha_t, alpha_s) of one reverse step t -> s in float64, with alpha_0 = 1 exactly (the last step)."""
+    a_t = float(schedule.alpha(torch.tensor(t, dtype=torch.float64)))
+    a_s = 1.0 if s <= 0 else float(schedule.alpha(torch.tensor(s, dtype=torch.float64)))
+    return a_t, a_s
+
+
 def get_schedule(name: str) -> Schedule:
     if name not in SCHEDULES:
         raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
@@ -70,25 +78,6 @@ def add_noise(x0: torch.Tensor, t: torch.Tensor, mask_id: int, schedule: Schedul
     return torch.where(u < p_mask, torch.full_like(x0, mask_id), x0)
 
 
-def reveal_probability(t: float, s: float, schedule: Schedule) -> float:
-    """Chance that a position still masked at time t is revealed at time s < t: (alpha_s - alpha_t)/(1 - alpha_t)."""
-    a_t = float(schedule.alpha(torch.tensor(t, dtype=torch.float64)))
-    a_s = 1.0 if s <= 0 else float(schedule.alpha(torch.tensor(s, dtype=torch.float64)))
-    return min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
-
-
-def posterior_step(x_t: torch.Tensor, x0: torch.Tensor, t: float, s: float, mask_id: int, schedule: Schedule,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reverse step t -> s given a sampled x0: reveal each masked position with the posterior probability.
-
-    Revealed positions keep their value; at s = 0 every remaining mask is revealed.
-    """
-    p = reveal_probability(t, s, schedule)
-    masked = x_t == mask_id
-    u = torch.rand(x_t.shape, generator=generator, device=x_t.device)
-    return torch.where(masked & (u < p), x0, x_t)
-
-
 def elbo_weight(t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     """Weight -alpha'(t) / (1 - alpha(t)) of the masked-token cross-entropy in the continuous-time ELBO."""
     return -schedule.dalpha(t) / (1.0 - schedule.alpha(t))
@@ -100,34 +89,3 @@ def diffusion_loss(log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor,
     nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     nll = torch.where(x_t == mask_id, nll, torch.zeros_like(nll))
     return elbo_weight(t, schedule) * nll.sum(-1) / x0.shape[-1]
-
-
-PROCESSES = ("absorbing", "uniform")
-
-
-class AbsorbingProcess:
-    """The masked (absorbing-state) process as an object with the uniform process's training interface."""
-
-    name = "absorbing"
-
-    def __init__(self, mask_id: int, schedule: Schedule):
-        self.mask_id, self.schedule = mask_id, schedule
-
-    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return add_noise(x0, t, self.mask_id, self.schedule, generator)
-
-    def loss(self, log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return diffusion_loss(log_probs, x0, x_t, t, self.mask_id, self.schedule)
-
-
-def process_for(config):
-    """The noise process a denoiser's config names (`process`: absorbing, the default, or uniform)."""
-    name = getattr(config, "process", "absorbing")
-    schedule = get_schedule(getattr(config, "schedule", "loglinear"))
-    if name == "absorbing":
-        return AbsorbingProcess(config.mask_token_id, schedule)
-    if name == "uniform":
-        from .uniform import UniformProcess
-
-        return UniformProcess(config.vocab_size, schedule, exclude=(config.mask_token_id,))
-    raise ValueError(f"unknown noise process {name!r}: choose one of {', '.join(PROCESSES)}")

@@ -8,6 +8,7 @@ anything runs, and the choice of `[MASK]` lengths.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
@@ -16,8 +17,9 @@ import torch
 from .bundle import Bundle
 from .energy import ENERGIES, TextAREnergy, ar_log_likelihood
 from .limits import LIMITS, Request
+from .processes import process_for
 from .samplers import get_sampler
-from .sampling import SamplerConfig, sample, sample_ar
+from .sampling import SamplerConfig, sample_ar
 from .spans import Layout, Template, build_layout, plan_windows
 
 __all__ = ["AUTO_LENGTHS", "Progress", "Tick", "banned_ids", "check_work", "choose_lengths", "energy_for",
@@ -104,7 +106,7 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
     banned = banned_ids(bundle.tokenizer) if banned is None else banned
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
                     banned=banned, unmask=req.unmask, remask=req.remask, final=req.final,
-                    is_temperature=req.is_temperature)
+                    is_temperature=req.is_temperature, resample_ess=req.resample_ess)
     if sampler.autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())
@@ -119,8 +121,9 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
     energy = energy_for(bundle, req)
     if energy is None or req.k == 1 or req.is_window == 0:
         energy = None
+    loop = sampler.diffusion_loop()  # the one diffusion loop, or a sampler's own (edlm-smc)
     windows = [(0, ids.shape[1])] if per_row else plan_windows(editable.tolist(), bundle.window)
-    finite = req.remask == "none" and bundle.process != "uniform"  # once revealed, a token stays
+    finite = process_for(bundle.denoiser.config).finite(req)  # once revealed, a token stays
     rows_edit = editable if per_row else editable.expand(ids.shape[0], -1)
     done, steps_done = (0, 0), 0
     for wi, (a, b) in enumerate(windows):
@@ -130,13 +133,14 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
         cfg = SamplerConfig(steps=req.steps, seed=req.seed + wi, **cfg_args)
         last = done
         seeds = None if row_seeds is None else [r + wi for r in row_seeds]
-        for ev in sample(bundle.denoiser, x, cfg, energy, editable=edit.to(x.device), row_seeds=seeds):
+        for ev in loop(bundle.denoiser, x, cfg, energy, editable=edit.to(x.device), row_seeds=seeds):
             ids[:, a:b] = ev.tokens
             last = (done[0] + ev.denoiser_calls, done[1] + ev.energy_calls)
             later = sum(1 for c, d in windows[wi + 1:] if bool(((ids[:, c:d] == mask_id) & rows_edit[:, c:d]).any()))
             yield ev, Progress(wi, len(windows), (a, b), last[0], last[1], 0,
                                steps_done + ev.total_steps + later * req.steps, ev.final and later == 0)
-            if finite and not bool(((ids[:, a:b] == mask_id) & rows_edit[:, a:b]).any()):
+            filled = not bool(((ids[:, a:b] == mask_id) & rows_edit[:, a:b]).any())
+            if finite and filled and not ev.extra.get("pending"):  # ("pending": other particles still writing)
                 break  # this window is filled (adaptive orders get here early): on to the next one
         done, steps_done = last, steps_done + req.steps
 
@@ -220,7 +224,9 @@ def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1, b
     n_windows = len(plan_windows(editable.tolist(), window))
     span = min(window, len(editable))
     energy_share = req.k * req.is_window if sampler.energy and req.k > 1 else 0.0
-    return int(n_windows * req.steps * span * (1.0 + energy_share) * batch)
+    loop = importlib.import_module(sampler.diffusion.partition(":")[0]) if sampler.diffusion else None
+    rows = loop.work_rows(req) if hasattr(loop, "work_rows") else 1.0  # denoiser rows per sample and step
+    return int(n_windows * req.steps * span * (rows + energy_share) * batch)
 
 
 def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1,

@@ -17,6 +17,9 @@ class Sampler:
     energy: str | None = None    # a name in edlm.energy.ENERGIES (importance sampling), or None (denoiser only)
     autoregressive: bool = False  # left to right with the bundle's AR model instead of the diffusion loop
     loop: str | None = None      # a module with its own run / choose_lengths / steps / work (edlm.ar_infill)
+    short: str = ""              # a few words for the app's sampler list (default: `help`)
+    diffusion: str | None = None  # "module:function": a diffusion loop of its own, called like sampling.sample
+    #                               (the module may say its denoiser rows per sample and step: work_rows(req))
 
     @property
     def ar_driven(self) -> bool:
@@ -28,6 +31,13 @@ class Sampler:
         import importlib
 
         return importlib.import_module(self.loop) if self.loop else None
+
+    def diffusion_loop(self):
+        """The diffusion loop this sampler runs (`edlm.sampling.sample` unless it names its own)."""
+        import importlib
+
+        module, _, fn = (self.diffusion or "edlm.sampling:sample").partition(":")
+        return getattr(importlib.import_module(module), fn)
 
 
 SAMPLERS: dict[str, Sampler] = {}
@@ -49,12 +59,18 @@ def get_sampler(name: str) -> Sampler:
     return SAMPLERS[name]
 
 
-register_sampler(Sampler("mdlm", "the denoiser alone (MDLM ancestral sampling)"))
+register_sampler(Sampler("mdlm", "the denoiser alone (MDLM ancestral sampling)", short="plain diffusion"))
 register_sampler(Sampler("edlm-ar", "EDLM: importance sampling of the denoiser's candidates weighted by the AR "
-                         "model's likelihood", energy="ar"))
-register_sampler(Sampler("edlm-nce", "EDLM: importance sampling weighted by the NCE-trained energy", energy="nce"))
+                         "model's likelihood", energy="ar", short="diffusion with the AR energy"))
+register_sampler(Sampler("edlm-nce", "EDLM: importance sampling weighted by the NCE-trained energy", energy="nce",
+                         short="diffusion with the NCE energy"))
 register_sampler(Sampler("ar", "the AR model left to right (baseline; one span at the end of the text)",
-                         autoregressive=True))
+                         autoregressive=True, short="left to right (prefix only)"))
 register_sampler(Sampler("ar-is", "infilling with the AR model's own posterior: k fills drawn left to right, "
                          "weighted by how well the text after each span follows, one kept by resampling (the "
-                         "general model's sampler; needs no denoiser)", loop="edlm.ar_infill"))
+                         "general model's sampler; needs no denoiser)", loop="edlm.ar_infill",
+                         short="the AR model's own posterior (the general model)"))
+register_sampler(Sampler("edlm-smc", "EDLM with k particles: each keeps its own text through the reverse steps, "
+                         "weighted by the AR energy of its draws and resampled when the weights sit on a few "
+                         "(sequential Monte Carlo; k denoiser rows per step)", energy="ar",
+                         diffusion="edlm.smc:sample_smc", short="k particles weighted by the AR energy"))

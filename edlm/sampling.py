@@ -17,11 +17,11 @@ import torch
 
 from .energy import Energy, normalise
 from .models.ar import forward_with_cache
-from .noise import Schedule, get_schedule, process_for
-from .transitions import REMASK, UNMASK, StepContext, remdm_probability
+from .noise import Schedule
+from .processes import process_for
+from .rand import RowRandom, sample_categorical  # noqa: F401 (re-exported: samplers and tests draw from here)
+from .transitions import FINALS, REMASK, UNMASK, StepContext
 
-
-FINALS = ("sample", "greedy")  # the last step's x0: drawn, or each position's likeliest token
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class SamplerConfig:
     remask_window: tuple[float, float] = (0.55, 0.05)  # remasking is on while t is inside [to, from]
     final: str = "sample"    # the last step's x0: "sample", or "greedy" (each position's likeliest token)
     is_temperature: float = 1.0  # importance log-weights are divided by this before normalising
+    resample_ess: float = 0.5    # particle samplers: resample when the ESS falls below this share of k
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -103,36 +104,6 @@ def shape_log_probs(log_probs: torch.Tensor, temperature: float, top_p: float,
     return lp
 
 
-class RowRandom:
-    """One random stream per batch row (row b seeded from (seed, b)): a row's sample does not depend on the batch
-    it runs in, so sample 0 of a batch of 8 equals a batch of 1 with the same seed."""
-
-    def __init__(self, seed: int, rows: int, device: torch.device | str = "cpu",
-                 row_seeds: list[int] | None = None):
-        seeds = row_seeds if row_seeds is not None else [seed + 1_000_003 * b for b in range(rows)]
-        self.gens = [torch.Generator(device).manual_seed(s % 2**63) for s in seeds]
-        self.device = device
-
-    def rand(self, per_row: list[int] | int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Uniforms for each row, stacked in row order: `per_row[b]` x shape from row b's stream, concatenated
-        ([sum(per_row), *shape]); an int n gives every row n."""
-        counts = [per_row] * len(self.gens) if isinstance(per_row, int) else per_row
-        return torch.cat([torch.rand(n, *shape, generator=g, device=self.device, dtype=dtype)
-                          for g, n in zip(self.gens, counts)])
-
-
-def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator | torch.Tensor) -> torch.Tensor:
-    """k independent draws per row [N, k] by inverting the cumulative distribution cdf [N, V].
-
-    Tokens of zero probability are never drawn (their cdf equals the previous one); far cheaper than
-    torch.multinomial on a CPU for thousands of rows. Pass a float64 cdf: in float32 the many small
-    probabilities of the tail round away, which silently lowers the temperature (Zheng et al. 2024)."""
-    u = gen.to(cdf.dtype) if isinstance(gen, torch.Tensor) else \
-        torch.rand(cdf.shape[0], k, generator=gen, device=cdf.device, dtype=cdf.dtype)
-    u = u * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
-
-
 class Proposal:
     """The denoiser's shaped x0 distribution at the N masked positions (row-major order of the mask).
 
@@ -162,6 +133,11 @@ class Proposal:
         masked = self.masked.clone()
         masked[rows] = new.masked
         return self._assemble(masked, [next(fresh) if r else old[b] for b, r in enumerate(rows.tolist())])
+
+    def take(self, index: list[int]) -> "Proposal":
+        """This proposal's rows in the order `index` (rows may repeat: particles resampled from one ancestor)."""
+        pieces = self._pieces()
+        return self._assemble(self.masked[index], [pieces[i] for i in index])
 
     def _pieces(self) -> list[tuple[torch.Tensor, ...]]:
         counts = self.masked.sum(-1).tolist()
@@ -201,37 +177,26 @@ def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepE
 def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
            editable: torch.Tensor | None = None, schedule: Schedule | None = None,
            row_seeds: list[int] | None = None) -> Iterator[StepEvent]:
-    """The diffusion loop: fill every editable mask of x [B, L] in cfg.steps reverse steps.
+    """The diffusion loop: fill every editable span of x [B, L] in cfg.steps reverse steps.
 
     Per step: the denoiser's proposal q(x0 | x_t) (skipped when nothing changed and the network ignores time);
     one x0 drawn from it, or, inside the IS window with an energy, k candidates importance-resampled to one
-    (EDLM); then the transition: cfg.unmask picks the positions to reveal, cfg.remask the written ones to mask
-    again. `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
+    (EDLM); then the noise process's reverse step to x_s (`edlm.processes`: masked diffusion reveals what
+    cfg.unmask picks and masks again what cfg.remask picks; uniform noise redraws every editable position).
+    `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
     `row_seeds` gives each row its own seed (default: derived from cfg.seed and the row's index).
-    With a uniform-noise denoiser (config.process == "uniform") the spans start as random tokens and every
-    editable position is drawn from the posterior q(x_s | x_t, x0) at every step (unmask orders do not apply).
     """
-    schedule = schedule or get_schedule(getattr(denoiser.config, "schedule", "loglinear"))
-    mask_id = denoiser.config.mask_token_id
-    unmask, remask = UNMASK[cfg.unmask], REMASK[cfg.remask]
+    process = process_for(denoiser.config, schedule)
+    process.check(cfg)
     gen = RowRandom(cfg.seed, x.shape[0], x.device, row_seeds)
-    editable = (x == mask_id) if editable is None else editable.to(x.device)
+    editable = (x == denoiser.config.mask_token_id) if editable is None else editable.to(x.device)
     fixed, ts, start = ~editable, time_grid(cfg.steps), time.perf_counter()
-    calls, ecalls, q = 0, 0, None
-    B, L, k = x.shape[0], x.shape[1], cfg.k
-    stale = torch.ones(B, dtype=torch.bool, device=x.device)  # rows whose text changed since their prediction
-    uniform = getattr(denoiser.config, "process", "absorbing") == "uniform"
-    if uniform:  # every editable position is noise to denoise; a span starts as random tokens
-        if cfg.remask != "none":
-            raise ValueError("remasking is for masked diffusion: the uniform process may rewrite every position "
-                             "at every step already")
-        process = process_for(denoiser.config)
-        start_noise = editable & (x == mask_id)
-        x = x.clone()
-        x[start_noise] = _uniform_tokens(process, start_noise, gen)
+    calls, ecalls, q, k = 0, 0, None, cfg.k
+    stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)  # rows whose text changed since predicted
+    x = process.start(x, editable, gen)
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
-        masked = editable if uniform else (x == mask_id) & editable  # the positions the denoiser predicts
+        masked = process.predicted(x, editable)
         # A row whose text did not change keeps its prediction (a network without time input would repeat it):
         # only changed rows go through the denoiser, so rows never depend on the batch they run in.
         if q is None or denoiser.config.time_conditioning or bool(stale.all()):
@@ -249,43 +214,13 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             x0 = x.clone()
             greedy = cfg.final == "greedy" and s <= 0  # the last step keeps each position's likeliest token
             x0[masked] = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
-        if uniform:  # x_s ~ q(x_s | x_t, x0) at every editable position (x0 itself at the last step)
-            prev = x
-            x = _uniform_step(process, x, x0, masked, t, s, gen)
-            yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, **info)
-            continue
-        in_window = cfg.remask_window[1] <= t <= cfg.remask_window[0]
         ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
-                          schedule=schedule, generator=gen,
-                          remask_prob=remdm_probability(t, s, schedule, cfg.remask_strength)
-                          if cfg.remask != "none" and in_window and s > 0 else 0.0)
-        reveal = unmask(ctx) & masked
-        again = remask(ctx, editable & ~masked) & editable & ~masked
+                          schedule=process.schedule, generator=gen)
         prev = x
-        x = torch.where(reveal, x0, x)
-        x = torch.where(again, torch.full_like(x, mask_id), x)
+        x, again = process.step(ctx, cfg)
         stale = (x != prev).any(-1)
-        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start, remasked=again.cpu(), **info)
-
-
-def _uniform_tokens(process, where: torch.Tensor, gen: RowRandom) -> torch.Tensor:
-    """Uniform draws from the process's noise vocabulary for the True entries of `where` [B, L], row by row."""
-    u = gen.rand(where.sum(-1).tolist(), dtype=torch.float64)
-    ids = process.allowed.nonzero()[:, 0].to(where.device)
-    return ids[(u * process.n).long().clamp_(max=process.n - 1)]
-
-
-def _uniform_step(process, x: torch.Tensor, x0: torch.Tensor, where: torch.Tensor, t: float, s: float,
-                  gen: RowRandom) -> torch.Tensor:
-    """The uniform process's reverse step at the `where` positions, drawn from each row's own stream."""
-    out = x.clone()
-    if s <= 0:
-        out[where] = x0[where]
-        return out
-    onehot = torch.nn.functional.one_hot(x0[where], process.vocab_size).double()
-    cdf = process.posterior(x[where], onehot, t, s).cumsum(-1)
-    out[where] = sample_categorical(cdf, 1, gen.rand(where.sum(-1).tolist(), 1, dtype=torch.float64)).squeeze(-1)
-    return out
+        yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start,
+                     remasked=None if again is None else again.cpu(), **info)
 
 
 def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,

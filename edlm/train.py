@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import consecutive_windows, random_windows, read_split, token_stream
-from .noise import add_noise, get_schedule, process_for, sample_times
+from .noise import add_noise, get_schedule, sample_times
+from .processes import process_for
 from .tokenizer import load_tokenizer
 
 KINDS = ("denoiser", "ar", "nce")
@@ -72,6 +73,10 @@ def build_model(cfg: TrainConfig, tokenizer):
     if cfg.kind == "denoiser":
         if cfg.arch != "dit":
             raise ValueError(f"unknown denoiser architecture {cfg.arch!r}; choose dit or llama")
+        from .processes import PROCESSES
+
+        if cfg.process not in PROCESSES:
+            raise ValueError(f"unknown noise process {cfg.process!r}: choose one of {', '.join(PROCESSES)}")
         if cfg.process == "uniform" and cfg.self_conditioning:
             raise ValueError("self-conditioning is for the absorbing process only (its input marks visible tokens)")
         model = DenoiserModel(DiTConfig(

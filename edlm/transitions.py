@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .noise import Schedule
+from .noise import Schedule, alphas
+from .rand import RowRandom
 
 
 @dataclass
@@ -26,17 +27,18 @@ class StepContext:
     t: float
     s: float
     schedule: Schedule
-    generator: "RowRandom"    # one random stream per batch row (edlm.sampling.RowRandom)
+    generator: RowRandom      # one random stream per batch row
     remask_prob: float = 0.0  # chance that each written editable token is masked again in this step
 
     def reveal_probability(self) -> float:
         """Chance that a masked position is revealed in t -> s; with remasking (ReMDM) the reveals make up for the
         tokens masked again so that the masked fraction still follows the schedule."""
-        a_t = float(self.schedule.alpha(torch.tensor(self.t, dtype=torch.float64)))
-        a_s = 1.0 if self.s <= 0 else float(self.schedule.alpha(torch.tensor(self.s, dtype=torch.float64)))
+        a_t, a_s = alphas(self.schedule, self.t, self.s)
         p = (a_s - (1.0 - self.remask_prob) * a_t) / max(1e-12, 1.0 - a_t)
         return min(1.0, max(0.0, p))
 
+
+FINALS = ("sample", "greedy")  # the last step's x0: drawn like every step's, or each position's likeliest token
 
 UnmaskFn = Callable[[StepContext], torch.Tensor]
 RemaskFn = Callable[[StepContext, torch.Tensor], torch.Tensor]
@@ -184,6 +186,5 @@ def remask_remdm(ctx: StepContext, written: torch.Tensor) -> torch.Tensor:
 
 def remdm_probability(t: float, s: float, schedule: Schedule, strength: float) -> float:
     """ReMDM-cap's sigma_t = min(strength, (1 - alpha_s) / alpha_t): never more than the schedule can refill."""
-    a_t = float(schedule.alpha(torch.tensor(t, dtype=torch.float64)))
-    a_s = 1.0 if s <= 0 else float(schedule.alpha(torch.tensor(s, dtype=torch.float64)))
+    a_t, a_s = alphas(schedule, t, s)
     return max(0.0, min(strength, (1.0 - a_s) / max(a_t, 1e-12)))

@@ -15,20 +15,29 @@ from __future__ import annotations
 
 import torch
 
-from .noise import Schedule
+from .noise import Schedule, alphas
+from .rand import RowRandom, sample_categorical
+from .transitions import StepContext
 
 
 class UniformProcess:
-    """Forward corruption, the reverse posterior step and the continuous-time ELBO of uniform noise."""
+    """Forward corruption, the reverse posterior step and the continuous-time ELBO of uniform noise.
+
+    `mask_id` is the placeholder a span arrives with (never written by this process): the sampler's start
+    replaces it with uniform noise."""
 
     name = "uniform"
 
-    def __init__(self, vocab_size: int, schedule: Schedule, exclude: tuple[int, ...] = ()):
-        self.vocab_size, self.schedule = vocab_size, schedule
+    def __init__(self, vocab_size: int, schedule: Schedule, exclude: tuple[int, ...] = (), mask_id: int | None = None):
+        self.vocab_size, self.schedule, self.mask_id = vocab_size, schedule, mask_id
         self.allowed = torch.ones(vocab_size, dtype=torch.bool)
         self.allowed[list(exclude)] = False
         self.n = int(self.allowed.sum())
         self._ids = self.allowed.nonzero()[:, 0]
+
+    @classmethod
+    def from_config(cls, config, schedule: Schedule) -> UniformProcess:
+        return cls(config.vocab_size, schedule, exclude=(config.mask_token_id,), mask_id=config.mask_token_id)
 
     def random_tokens(self, shape, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
         """Tokens drawn uniformly from the noise vocabulary (the fully noised state, t = 1)."""
@@ -42,16 +51,11 @@ class UniformProcess:
         u = torch.rand(x0.shape, generator=generator, device=x0.device)
         return torch.where(u < p_noise, self.random_tokens(x0.shape, generator, x0.device), x0)
 
-    def _alphas(self, t: float, s: float) -> tuple[float, float]:
-        a_t = float(self.schedule.alpha(torch.tensor(t, dtype=torch.float64)))
-        a_s = 1.0 if s <= 0 else float(self.schedule.alpha(torch.tensor(s, dtype=torch.float64)))
-        return a_t, a_s
-
     def posterior(self, x_t: torch.Tensor, x0_probs: torch.Tensor, t: float, s: float) -> torch.Tensor:
         """q(x_s | x_t, x_0) for x_0 given as probabilities [..., V] (one-hot for a known x_0; the model's x_theta
         for the plug-in reverse step): proportional to q(x_t | x_s) * q(x_s | x_0). Returns probabilities
         [..., V], zero outside the noise vocabulary."""
-        a_t, a_s = self._alphas(t, s)
+        a_t, a_s = alphas(self.schedule, t, s)
         a_ts = a_t / a_s
         allowed = self.allowed.to(x0_probs.device)
         prior = (a_s * x0_probs + (1.0 - a_s) / self.n) * allowed           # q(x_s = y | x_0)
@@ -60,15 +64,39 @@ class UniformProcess:
         post = prior * like * allowed
         return post / post.sum(-1, keepdim=True)
 
-    def posterior_step(self, x_t: torch.Tensor, x0: torch.Tensor, t: float, s: float,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reverse step t -> s given a sampled x_0 [B, L]: x_s ~ q(x_s | x_t, x_0) at every position (at s = 0,
-        x_0 itself)."""
-        if s <= 0:
-            return x0.clone()
-        probs = self.posterior(x_t, torch.nn.functional.one_hot(x0, self.vocab_size).double(), t, s)
-        flat = probs.view(-1, probs.shape[-1])
-        return torch.multinomial(flat, 1, generator=generator).view_as(x_t)
+    def check(self, cfg) -> None:
+        if cfg.remask != "none":
+            raise ValueError("remasking is for masked diffusion: the uniform process may rewrite every position "
+                             "at every step already")
+
+    def finite(self, cfg) -> bool:
+        """Never: every position may be rewritten at every step until the last."""
+        return False
+
+    def start(self, x: torch.Tensor, editable: torch.Tensor, gen: RowRandom) -> torch.Tensor:
+        """The fully noised state: each span placeholder becomes a uniform draw from the noise vocabulary."""
+        where = editable & (x == self.mask_id)
+        u = gen.rand(where.sum(-1).tolist(), dtype=torch.float64)
+        x = x.clone()
+        x[where] = self._ids.to(x.device)[(u * self.n).long().clamp_(max=self.n - 1)]
+        return x
+
+    def predicted(self, x: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
+        """Every editable position is noise to denoise at every step."""
+        return editable
+
+    def step(self, ctx: StepContext, cfg) -> tuple[torch.Tensor, None]:
+        """x_s ~ q(x_s | x_t, x0) at every editable position, each row from its own stream (x0 itself at s = 0;
+        unmask orders do not apply). Nothing is masked again."""
+        where, out = ctx.masked, ctx.x.clone()
+        if ctx.s <= 0:
+            out[where] = ctx.x0[where]
+            return out, None
+        onehot = torch.nn.functional.one_hot(ctx.x0[where], self.vocab_size).double()
+        cdf = self.posterior(ctx.x[where], onehot, ctx.t, ctx.s).cumsum(-1)
+        u = ctx.generator.rand(where.sum(-1).tolist(), 1, dtype=torch.float64)
+        out[where] = sample_categorical(cdf, 1, u).squeeze(-1)
+        return out, None
 
     def loss(self, log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Negative ELBO per token [B] in the continuous-time limit.

@@ -91,3 +91,29 @@ def test_variants_are_compared_sample_by_sample(bundle, corpus, tmp_path):
     assert set(rows) == {("edlm-ar/product+confidence", "mdlm+confidence"), ("edlm-nce", "mdlm")}
     assert abs(rows["edlm-ar/product+confidence", "mdlm+confidence"]["mean_diff"] - 0.1) < 1e-9
     assert not rows["edlm-ar/product+confidence", "mdlm+confidence"]["beats"]
+
+
+def test_a_temperature_sweep_is_read_at_real_texts_diversity(bundle, corpus, tmp_path):
+    from edlm.bench import PRESETS, parse_variant, variant_name
+
+    r = parse_variant("mdlm+confidence-noisy+temp=0.8+top-p=0.9", 8, 4, 0.5, 0.95, 0)
+    assert (r.temperature, r.top_p, r.unmask) == (0.8, 0.9, "confidence-noisy")
+    assert variant_name(r, top_p=0.95) == "mdlm+confidence-noisy+temp=0.8+top-p=0.9"
+    import pytest
+
+    with pytest.raises(ValueError, match="needs a number"):
+        parse_variant("mdlm+temp=hot", 8, 4, 0.5, 1.0, 0)
+    assert all("temp=" in v for v in PRESETS["frontier"]["variants"])
+    cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
+                      windows=(0.5,), variants=("mdlm+temp=0.3", "mdlm+temp=1.0", "mdlm+temp=3.0"),
+                      parts=("infill",))
+    res = run_bench(bundle, cfg)
+    ref = res["frontier"]["reference"]["infill"]
+    assert 0 < ref["distinct2"] <= 1 and 0 <= ref["repeated_trigrams"] < 1
+    (row,) = res["frontier"]["rows"]
+    assert row["family"] == "mdlm" and row["target_distinct2"] == ref["distinct2"]
+    lo, hi = row["swept_distinct2"]
+    assert lo < hi  # the temperature moves diversity
+    if lo <= ref["distinct2"] <= hi:
+        assert 0.3 <= row["temperature"] <= 3.0 and row["judge_ppl"] > 0
+    assert (tmp_path / "frontier_infill.html").exists()

@@ -26,6 +26,8 @@ CASES = [  # (model, task, settings)
     ("default", "generate", dict(sampler="mdlm", steps=8, seed=6)),
     ("uniform", "infill", dict(sampler="mdlm", steps=8, seed=7)),
     ("uniform", "infill", dict(sampler="edlm-ar", steps=8, k=3, seed=8, final="greedy")),
+    ("default", "infill", dict(sampler="edlm-smc", steps=8, k=3, seed=9, unmask="confidence-noisy")),
+    ("uniform", "infill", dict(sampler="edlm-smc", steps=8, k=3, seed=10)),
 ]
 
 

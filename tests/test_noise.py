@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from edlm.noise import (CosineSchedule, LogLinearSchedule, add_noise, diffusion_loss, elbo_weight, get_schedule,
-                        posterior_step, reveal_probability, sample_times)
+from edlm.noise import (CosineSchedule, LogLinearSchedule, add_noise, alphas, diffusion_loss, elbo_weight,
+                        get_schedule, sample_times)
 
 
 def test_loglinear_schedule_values():
@@ -39,26 +39,11 @@ def test_sample_times_cover_the_interval():
     assert len(set((t * 8).floor().clamp(max=7).tolist())) == 8  # one per stratum
 
 
-def test_reveal_probability_formula():
+def test_alphas_of_a_step_end_at_one_exactly():
     s = LogLinearSchedule(eps=0.0)
-    assert reveal_probability(1.0, 0.75, s) == pytest.approx(0.25)
-    assert reveal_probability(0.5, 0.25, s) == pytest.approx(0.5)
-    assert reveal_probability(0.3, 0.0, s) == 1.0
-
-
-def test_posterior_step_reveals_with_probability_and_keeps_revealed():
-    g = torch.Generator().manual_seed(0)
-    x_t = torch.full((1, 20000), 4)
-    x_t[0, :100] = 7
-    x0 = torch.full_like(x_t, 9)
-    x0[0, :100] = 7
-    x_s = posterior_step(x_t, x0, 0.5, 0.25, 4, LogLinearSchedule(eps=0.0), g)
-    assert bool((x_s[0, :100] == 7).all())
-    frac = float((x_s[0, 100:] == 9).float().mean())
-    assert abs(frac - 0.5) < 0.02
-    assert set(x_s.unique().tolist()) == {4, 7, 9}
-    last = posterior_step(x_t, x0, 0.1, 0.0, 4, LogLinearSchedule(), g)
-    assert not bool((last == 4).any())
+    assert alphas(s, 1.0, 0.75) == pytest.approx((0.0, 0.25))
+    assert alphas(s, 0.5, 0.25) == pytest.approx((0.5, 0.75))
+    assert alphas(LogLinearSchedule(), 0.3, 0.0)[1] == 1.0  # alpha_0 = 1 whatever eps: the last step reveals all
 
 
 def test_diffusion_loss_hand_computed():

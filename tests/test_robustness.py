@@ -40,9 +40,9 @@ def test_cli_never_crashes(bundle_dir, capsys, text):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ANY_TEXT, st.sampled_from([0, 1, 8, 10_000, -1, 2.5]), st.sampled_from([0, 1, 4, 99]))
 def test_app_handler_never_crashes(bundle_dir, monkeypatch, text, steps, k):
-    import app.ui as ui
+    from app import handlers as ui
 
-    monkeypatch.setattr(ui, "MODEL", str(bundle_dir))
+    monkeypatch.setattr("app.models.MODEL", str(bundle_dir))
     try:
         outputs = list(ui.run_infill(text, "edlm-ar", steps, k, 0.5, 1.0, 1.0, 0))
     except gr.Error as e:
@@ -66,10 +66,12 @@ def test_text_over_the_limit_is_refused_whole(bundle):
 def test_out_of_memory_is_a_clear_message_and_the_app_keeps_serving(bundle_dir, monkeypatch):
     import torch
 
-    import app.ui as ui
+    from app import handlers as ui
 
-    monkeypatch.setattr(ui, "MODEL", str(bundle_dir))
-    bundle = ui.get_bundle(str(bundle_dir))
+    monkeypatch.setattr("app.models.MODEL", str(bundle_dir))
+    from app import models
+
+    bundle = models.get_bundle(str(bundle_dir))
     original = bundle.denoiser.forward
 
     def oom(*args, **kwargs):
@@ -84,8 +86,8 @@ def test_out_of_memory_is_a_clear_message_and_the_app_keeps_serving(bundle_dir, 
 
 
 def test_missing_model_files_are_a_clear_message(tmp_path, monkeypatch):
-    import app.ui as ui
+    from app import handlers as ui
 
-    monkeypatch.setattr(ui, "MODEL", str(tmp_path))
+    monkeypatch.setattr("app.models.MODEL", str(tmp_path))
     with pytest.raises(gr.Error, match="no model bundle"):
         list(ui.run_infill("The [MASK:3] of the Union."))

@@ -34,7 +34,11 @@ def toy_sampler():
 
 
 def test_the_shipped_registries():
-    assert choices("sampler") == ("mdlm", "edlm-ar", "edlm-nce", "ar", "ar-is")
+    assert choices("sampler") == ("mdlm", "edlm-ar", "edlm-nce", "ar", "ar-is", "edlm-smc")
+    from edlm.sampling import sample
+    from edlm.smc import sample_smc
+
+    assert get_sampler("edlm-smc").diffusion_loop() is sample_smc and get_sampler("mdlm").diffusion_loop() is sample
     assert get_sampler("ar-is").ar_driven and get_sampler("ar-is").module().__name__ == "edlm.ar_infill"
     assert get_sampler("edlm-ar").energy == "ar" and get_sampler("edlm-nce").energy == "nce"
     assert get_sampler("ar").autoregressive and get_sampler("mdlm").energy is None

@@ -83,13 +83,26 @@ def test_continuous_loss_is_the_limit_of_the_discrete_kl_sum():
     assert continuous > 0 and continuous == pytest.approx(discrete, rel=2e-3)
 
 
-def test_posterior_step_writes_the_noise_vocabulary_only_and_ends_at_x0():
+def test_step_writes_the_noise_vocabulary_only_and_ends_at_x0():
+    from edlm.rand import RowRandom
+    from edlm.sampling import SamplerConfig
+    from edlm.transitions import StepContext
+
     g = torch.Generator().manual_seed(1)
     x_t = PROC.random_tokens((8, 16), g)
     x0 = torch.randint(4, (8, 16), generator=g)
-    x_s = PROC.posterior_step(x_t, x0, 0.8, 0.5, g)
-    assert not bool((x_s == MASK).any()) and x_s.shape == x_t.shape
-    assert torch.equal(PROC.posterior_step(x_t, x0, 0.1, 0.0, g), x0)
+    every = torch.ones_like(x_t, dtype=torch.bool)
+
+    def step(t, s):
+        return PROC.step(StepContext(x=x_t, x0=x0, masked=every, editable=every, log_q=torch.zeros(0, V), t=t, s=s,
+                                     schedule=PROC.schedule, generator=RowRandom(0, 8)), SamplerConfig())
+
+    x_s, again = step(0.8, 0.5)
+    assert not bool((x_s == MASK).any()) and x_s.shape == x_t.shape and again is None
+    assert not torch.equal(x_s, x_t) and not torch.equal(x_s, x0)
+    assert torch.equal(step(0.1, 0.0)[0], x0)
+    with pytest.raises(ValueError, match="remasking is for masked diffusion"):
+        PROC.check(SamplerConfig(remask="remdm"))
 
 
 def uniform_denoiser(mask_id: int = 4, vocab: int = 40):
@@ -168,13 +181,15 @@ def test_infill_through_the_pipeline_with_the_uniform_process(uniform_bundle):
 
 def test_the_app_charts_how_often_each_token_was_written(uniform_bundle, monkeypatch):
     """With a uniform model the app's last chart counts the writes per span token (live and in the replay)."""
-    import app.ui as ui
+    from app import handlers as ui
 
-    monkeypatch.setattr(ui, "get_bundle", lambda model, progress=None: uniform_bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: uniform_bundle)
     text = "We the people of the [MASK:6], in order to [MASK:3] a more perfect union."
     outs = list(ui.run_infill(text, "mdlm", 10, 2, 0.5, 1.0, 1.0, 4, None, "random", "none"))
     reveal, replay = outs[-1][8], outs[-1][9]
-    final = list(ui.infill_stream(uniform_bundle, text, sampler="mdlm", steps=10, seed=4, unmask="random"))[-1]
+    from edlm.pipeline import infill_stream
+
+    final = list(infill_stream(uniform_bundle, text, sampler="mdlm", steps=10, seed=4, unmask="random"))[-1]
     assert list(reveal.data[0].y) == final.changes and max(final.changes) > 1
     assert "times each token" in reveal.layout.title.text
     early = replay.view(3)[7]

@@ -6,6 +6,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
 from ..noise import get_schedule
+from ..processes import process_name
 from .dit import DiTBackbone, DiTConfig
 
 
@@ -58,7 +59,7 @@ class DenoiserModel(PreTrainedModel):
             with torch.no_grad():
                 self_cond = self.forward(input_ids, t, self_cond=None).logits.exp()
         raw = self.backbone(input_ids, self.sigma_of(t), positions=positions, self_cond=self_cond)
-        if getattr(self.config, "process", "absorbing") == "uniform":  # every position is predicted; never a mask
+        if process_name(self.config) == "uniform":  # every position is predicted; never a mask
             raw = raw.float().index_fill(-1, torch.tensor([self.config.mask_token_id], device=raw.device),
                                          float("-inf"))
             return MaskedLMOutput(logits=raw.log_softmax(-1))

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from app import ui
+from app import guard as ui
 from edlm.limits import LIMITS
 
 

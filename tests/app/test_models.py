@@ -2,39 +2,39 @@
 import importlib.util
 import json
 
-from app import ui
+from app import editing, models, words
 from edlm.bundle import ASSETS
 
 
 def test_each_model_says_what_it_knows():
-    assert "SmolLM2" in ui.model_note("general") and "trillion" in ui.model_note("general")
-    assert "State of the Union" in ui.model_note("default") and "State of the Union" in ui.model_note("sotu")
-    assert "a local model folder" in ui.model_note("/some/folder")
+    assert "SmolLM2" in words.model_note("general") and "trillion" in words.model_note("general")
+    assert "State of the Union" in words.model_note("default") and "State of the Union" in words.model_note("sotu")
+    assert "a local model folder" in words.model_note("/some/folder")
 
 
 def test_examples_follow_the_model_and_set_only_the_text():
-    general = ui.examples("general")
-    speeches = ui.examples("default")
+    general = words.examples("general")
+    speeches = words.examples("default")
     want = [[e["text"]] for e in json.loads((ASSETS / "examples-general.json").read_text())]
     assert general == want and all(len(row) == 1 for row in general + speeches)
     assert general != speeches and any("[MASK" in t for t, in general)
-    assert ui.example_group("general") == "general" and ui.example_group("uniform") == "default"
+    assert models.example_group("general") == "general" and models.example_group("uniform") == "default"
 
 
 def test_choosing_a_model_sets_its_own_settings():
-    assert ui.model_settings("general") == {"sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
-    assert ui.model_settings("default")["sampler"] == "edlm-ar"
-    assert ui.model_settings("uniform")["final"] == "greedy"
+    assert models.model_settings("general") == {"sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
+    assert models.model_settings("default")["sampler"] == "edlm-ar"
+    assert models.model_settings("uniform")["final"] == "greedy"
 
 
 def test_the_general_model_is_the_default_where_its_file_is_installed(monkeypatch):
     monkeypatch.delenv("EDLM_MODEL", raising=False)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
-    assert ui._default_model() == "general"
+    assert models._default_model() == "general"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    assert ui._default_model() == "default"
+    assert models._default_model() == "default"
     monkeypatch.setenv("EDLM_MODEL", "uniform")
-    assert ui._default_model() == "uniform"
+    assert models._default_model() == "uniform"
 
 
 def test_out_of_domain_text_gets_a_hint_toward_the_general_model(bundle, monkeypatch):
@@ -42,35 +42,35 @@ def test_out_of_domain_text_gets_a_hint_toward_the_general_model(bundle, monkeyp
 
     sotu = dataclasses.replace(bundle, name="default")
     monkeypatch.setattr("edlm.presets.SOTU_AR_TEST_PPL", 1.0)  # the tiny test model: every text is far out
-    assert "general" in ui.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.")
+    assert "general" in words.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.")
     monkeypatch.setattr("edlm.presets.SOTU_AR_TEST_PPL", 1e9)
-    assert ui.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
-    assert ui.domain_hint(bundle, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
+    assert words.domain_hint(sotu, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
+    assert words.domain_hint(bundle, "Add the chopped onion and [MASK:4] until soft and golden today.") == ""
 
 
 def test_each_generate_draws_a_new_seed_unless_the_writer_keeps_one():
-    drawn = {ui.next_seed(False, 0) for _ in range(5)}
+    drawn = {models.next_seed(False, 0) for _ in range(5)}
     assert len(drawn) > 1 and all(0 <= s < 2**31 for s in drawn)
-    assert ui.next_seed(True, 1234) == 1234
+    assert models.next_seed(True, 1234) == 1234
 
 
 def test_undo_and_redo_walk_the_texts_the_page_replaced():
-    text, history, future = ui.replace_text("B", "A", [])
-    text, history, future = ui.replace_text("C", text, history)
+    text, history, future = editing.replace_text("B", "A", [])
+    text, history, future = editing.replace_text("C", text, history)
     assert (text, history, future) == ("C", ["A", "B"], [])
-    text, history, future = ui.undo(text, history, future)
+    text, history, future = editing.undo(text, history, future)
     assert (text, history, future) == ("B", ["A"], ["C"])
-    text, history, future = ui.redo(text, history, future)
+    text, history, future = editing.redo(text, history, future)
     assert (text, history, future) == ("C", ["A", "B"], [])
-    text, history, future = ui.undo(*ui.undo(text, history, future))
+    text, history, future = editing.undo(*editing.undo(text, history, future))
     assert text == "A" and history == [] and future == ["C", "B"]
-    assert ui.undo(text, history, future)[0] == "A"  # nothing left: unchanged
-    _, history, future = ui.replace_text("D", text, history)
+    assert editing.undo(text, history, future)[0] == "A"  # nothing left: unchanged
+    _, history, future = editing.replace_text("D", text, history)
     assert future == []  # a new change clears Redo
 
 
 def test_the_undo_history_is_bounded():
     history = []
-    for i in range(ui.UNDO_DEPTH + 15):
-        history = ui.remember(history, f"text {i}")
-    assert len(history) == ui.UNDO_DEPTH and history[-1] == f"text {ui.UNDO_DEPTH + 14}"
+    for i in range(editing.UNDO_DEPTH + 15):
+        history = editing.remember(history, f"text {i}")
+    assert len(history) == editing.UNDO_DEPTH and history[-1] == f"text {editing.UNDO_DEPTH + 14}"

@@ -1,6 +1,7 @@
 """The replay of a finished run: every step can be shown again, text and charts in sync."""
 from app.replay import Replay
-from app.ui import _highlight, _status
+from app.handlers import _highlight
+from app.words import status_line as _status
 from edlm.pipeline import infill_stream
 
 
@@ -35,9 +36,9 @@ def test_a_long_run_keeps_every_nth_step():
 
 def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypatch):
     """The compare tab: both texts keep the fixed words, and its two charts hold one line per sampler."""
-    import app.ui as ui
+    from app import handlers as ui
 
-    monkeypatch.setattr(ui, "get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
     text = "We the people [MASK:4] of the Union."
     outs = list(ui.run_compare(text, "mdlm", "edlm-ar", 6, 3, 1.0, 1.0, 1.0, 0))
     last = outs[-1]

@@ -1,0 +1,319 @@
+"""The page's handlers: each computing one streams a run step by step through `guarded` and follows the one error
+and log policy of `logged_run`; the replay handlers show a finished run again."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+
+import gradio as gr
+
+from edlm.limits import DEFAULTS, LIMITS
+from edlm.pipeline import Tick, infill_stream, variants_stream
+
+from . import charts, models
+from .errors import logged_run, loggable, rejected
+from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, download_folder, read_upload
+from .guard import RunClock, guarded
+from .replay import Replay, kept_note
+from .words import domain_hint, status_line
+
+
+try:  # Hugging Face ZeroGPU Spaces: a GPU is attached for the duration of each decorated call
+    from spaces import GPU as gpu
+except ImportError:  # anywhere else the model work runs where the model was loaded
+    def gpu(fn):
+        return fn
+
+
+MASK_GLYPH = "▒"
+CHART_SECONDS = 0.5  # how often the charts refresh during a run
+
+
+# A word made of tokens of several kinds shows the most recent kind
+RANK = {"filled": 0, "new": 1, "rewritten": 2, "changed": 3}
+
+
+def _highlight(segments) -> list[tuple[str, str | None]]:
+    """Segments as highlighted chips, with the tokens of one word in one chip (a word's pieces can be revealed at
+    different steps: "bu" + "dget" is shown as "budget", coloured by its most recent piece)."""
+    out: list[tuple[str, str | None]] = []
+    for text, kind, _ in segments:
+        if kind == "fixed":
+            out.append((text, None))
+            continue
+        if kind == "mask":
+            out.append((MASK_GLYPH * (len(text) // len("[MASK]")), "mask"))
+            continue
+        prev = out[-1] if out else None
+        if prev and prev[1] in RANK and prev[0][-1:].isalnum() and text[:1].isalnum():
+            out[-1] = (prev[0] + text, max(prev[1], kind, key=RANK.get))
+        else:
+            out.append((text, kind))
+    return out
+
+
+MAX_DELAY = 2.0  # seconds per step a live run may be slowed down to
+
+
+def check_delay(delay) -> float:
+    """The delay per step, 0 to MAX_DELAY seconds, or a one-line error (the slider's value arrives unchecked)."""
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
+        raise ValueError(f"the delay per step must be a number from 0 to {MAX_DELAY} seconds")
+    return float(delay)
+
+
+def _infill_logged(a: dict) -> str:
+    return loggable(sampler=a["sampler"], steps=a["steps"], k=a["k"])
+
+
+@gpu
+@logged_run("infill", _infill_logged)
+def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
+               is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
+               top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
+               unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, delay: float = 0.0,
+               final: str = DEFAULTS.final, progress=gr.Progress(), *, clock: RunClock):
+    """Stream an infill run: after every reverse step, the text so far and the charts. `delay` (0 to
+    MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
+    clock.unit = "step events"
+    delay = check_delay(delay)
+    bundle = models.get_bundle(model or models.MODEL, progress)
+    stream = guarded(infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
+                                   temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                                   remask=remask, final=final), clock)
+    heat, ess, masked = [], [], []
+    last_is, charted_at, new_is = None, 0.0, False
+    replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
+    uniform = bundle.process == "uniform"  # last chart: writes per token
+    for ev in stream:
+        masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
+        if ev.is_step:
+            heat.append((ev.step, ev.weights))
+            ess.append((ev.step, ev.ess))
+            last_is, new_is = ev, True
+        # Text and status travel every step; charts at most every CHART_SECONDS (building a Plotly figure
+        # costs tens of milliseconds, as much as a denoiser step) and always at the first and last step.
+        now = time.perf_counter()
+        if ev.step == 1 or ev.final or now - charted_at >= CHART_SECONDS:
+            charted_at = now
+            skip = gr.skip()
+            weights = heatmap = ess_fig = table = skip
+            if new_is or ev.step == 1:
+                weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
+                                             last_is and last_is.step, last_is and last_is.log_weights)
+                heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
+                table = [] if last_is is None else [
+                    [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
+                    for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+                new_is = False
+            if ev.final:
+                reveal = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
+                    charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
+            else:
+                reveal = charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip
+            chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
+        else:
+            chart_out = (gr.skip(),) * 6
+        w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
+        clock.steps += 1
+        chips, status = _highlight(ev.segments), status_line(ev, k)
+        if ev.final:
+            status += f" · seed {seed} · written by **{model or models.MODEL}**" + domain_hint(bundle, text)
+        replay.add(ev, chips, status)
+        done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
+            if ev.final else (gr.skip(), gr.skip())
+        yield (ev.text, chips, status, w_fig, h_fig, e_fig, m_fig, table, reveal, *done)
+        if delay and not ev.final:
+            clock.sleep(delay)
+
+
+def show_step(replay: Replay | None, step):
+    """The replay slider: the text, status and charts of a finished run at one step."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first: the replay shows the steps of the last finished run",
+                       print_exception=False)
+    return replay.view(int(step))
+
+
+def play_tick(replay: Replay | None, step):
+    """One tick of the play button: the next kept step, and the timer switched off at the end."""
+    if replay is None or not replay.frames:
+        return (gr.Timer(active=False), gr.skip(), *(gr.skip(),) * 8)
+    later = [f[0] for f in replay.frames if f[0] > int(step or 0)]
+    nxt = later[0] if later else replay.last_step
+    return (gr.Timer(active=bool(later) and nxt < replay.last_step), nxt, *replay.view(nxt))
+
+
+def start_play(replay: Replay | None, step, delay):
+    """Play: from the start when the slider is at the end; ticks every `delay` seconds (at least 0.1)."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first, then press Play to replay it", print_exception=False)
+    first = replay.frames[0][0]
+    begin = first if int(step or 0) >= replay.last_step else int(step)
+    try:
+        delay = check_delay(delay)
+    except ValueError as e:
+        raise rejected(e, "play") from None
+    return (gr.Timer(value=max(0.1, delay or 0.3), active=True), begin, *replay.view(begin))
+
+
+@gpu
+@logged_run("augment", lambda a: loggable(sampler=a["sampler"], steps=a["steps"]))
+def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
+                sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, seed: int = DEFAULTS.seed,
+                model: str | None = None, progress=gr.Progress(), *, clock: RunClock):
+    """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; streams progress after every reverse step,
+    then a preview, a summary and the JSON Lines file to download. Stop, a closed page or the time limit end the
+    work at its next step; the whole request's work is checked against the budget before it starts."""
+    from edlm.augment import AugmentConfig, Result, Summary, augment_steps, parse_keep, read_text_lines
+
+    if upload:
+        path = upload if isinstance(upload, str) else upload.name
+        key = text_field or "text"
+        records = read_upload(path, key)
+        name = os.path.splitext(os.path.basename(path))[0] or "records"
+    else:
+        key, name = "text", "records"
+        records = [{"text": line} for line in read_text_lines(lines or "")][:AUGMENT_MAX_RECORDS + 1]
+    if not records:
+        raise ValueError("paste some lines or upload a file first")
+    if len(records) > AUGMENT_MAX_RECORDS:
+        raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
+                         "augment` for whole files")
+    n = int(n) if isinstance(n, float) and n.is_integer() else n
+    cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit,
+                        keep=parse_keep(keep), seed=seed, settings=dict(sampler=sampler, steps=steps))
+    cfg.check()
+    bundle = models.get_bundle(model or models.MODEL, progress)
+    summary, preview, out_lines = Summary(), [], []
+    for item in guarded(augment_steps(bundle, records, cfg, field_name=key, max_work=LIMITS.max_work), clock):
+        if isinstance(item, Tick):
+            clock.steps += 1
+            progress((item.done, item.total), desc="reverse steps")
+            yield gr.skip(), f"rewriting: step {item.done} of {item.total}", gr.skip()
+            continue
+        res: Result = item
+        out_lines.append(json.dumps(res.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+        summary.add(res)
+        preview += [[res.index + 1, res.text, v.text, None if v.score is None else round(v.score, 3)]
+                    for v in res.variants[:3]]
+    path = os.path.join(download_folder(), f"{name}.variants.jsonl")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(out_lines)
+    rep = summary.report()
+    d2 = rep["distinct2_across_variants"]
+    note = (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
+            f"passed through unchanged (too short or not valid text), {rep['skipped']} skipped (unreadable); "
+            f"dropped: {rep['dropped'] or 'none'}" + (f"; distinct-2 across variants {d2:.2f}" if d2 is not None
+                                                       else "") +
+            f". The download is deleted from the server after {FILE_SECONDS // 60 or 1} min.")
+    yield preview, note, path
+
+
+def _compare_logged(a: dict) -> str:
+    return f"{loggable(sampler=a['sampler_a'])} | {loggable(sampler=a['sampler_b'], steps=a['steps'], k=a['k'])}"
+
+
+@gpu
+@logged_run("compare", _compare_logged)
+def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
+                temperature: float, top_p: float, seed: int, model: str | None = None,
+                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, final: str = DEFAULTS.final,
+                progress=gr.Progress(), *, clock: RunClock):
+    """Two samplers on the same text and seed, stepped side by side, with their masked share and ESS charted
+    together (charts at most every CHART_SECONDS, and at the end)."""
+    settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
+                    unmask=unmask, remask=remask, final=final)
+    clock.unit = "step events"
+    names = (f"left: {sampler_a}", f"right: {sampler_b}")
+    bundle = models.get_bundle(model or models.MODEL, progress)
+    a = guarded(infill_stream(bundle, text, sampler=sampler_a, **settings), clock)
+    b = guarded(infill_stream(bundle, text, sampler=sampler_b, **settings), clock)
+    last = [None, None]
+    masked, ess = {n: [] for n in names}, {n: [] for n in names}
+    charted_at = 0.0
+    for pair in itertools.zip_longest(a, b):
+        for i, ev in enumerate(pair):
+            if ev is None:
+                continue
+            last[i] = ev
+            masked[names[i]].append((ev.step, ev.masked / max(1, ev.to_fill)))
+            if ev.is_step:
+                ess[names[i]].append((ev.step, ev.ess))
+        clock.steps += 1
+        now, done = time.perf_counter(), all(e is not None and e.final for e in last)
+        figs = (gr.skip(), gr.skip())
+        if clock.steps == 1 or done or now - charted_at >= CHART_SECONDS:
+            charted_at = now
+            figs = (charts.side_by_side(masked, "share of the span tokens still masked", "masked", [0, 1.05],
+                                        percent=True),
+                    charts.side_by_side(ess, f"effective sample size: 1 = one candidate won, {k} = all equal",
+                                        "ESS", [0, k + 0.5]))
+        yield (_highlight(last[0].segments), status_line(last[0], k), _highlight(last[1].segments),
+               status_line(last[1], k), *figs)
+
+
+MAX_VARIANTS = LIMITS.max_variants
+
+
+def api_variants(text: str, n: int = 4, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps,
+                 seed: int = DEFAULTS.seed, model: str | None = None) -> list[dict]:
+    """Fill the spans of `text` n times (1 to 8, one batch); returns [{"text", "spans", "score", "seed"}] ranked
+    by the AR model's score (mean log-likelihood per token, higher is more fluent). Other settings: defaults.
+    While it computes it streams an empty list after every step (so a cancel stops it there); the ranked list
+    comes last."""
+    for out in _variants(text, n, sampler=sampler, steps=steps, seed=seed, model=model):
+        if isinstance(out, Tick):
+            yield []
+        else:
+            yield [{"text": v.text, "spans": v.spans, "score": v.score, "seed": v.seed} for v in out]
+
+
+def _variants_logged(a: dict) -> str:
+    settings = a["settings"]
+    return loggable(sampler=settings.get("sampler"), steps=settings.get("steps"), k=settings.get("k"))
+
+
+@gpu
+@logged_run("variants", _variants_logged)
+def _variants(text, n, model=None, progress=None, *, clock: RunClock, **settings):
+    """Ticks after every step, then the ranked variants; errors as one line, the run logged by its settings."""
+    bundle = models.get_bundle(model or models.MODEL, progress)
+    n = int(n) if isinstance(n, float) and n.is_integer() else n
+    for item in guarded(variants_stream(bundle, text, n, **settings), clock):
+        if isinstance(item, Tick):
+            clock.steps += 1
+            if progress is not None:
+                progress((item.done, item.total), desc="reverse steps")
+        yield item
+
+
+def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
+                 top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
+                 remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress()):
+    """The page's Variants button: N cards, best first, each with its score and a "use this" button; the note
+    shows the step while they compute."""
+    out = []
+    for item in _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
+                          is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                          remask=remask, final=final):
+        if isinstance(item, Tick):
+            yield [gr.update(visible=True), f"computing the variants: step {item.done} of {item.total}",
+                   *(gr.skip(),) * (2 * MAX_VARIANTS)]
+        else:
+            out = item
+    cards = []
+    for i in range(MAX_VARIANTS):
+        if i < len(out):
+            v = out[i]
+            score = "no AR model to rank" if v.score is None else f"AR score {v.score:.2f} / token"
+            cards += [gr.update(value=v.text, label=f"#{i + 1} · {score} · seed {v.seed}", visible=True),
+                      gr.update(visible=True)]
+        else:
+            cards += [gr.update(value="", visible=False), gr.update(visible=False)]
+    note = (f"**{len(out)} variants**, best first (ranked by the AR model's score: the mean log-likelihood per "
+            "token of each fill and the words just after it; higher reads more fluently to it). Each seed "
+            "reproduces its variant with **Generate**.")
+    yield [gr.update(visible=True), note, *cards]

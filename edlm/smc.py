@@ -1,0 +1,124 @@
+"""Sequential Monte Carlo with the energy (`edlm-smc`): k particles per row carried through the reverse steps.
+
+EDLM's importance sampling draws k candidate x0 at a step, keeps one and throws k - 1 away; the next step starts
+again from one x_t. Here each particle keeps its own x_t, so the energy chooses among real alternatives across the
+whole run (after particle methods for diffusion LMs: PG-DLM, arXiv 2507.08390; S3, arXiv 2604.06260):
+
+    per step, for each particle i:  x0_i ~ q(x0 | x_t_i)      the denoiser's draw, as in every step
+                                    log W_i += G(x0_i) - G_prev_i,  G = -E (the potential of the particle's draw)
+                                    x_s_i = the process's reverse step from x_t_i and x0_i
+    when ESS(W) < resample_ess * k: resample the particles by W (systematic), W reset to equal
+    at the end: one particle per row, drawn by W
+
+The weights telescope: a particle's weight is the potential of its last draw, the finished text at the last step,
+so the target is the denoiser's own chain times exp(-E) (EDLM's "product" target, whatever the ar_weighting:
+the "ratio" target needs the denoiser's marginal probability of the text, which no step has). Weights are
+computed inside the IS window only; after it they stay as they are. Costs k denoiser rows per row per step.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import torch
+
+from .energy import Energy, normalise
+from .noise import Schedule
+from .processes import process_for
+from .rand import RowRandom
+from .sampling import Proposal, SamplerConfig, StepEvent, time_grid
+from .transitions import StepContext
+
+
+def work_rows(req) -> float:
+    """Denoiser rows per sample and step (the runner's work budget): one per particle."""
+    return float(req.k)
+
+
+def particle_seeds(seeds: list[int], k: int) -> list[int]:
+    """Each particle's own random stream, derived from its row's seed (row b, particle j)."""
+    return [s * 1_000_033 + j for s in seeds for j in range(k)]
+
+
+def systematic(w: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Systematic resampling: ancestors [B, k] from weights w [B, k] and one uniform per row u [B]."""
+    k = w.shape[-1]
+    points = (u.unsqueeze(-1) + torch.arange(k, dtype=torch.float64, device=w.device)) / k
+    return torch.searchsorted(w.double().cumsum(-1), points).clamp_(max=k - 1)
+
+
+@torch.inference_mode()
+def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None = None,
+               editable: torch.Tensor | None = None, schedule: Schedule | None = None,
+               row_seeds: list[int] | None = None) -> Iterator[StepEvent]:
+    """Fill every editable span of x [B, L] with cfg.k particles per row (see the module's docstring); events
+    show, per row, the particle with the largest weight (the last: the one drawn), and at weighting steps every
+    particle's draw (`candidates`), the weights, the ESS, and after a resampling its ancestors (extra)."""
+    B, L, k = x.shape[0], x.shape[1], max(1, cfg.k)
+    process = process_for(denoiser.config, schedule)
+    process.check(cfg)
+    seeds = row_seeds if row_seeds is not None else [cfg.seed + 1_000_003 * b for b in range(B)]
+    gen = RowRandom(cfg.seed, B * k, x.device, particle_seeds(seeds, k))  # each particle's draws
+    pick = RowRandom(cfg.seed, B, x.device, [s + 7 for s in seeds])       # each row's resampling
+    editable = (x == denoiser.config.mask_token_id) if editable is None else editable.to(x.device)
+    edit = editable.repeat_interleave(k, 0) if editable.dim() == 2 else editable.expand(B * k, -1)
+    fixed = ~editable.expand(B, L)
+    P = process.start(x.repeat_interleave(k, 0), edit, gen)
+    log_w = torch.zeros(B, k, dtype=torch.float64, device=x.device)
+    potential = torch.zeros(B, k, dtype=torch.float64, device=x.device)  # G of each particle's last draw
+    ts, start, calls, ecalls, q, shown = time_grid(cfg.steps), time.perf_counter(), 0, 0, None, None
+    rows = torch.arange(B, device=x.device)
+    for i in range(cfg.steps):
+        t, s = ts[i], ts[i + 1]
+        masked = process.predicted(P, edit)
+        q = Proposal(denoiser, P, t, masked, cfg, previous=q)
+        calls += 1
+        x0 = P.clone()
+        greedy = cfg.final == "greedy" and s <= 0
+        draws = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
+        x0[masked] = draws
+        info, ancestors = {}, None
+        if energy is not None and t > 1.0 - cfg.is_window and masked.any():
+            g = energy.log_weights(x0, P, torch.full((B * k,), t, device=x.device),
+                                   torch.zeros(B * k, device=x.device), k=k).double().view(B, k)
+            log_w += (g - potential) / cfg.is_temperature
+            potential = g
+            ecalls += 1
+            w, ess = normalise(log_w)
+            info = dict(is_step=True, candidates=x0.view(B, k, L).cpu(), log_weights=log_w.float().cpu(),
+                        weights=w.cpu(), ess=ess.cpu())
+        ctx = StepContext(x=P, x0=x0, masked=masked, editable=edit, log_q=q.log_q, t=t, s=s,
+                          schedule=process.schedule, generator=gen)
+        P, again = process.step(ctx, cfg)
+        w, ess = normalise(log_w)
+        left = bool(process.predicted(P, edit).any())  # some particle still has positions to write
+        finished = s <= 0 or (process.finite(cfg) and not left)
+        extra = {"pending": left and not finished}
+        if finished:  # the finished text: one particle per row, drawn by its weight
+            u = pick.rand(1, dtype=torch.float64)  # [B]
+            choice = torch.searchsorted(w.double().cumsum(-1), (u * w.sum(-1).double()).unsqueeze(-1))
+            choice = choice.squeeze(-1).clamp_(max=k - 1)
+        else:
+            choice = w.argmax(-1)  # shown while the run goes on: the heaviest particle
+        if info:
+            info["chosen"] = choice.cpu()
+        low = ess < cfg.resample_ess * k  # rows whose weight sits on a few particles
+        if not finished and info and bool(low.any()):
+            u = pick.rand(1, dtype=torch.float64)  # [B]
+            ancestors = torch.where(low.unsqueeze(-1), systematic(w, u), torch.arange(k, device=x.device).expand(B, k))
+            flat = (rows.unsqueeze(-1) * k + ancestors).view(-1)
+            P, potential, again = P[flat], potential.view(-1)[flat].view(B, k), None if again is None else again[flat]
+            q = q.take(flat.tolist())
+            log_w = torch.where(low.unsqueeze(-1), torch.zeros_like(log_w), log_w)
+            choice = (ancestors == choice.unsqueeze(-1)).double().argmax(-1)  # a descendant of the heaviest
+            extra.update(ancestors=ancestors.cpu(), resampled=low.cpu())
+        out = P.view(B, k, L)[rows, choice]
+        prev = out if shown is None else shown
+        shown = out
+        yield StepEvent(step=cfg.steps if finished else i + 1, total_steps=cfg.steps, t=t, s=s, tokens=out.cpu(), fixed=fixed.cpu(),
+                        revealed=(out != prev).cpu() if i else (out != x).cpu(), denoiser_calls=calls,
+                        energy_calls=ecalls, elapsed=time.perf_counter() - start,
+                        remasked=None if again is None else again.view(B, k, L)[rows, choice].cpu(), extra=extra,
+                        **info)
+        if finished:
+            return

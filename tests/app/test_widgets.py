@@ -1,0 +1,56 @@
+"""The page's controls are built from the settings' schema and wired to the handlers by parameter name."""
+import gradio as gr
+import pytest
+
+from app import ui
+from app.widgets import setting_widget
+from edlm.limits import SETTING, SETTINGS
+
+
+@pytest.fixture(scope="module")
+def page():
+    with ui.build() as demo:
+        pass
+    return demo
+
+
+def controls(demo, label):
+    return [c for c in demo.blocks.values() if getattr(c, "label", None) == label]
+
+
+def test_every_slider_spans_its_schema_range_and_never_offers_an_invalid_value(page):
+    for st in SETTINGS:
+        found = controls(page, st.label)
+        if st.control != "slider" or not found:
+            continue
+        lo, hi, step = st.widget or (st.lo, st.hi, 1)
+        assert (found[0].minimum, found[0].maximum) == (lo, hi), st.name
+        assert st.lo <= found[0].minimum and found[0].maximum <= st.hi, st.name
+    assert controls(page, "Temperature")[0].maximum == SETTING["temperature"].widget[1]
+
+
+def test_a_registered_unmask_order_appears_in_the_page_without_touching_it():
+    from edlm import transitions
+
+    @transitions.unmask_order("toy-left-first")
+    def left_first(ctx):
+        return ctx.masked
+
+    try:
+        with gr.Blocks():
+            dropdown = setting_widget("unmask")
+        assert "toy-left-first" in [v for _, v in dropdown.choices]
+    finally:
+        del transitions.UNMASK["toy-left-first"]
+
+
+def test_inputs_follow_the_handlers_parameter_names():
+    with gr.Blocks():
+        boxes = {name: gr.Textbox(label=name) for name in ("text", "steps", "seed")}
+
+    def handler(text, seed, steps, progress=None):
+        pass
+
+    assert ui.inputs_for(handler, boxes) == [boxes["text"], boxes["seed"], boxes["steps"]]
+    with pytest.raises(TypeError, match="takes k, which the page has no control for"):
+        ui.inputs_for(lambda text, k: None, boxes)
