@@ -62,6 +62,37 @@ def weights_heatmap(rows: list[tuple[int, list[float]]]) -> go.Figure:
     return fig
 
 
+def run_weights(rows: list[tuple[int, list[float], list[int] | None]], particles: bool) -> go.Figure:
+    """The weights over the run: particles and who continues whom (edlm-smc), or a steps x candidates heatmap
+    (importance sampling draws fresh candidates at every step)."""
+    return lineage(rows) if particles else weights_heatmap([(s, w) for s, w, _ in rows])
+
+
+def lineage(rows: list[tuple[int, list[float], list[int] | None]]) -> go.Figure:
+    """Particles over the run (edlm-smc): a dot per particle at each weighting step, sized and shaded by its
+    weight; a line joins each particle to the one it continues (after a resampling: its ancestor, else itself),
+    so a teacher can show heavy particles being copied and light ones dropped."""
+    if not rows:
+        return _empty("Particles over the run", "appears once the particles are weighted")
+    xs, ys = [], []
+    for (s0, w0, anc), (s1, w1, _) in zip(rows, rows[1:]):
+        for j in range(len(w1)):
+            xs += [s0, s1, None]
+            ys += [(anc[j] if anc else j) + 1, j + 1, None]
+    dots = [(s, j + 1, w) for s, ws, _ in rows for j, w in enumerate(ws)]
+    fig = go.Figure([
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
+                   showlegend=False),
+        go.Scatter(x=[d[0] for d in dots], y=[d[1] for d in dots], mode="markers", showlegend=False,
+                   marker=dict(size=[6 + 18 * d[2] for d in dots], color=[d[2] for d in dots], colorscale="Blues",
+                               cmin=0, cmax=1, line=dict(width=0.5, color="#555555")),
+                   hovertemplate="step %{x}, particle %{y}: weight %{marker.color:.3f}<extra></extra>")])
+    fig.update_layout(**LAYOUT, title=_title("dot = a particle, size = its weight · lines: who continues whom"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="particle", dtick=1)
+    return fig
+
+
 def ess_line(points: list[tuple[int, float]], k: int) -> go.Figure:
     """Effective sample size per IS step: k means the energy agreed with the denoiser, 1 means one candidate won."""
     if not points:

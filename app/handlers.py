@@ -2,6 +2,8 @@
 and log policy of `logged_run`; the replay handlers show a finished run again."""
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import json
 import os
@@ -9,7 +11,7 @@ import time
 
 import gradio as gr
 
-from edlm.limits import DEFAULTS, LIMITS
+from edlm.limits import DEFAULTS, LIMITS, SETTINGS
 from edlm.pipeline import Tick, infill_stream, variants_stream
 
 from . import charts, models
@@ -57,6 +59,31 @@ def _highlight(segments) -> list[tuple[str, str | None]]:
 MAX_DELAY = 2.0  # seconds per step a live run may be slowed down to
 
 
+def with_every_setting(exclude: tuple[str, ...] = ()):
+    """Give a handler every sampling setting of `edlm.limits.SETTINGS` that its signature does not name (nor
+    `exclude`): each becomes a parameter (before `progress`, the schema's default), which the handler receives in
+    its `**more`. A setting added to the schema reaches the handlers, the page (whose controls are wired by
+    parameter name) and the API without an edit here."""
+    def deco(fn):
+        sig = inspect.signature(fn)
+        params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        named = {p.name for p in params} | set(exclude)
+        extra = [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=s.default)
+                 for s in SETTINGS if s.name not in named]
+        at = next((i for i, p in enumerate(params) if p.name == "progress" or p.kind is inspect.Parameter.KEYWORD_ONLY),
+                  len(params))
+
+        public = sig.replace(parameters=params[:at] + extra + params[at:])
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            yield from fn(**public.bind(*args, **kwargs).arguments)  # the extra settings land in `more`
+
+        handler.__signature__ = public
+        return handler
+    return deco
+
+
 def check_delay(delay) -> float:
     """The delay per step, 0 to MAX_DELAY seconds, or a one-line error (the slider's value arrives unchecked)."""
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY:
@@ -70,27 +97,32 @@ def _infill_logged(a: dict) -> str:
 
 @gpu
 @logged_run("infill", _infill_logged)
+@with_every_setting()
 def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps, k: int = DEFAULTS.k,
                is_window: float = DEFAULTS.is_window, temperature: float = DEFAULTS.temperature,
                top_p: float = DEFAULTS.top_p, seed: int = DEFAULTS.seed, model: str | None = None,
                unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, delay: float = 0.0,
-               final: str = DEFAULTS.final, progress=gr.Progress(), *, clock: RunClock):
+               final: str = DEFAULTS.final, progress=gr.Progress(), *, clock: RunClock, **more):
     """Stream an infill run: after every reverse step, the text so far and the charts. `delay` (0 to
     MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
     clock.unit = "step events"
     delay = check_delay(delay)
     bundle = models.get_bundle(model or models.MODEL, progress)
-    stream = guarded(infill_stream(bundle, text, sampler=sampler, steps=steps, k=k, is_window=is_window,
+    stream = guarded(infill_stream(bundle, text, ticks=True, sampler=sampler, steps=steps, k=k, is_window=is_window,
                                    temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
-                                   remask=remask, final=final), clock)
+                                   remask=remask, final=final, **more), clock)
     heat, ess, masked = [], [], []
     last_is, charted_at, new_is = None, 0.0, False
     replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
     uniform = bundle.process == "uniform"  # last chart: writes per token
     for ev in stream:
+        if isinstance(ev, Tick):  # [MASK] spans: their lengths are drafted and scored before the first step
+            note = f"**choosing span lengths**: draft step {ev.done} of {ev.total} · {clock.seconds():.1f} s"
+            yield (gr.skip(), gr.skip(), note, *(gr.skip(),) * 8)
+            continue
         masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
         if ev.is_step:
-            heat.append((ev.step, ev.weights))
+            heat.append((ev.step, ev.weights, ev.ancestors))
             ess.append((ev.step, ev.ess))
             last_is, new_is = ev, True
         # Text and status travel every step; charts at most every CHART_SECONDS (building a Plotly figure
@@ -103,7 +135,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             if new_is or ev.step == 1:
                 weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
                                              last_is and last_is.step, last_is and last_is.log_weights)
-                heatmap, ess_fig = charts.weights_heatmap(heat), charts.ess_line(ess, k)
+                heatmap, ess_fig = charts.run_weights(heat, ev.particles), charts.ess_line(ess, k)
                 table = [] if last_is is None else [
                     [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
                     for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
@@ -218,14 +250,15 @@ def _compare_logged(a: dict) -> str:
 
 @gpu
 @logged_run("compare", _compare_logged)
+@with_every_setting(exclude=("sampler",))
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
                 unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, final: str = DEFAULTS.final,
-                progress=gr.Progress(), *, clock: RunClock):
+                progress=gr.Progress(), *, clock: RunClock, **more):
     """Two samplers on the same text and seed, stepped side by side, with their masked share and ESS charted
     together (charts at most every CHART_SECONDS, and at the end)."""
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
-                    unmask=unmask, remask=remask, final=final)
+                    unmask=unmask, remask=remask, final=final, **more)
     clock.unit = "step events"
     names = (f"left: {sampler_a}", f"right: {sampler_b}")
     bundle = models.get_bundle(model or models.MODEL, progress)
@@ -290,15 +323,16 @@ def _variants(text, n, model=None, progress=None, *, clock: RunClock, **settings
         yield item
 
 
+@with_every_setting()
 def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
                  top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
-                 remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress()):
+                 remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress(), **more):
     """The page's Variants button: N cards, best first, each with its score and a "use this" button; the note
     shows the step while they compute."""
     out = []
     for item in _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
                           is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
-                          remask=remask, final=final):
+                          remask=remask, final=final, **more):
         if isinstance(item, Tick):
             yield [gr.update(visible=True), f"computing the variants: step {item.done} of {item.total}",
                    *(gr.skip(),) * (2 * MAX_VARIANTS)]

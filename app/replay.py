@@ -25,7 +25,9 @@ class Replay:
     total_steps: int = 0
     frames: list = field(default_factory=list)     # (step, highlighted text, status)
     masked: list = field(default_factory=list)     # (step, share still masked)
-    is_steps: list = field(default_factory=list)   # (step, weights, chosen, candidates, ess, log-weights, note)
+    is_steps: list = field(default_factory=list)   # (step, weights, chosen, candidates, ess, log-weights, note,
+    #                                                 ancestors)
+    particles: bool = False                        # edlm-smc: the weights chart shows the particles' lineage
     pieces: list = field(default_factory=list)     # final: each filled token ...
     revealed_at: list = field(default_factory=list)  # ... and the step that revealed it
     changes: dict = field(default_factory=dict)    # uniform noise: step -> times each span token was written
@@ -40,7 +42,8 @@ class Replay:
         self.masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
         if ev.is_step:
             self.is_steps.append((ev.step, ev.weights, ev.chosen, ev.candidates, ev.ess, ev.log_weights,
-                                  kept_note(True, ev.segments)))
+                                  kept_note(True, ev.segments), ev.ancestors))
+            self.particles = self.particles or ev.particles
         if ev.step % self.stride == 0 or ev.final or ev.step == 1:
             self.frames.append((ev.step, highlighted, status))
         if ev.changed or self.changes:
@@ -65,7 +68,7 @@ class Replay:
         status = f"**replay: step {step} of {self.last_step}** · " + frame[2].split(" · ", 1)[-1]
         return (frame[1], status,
                 charts.weights_bar(last and last[1], last and last[2], last and last[0], last and last[5]),
-                charts.weights_heatmap([(s[0], s[1]) for s in seen]),
+                charts.run_weights([(s[0], s[1], s[7]) for s in seen], self.particles),
                 charts.ess_line([(s[0], s[4]) for s in seen], self.k),
                 charts.masked_line([m for m in self.masked if m[0] <= step], self.total_steps),
                 table,

@@ -8,7 +8,7 @@ import sys
 import gradio as gr
 
 from edlm.augment import EXTENSIONS
-from edlm.limits import LIMITS
+from edlm.limits import LIMITS, SETTINGS
 from edlm.presets import load_bundle
 
 from .charts import COLORS
@@ -85,7 +85,7 @@ def build() -> gr.Blocks:
                                              elem_id=f"edlm-variant-{i}")
                             btn = gr.Button("Use this", size="sm", visible=False, elem_id=f"edlm-use-{i}")
                             var_cards.append((box, btn))
-        with gr.Accordion("Settings: sampler, steps, candidates, order, seed", open=False,
+        with gr.Accordion("Settings: sampler, steps, candidates, order, weights, seed", open=False,
                           elem_id="edlm-settings"):
             with gr.Row():  # each control built from its setting's schema (edlm.limits.SETTINGS)
                 sampler = setting_widget("sampler", start["sampler"], elem_id="edlm-sampler")
@@ -98,6 +98,13 @@ def build() -> gr.Blocks:
                 unmask = setting_widget("unmask")
                 remask = setting_widget("remask")
                 final = setting_widget("final", start["final"], elem_id="edlm-final")
+            laid_out = {"sampler", "steps", "k", "is_window", "temperature", "top_p", "unmask", "remask", "final",
+                        "seed"}
+            more = {}  # every other setting of the schema, four to a row (a new setting appears here by itself)
+            rest = [st.name for st in SETTINGS if st.name not in laid_out]
+            for i in range(0, len(rest), 4):
+                with gr.Row():
+                    more.update({name: setting_widget(name) for name in rest[i:i + 4]})
             with gr.Row():
                 seed = setting_widget("seed", elem_id="edlm-seed")
                 keep_seed = gr.Checkbox(value=False, label="Keep this seed", elem_id="edlm-keep-seed",
@@ -125,7 +132,7 @@ def build() -> gr.Blocks:
                 w_plot = gr.Plot(label="Importance weights", elem_id="edlm-weights")
                 ess_plot = gr.Plot(label="Effective sample size")
             with gr.Row():
-                heat_plot = gr.Plot(label="Weights over the run")
+                heat_plot = gr.Plot(label="Weights over the run (edlm-smc: the particles, and who continues whom)")
                 masked_plot = gr.Plot(label="Still masked")
             cands = gr.Dataframe(headers=["#", "weight", "kept", "its fill of the spans"], label="Candidates of the "
                                  "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
@@ -173,7 +180,8 @@ def build() -> gr.Blocks:
 
         # Handlers take their inputs by name: each parameter of a handler is the control of that name.
         controls = dict(text=text, sampler=sampler, steps=steps, k=k, is_window=is_window, temperature=temperature,
-                        top_p=top_p, seed=seed, model=model, unmask=unmask, remask=remask, final=final, delay=delay)
+                        top_p=top_p, seed=seed, model=model, unmask=unmask, remask=remask, final=final, delay=delay,
+                        **more)
         # The uniform model's samples gain most from a greedy last step (README "Uniform-noise diffusion").
         def on_model(m):
             st = model_settings(m)

@@ -31,6 +31,13 @@ weight*:
 Only the positions the unmask order reveals in that step are taken from the kept candidate; the rest stay hidden,
 so the final text can differ from the kept candidate. The next IS step draws *k* fresh candidates.
 
+**Particles (`edlm-smc`).** Importance sampling throws k − 1 drafts away at every step. Sequential Monte Carlo
+keeps *k particles*, each a whole text with its own revealed tokens, all the way through. At each step every
+particle drafts its x0 as usual and its weight is multiplied by how much the energy's verdict on its draft
+improved; when the weight sits on a few particles (ESS below *Resample below ESS* × k) the heavy ones are
+copied and the light ones dropped. At the end one particle is drawn by weight. The weights chart then shows the
+particles over the run: dot size = weight, lines = who continues whom.
+
 **The charts.** *Importance weights*: the *k* weights of the latest IS step (orange: the kept candidate).
 *Effective sample size (ESS)*: 1 / Σ w², how many candidates really counted: near *k* the energy found them
 about equally good (it changed little), near 1 it strongly preferred one (it decided). *Weights over the run*:

@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator
 
 import torch
 
-from .energy import normalise
+from .energy import normalise, temper
 from .models.ar import forward_with_cache
 from .tokenizer import line_break_ids
 from .sampling import RowRandom, StepEvent, sample_categorical, shape_log_probs
@@ -152,7 +152,7 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
                 yield ev, Progress(0, 1, (0, N), 0, 0, calls, total, False)
                 continue
             fills, log_w = item["fills"], item["log_w"]
-            w, ess = normalise(log_w / req.is_temperature)
+            w, ess = normalise(temper(log_w, req.is_temperature, req.target_ess)[0])
             chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
             cands = ids.unsqueeze(1).repeat(1, k, 1)
             cands[:, :, a:b] = fills

@@ -24,8 +24,9 @@ from .evaluate import generative_perplexity, unigram_entropy
 from .frontier import frontier, frontier_figures, frontier_markdown
 from .limits import DEFAULTS, Request
 from .runner import energy_for, run
-from .samplers import get_sampler
+from .samplers import get_sampler, has_energy
 
+FRONTIER_FAMILIES = ("mdlm", "edlm-ar/product", "edlm-smc")  # swept by the frontier preset
 PRESETS = {
     "tiny": dict(samples=4, batch=4, steps=(4, 8), ks=(2,), windows=(0.5,), latency_repeats=1,
                  lengths=(64, 128), batches=(1, 4)),
@@ -56,10 +57,9 @@ PRESETS = {
     # sampler family so each family's judge perplexity can be read at real text's distinct-2 (see `frontier`).
     "frontier": dict(samples=64, batch=32, steps=(32,), ks=(4,), windows=(0.5,), latency_repeats=1,
                      lengths=(128,), batches=(1,), top_p=0.95,
-                     variants=tuple(f"{family}+temp={t}" for family in ("mdlm", "edlm-ar/product")
-                                    for t in (0.7, 0.85, 1.0)) +
-                     tuple(f"{family}+confidence-noisy+temp={t}" for family in ("mdlm", "edlm-ar/product")
-                           for t in (0.85, 1.0, 1.15, 1.3))),
+                     variants=tuple(f"{family}+temp={t}" for family in FRONTIER_FAMILIES for t in (0.7, 0.85, 1.0)) +
+                     tuple(f"{family}+confidence-noisy+temp={t}" for family in FRONTIER_FAMILIES
+                           for t in (0.85, 1.0, 1.15, 1.3, 1.5, 1.7))),
 }
 
 
@@ -86,7 +86,8 @@ class BenchConfig:
 
 
 # Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
-NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature"}
+NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature", "ess": "target_ess",
+                     "resample": "resample_ess"}
 
 
 def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, seed: int) -> Request:
@@ -120,7 +121,8 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
 
 def variant_name(req: Request, top_p: float | None = None) -> str:
     """The variant spelling of a request (parse_variant's inverse); top-p is named when it differs from `top_p`."""
-    name = req.sampler + ("/product" if req.sampler == "edlm-ar" and req.ar_weighting == "product" else "")
+    weighted = get_sampler(req.sampler).energy == "ar" and not get_sampler(req.sampler).diffusion  # (SMC: product)
+    name = req.sampler + ("/product" if weighted and req.ar_weighting == "product" else "")
     if req.unmask != "random":
         name += "+" + req.unmask
     if req.remask != "none":
@@ -129,6 +131,10 @@ def variant_name(req: Request, top_p: float | None = None) -> str:
         name += "+" + req.final
     if req.is_temperature != 1.0:
         name += f"+tau={req.is_temperature:g}"
+    if req.target_ess:
+        name += f"+ess={req.target_ess:g}"
+    if req.resample_ess != 0.5:
+        name += f"+resample={req.resample_ess:g}"
     if req.temperature != 1.0:
         name += f"+temp={req.temperature:g}"
     if top_p is not None and req.top_p != top_p:
@@ -271,7 +277,7 @@ def paired(cells: list[Cell], baseline: str | None = "mdlm") -> list[dict]:
         name = baseline
         if name is None:
             sampler, _, mods = c.sampler.partition("+")
-            if sampler.split("/")[0] in ("mdlm", "reference", "ar"):
+            if not has_energy(sampler):
                 continue
             name = "mdlm" + ("+" + mods if mods else "")
         base = next((b for b in cells if b.task == c.task and b.steps == c.steps and b.sampler == name), None)
@@ -312,7 +318,7 @@ def _requests(cfg: BenchConfig, task: str) -> list[Request]:
                 pairs = _edlm_settings(cfg, steps)
                 reqs += [Request(sampler=sampler, steps=steps, k=k, is_window=w, temperature=1.0, top_p=cfg.top_p,
                                  seed=cfg.seed, **plain) for k, w in pairs]
-                if sampler == "edlm-ar" and cfg.ar_product:  # the alternative weighting, one setting per T
+                if spec.energy == "ar" and cfg.ar_product:  # the alternative weighting, one setting per T
                     k, w = (DEFAULTS.k, DEFAULTS.is_window) if (DEFAULTS.k, DEFAULTS.is_window) in pairs else pairs[0]
                     reqs.append(Request(sampler=sampler, steps=steps, k=k, is_window=w, temperature=1.0,
                                         top_p=cfg.top_p, seed=cfg.seed, **{**plain, "ar_weighting": "product"}))
@@ -338,7 +344,7 @@ def speedups(cells: list[Cell]) -> list[dict]:
     for task in {c.task for c in cells}:
         mdlm = sorted((c for c in cells if c.task == task and c.sampler == "mdlm"), key=lambda c: c.sec_per_sample)
         for c in cells:
-            if c.task != task or not c.sampler.startswith("edlm"):
+            if c.task != task or not has_energy(c.sampler.partition("+")[0]):
                 continue
             t_match = None
             for a, b in zip(mdlm, mdlm[1:]):
@@ -553,7 +559,9 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         for line in done_path.read_text().splitlines():
             rec = json.loads(line)
             if all(rec.get(k) == v for k, v in ident.items()):
-                done[(rec["task"], json.dumps(rec["request"], sort_keys=True))] = Cell(**rec["cell"])
+                # (a setting added since keeps its default, which is the behaviour the cell was run with)
+                req = asdict(Request(**{k: v for k, v in rec["request"].items() if k in Request.__dataclass_fields__}))
+                done[(rec["task"], json.dumps(req, sort_keys=True))] = Cell(**rec["cell"])
     for task, req in tqdm(jobs, desc="bench cells"):
         key = (task, json.dumps(asdict(req), sort_keys=True))
         if key in done:

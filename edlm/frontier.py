@@ -10,6 +10,8 @@ import re
 import statistics
 from pathlib import Path
 
+from .samplers import has_energy
+
 TEMP = re.compile(r"\+temp=([0-9.]+)")
 
 
@@ -67,7 +69,7 @@ def frontier(cells: list) -> dict:
     paired = []
     for (task, steps, fam), logs in at.items():
         base, _, mods = fam.partition("+")
-        if base.split("/")[0] in ("mdlm", "reference", "ar"):
+        if not has_energy(base):
             continue
         twin = "mdlm" + ("+" + mods if mods else "")
         if (task, steps, twin) not in at:

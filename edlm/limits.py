@@ -41,6 +41,7 @@ class Defaults:
     ar_weighting: str = "product"
     is_temperature: float = 1.0  # importance log-weights are divided by this (1 = the EDLM target exactly)
     resample_ess: float = 0.5    # edlm-smc: resample the particles when the ESS falls below this share of k
+    target_ess: float = 0.0      # > 0: each IS step's weights tempered, as little as needed, to this ESS share of k
 
 
 LIMITS = Limits()
@@ -127,6 +128,10 @@ SETTINGS = (
     Setting("resample_ess", float, 0.0, 1.0, label="Resample below ESS", widget=(0.0, 1.0, 0.05),
             help="edlm-smc: resample the particles when their effective sample size falls below this share of k "
             "(0 = never, 1 = at every weighting step)"),
+    Setting("target_ess", float, 0.0, 1.0, label="Target ESS", widget=(0.0, 1.0, 0.05),
+            help="0 = off; else each importance-sampling step's weights are tempered, as little as needed (never "
+            "below the IS temperature), until their effective sample size reaches this share of k: the energy then "
+            "chooses among a few candidates however long the spans"),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -146,6 +151,7 @@ class Request:
     ar_weighting: str = DEFAULTS.ar_weighting
     is_temperature: float = DEFAULTS.is_temperature
     resample_ess: float = DEFAULTS.resample_ess
+    target_ess: float = DEFAULTS.target_ess
     unmask: str = DEFAULTS.unmask
     remask: str = DEFAULTS.remask
     final: str = DEFAULTS.final

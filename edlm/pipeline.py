@@ -52,6 +52,8 @@ class InfillEvent:
     ess: float | None = None
     chosen: int | None = None
     candidates: list[str] | None = None         # each candidate's span texts, joined with " … "
+    particles: bool = False                     # the candidates persist across steps (edlm-smc's particles)
+    ancestors: list[int] | None = None          # after a resampling: the particle each one continues
     final: bool = False
     spans: list[str] | None = None              # filled span texts (final event)
     revealed_at: list[int] = field(default_factory=list)  # per masked token, the step that revealed it (-1: not yet)
@@ -94,6 +96,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                             elapsed=time.perf_counter() - start, window=prog.window, windows=prog.windows,
                             is_step=ev.is_step, final=final, lengths=lengths, length_scores=length_scores or {},
                             remasked=int(ev.remasked[r].sum()) if ev.remasked is not None else 0,
+                            particles=bool(ev.extra.get("particles")),
+                            ancestors=ev.extra["ancestors"][r].tolist() if "ancestors" in ev.extra else None,
                             changed=int(written_now[r].sum()) if uniform else 0)
             if render or final:
                 now = "changed" if uniform else None
@@ -125,9 +129,11 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
             return  # later steps of the run could reveal nothing more
 
 
-def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent]:
+def infill_stream(bundle: Bundle, text: str, ticks: bool = False, **settings) -> Iterator[InfillEvent | Tick]:
     """Fill the spans of `text` step by step. `settings`: any of `edlm.limits.SETTINGS` (sampler, steps, k,
-    is_window, temperature, top_p, seed, unmask, remask, carry_over, ar_weighting), checked by `validate`."""
+    is_window, temperature, top_p, seed, unmask, remask, carry_over, ar_weighting, ...), checked by `validate`.
+    With ticks=True a `Tick` comes after every draft step of choosing [MASK] lengths, before the first event (a
+    caller shows "choosing span lengths", or stops the work there)."""
     req = validate(**with_bundle_defaults(bundle, settings))
     template = parse(text)
     autoregressive = get_sampler(req.sampler).autoregressive
@@ -135,7 +141,10 @@ def infill_stream(bundle: Bundle, text: str, **settings) -> Iterator[InfillEvent
         raise ValueError("the ar sampler only continues a prefix: put a single span at the end of the text")
     if autoregressive and template.parts[-1] != "":
         raise ValueError("the ar sampler only continues a prefix: nothing may follow the span")
-    lengths, scores = choose_lengths(bundle, template, req)
+    if ticks:
+        lengths, scores = yield from length_steps(bundle, template, req)
+    else:
+        lengths, scores = choose_lengths(bundle, template, req)
     for events in _stream(bundle, template, lengths, req, length_scores=scores):
         yield events[0]
 

@@ -106,7 +106,7 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
     banned = banned_ids(bundle.tokenizer) if banned is None else banned
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
                     banned=banned, unmask=req.unmask, remask=req.remask, final=req.final,
-                    is_temperature=req.is_temperature, resample_ess=req.resample_ess)
+                    is_temperature=req.is_temperature, resample_ess=req.resample_ess, target_ess=req.target_ess)
     if sampler.autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())

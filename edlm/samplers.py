@@ -53,6 +53,13 @@ def register_sampler(sampler: Sampler) -> Sampler:
     return sampler
 
 
+def has_energy(name: str) -> bool:
+    """Whether a sampler (or a benchmark variant's first part, e.g. "edlm-ar/product") is a diffusion sampler
+    weighed by an energy; "reference", mdlm and the AR-driven samplers are not."""
+    spec = SAMPLERS.get(name.split("/")[0])
+    return spec is not None and spec.energy is not None and not spec.ar_driven
+
+
 def get_sampler(name: str) -> Sampler:
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")

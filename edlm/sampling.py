@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .energy import Energy, normalise
+from .energy import Energy, normalise, temper
 from .models.ar import forward_with_cache
 from .noise import Schedule
 from .processes import process_for
@@ -40,6 +40,7 @@ class SamplerConfig:
     final: str = "sample"    # the last step's x0: "sample", or "greedy" (each position's likeliest token)
     is_temperature: float = 1.0  # importance log-weights are divided by this before normalising
     resample_ess: float = 0.5    # particle samplers: resample when the ESS falls below this share of k
+    target_ess: float = 0.0      # > 0: temper each step's weights, as little as needed, to this ESS share of k
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -208,7 +209,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             calls += 1
         info = {}
         if energy is not None and k > 1 and t > 1.0 - cfg.is_window and masked.any():
-            x0, info = importance_resample(energy, q, x, masked, t, k, gen, cfg.is_temperature)
+            x0, info = importance_resample(energy, q, x, masked, t, k, gen, cfg.is_temperature, cfg.target_ess)
             ecalls += 1
         else:
             x0 = x.clone()
@@ -224,10 +225,11 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
 
 
 def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: torch.Tensor, t: float, k: int,
-                        gen: RowRandom, temperature: float = 1.0) -> tuple[torch.Tensor, dict]:
+                        gen: RowRandom, temperature: float = 1.0, target_ess: float = 0.0) -> tuple[torch.Tensor, dict]:
     """EDLM parallel importance sampling: k candidate x0 per row from q in one batch, weighted by the energy
     (log-weights from `energy.log_weights`, divided by `temperature`, normalised per row), one kept per row by
-    multinomial resampling. A temperature above 1 flattens the weights (tempered IS: a larger ESS)."""
+    multinomial resampling. A temperature above 1 flattens the weights (tempered IS: a larger ESS); with
+    target_ess the temperature is raised per row, as little as needed, until the ESS reaches that share of k."""
     B, L = x.shape
     draws = q.sample(k, gen)  # [N, k]
     rows, cols = masked.nonzero(as_tuple=True)
@@ -236,11 +238,12 @@ def importance_resample(energy: Energy, q: Proposal, x: torch.Tensor, masked: to
     log_q_cand = torch.zeros(B, k, device=x.device).index_add_(0, rows, q.log_q.gather(1, draws))
     log_w = energy.log_weights(cands.view(B * k, L), x.repeat_interleave(k, 0),
                                torch.full((B * k,), t, device=x.device), log_q_cand.view(-1), k=k).view(B, k)
-    w, ess = normalise(log_w / temperature)
+    tempered, tau = temper(log_w, temperature, target_ess)
+    w, ess = normalise(tempered)
     chosen = sample_categorical(w.double().cumsum(-1), 1, gen.rand(1, 1, dtype=torch.float64)).squeeze(-1)
     x0 = cands[torch.arange(B, device=x.device), chosen]
     return x0, dict(is_step=True, candidates=cands.cpu(), log_weights=log_w.cpu(), weights=w.cpu(),
-                    ess=ess.cpu(), chosen=chosen.cpu())
+                    ess=ess.cpu(), chosen=chosen.cpu(), extra={"is_temperature": tau.cpu()})
 
 
 def sample_mdlm(denoiser, x: torch.Tensor, cfg: SamplerConfig, schedule: Schedule | None = None) -> Iterator[StepEvent]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .energy import Energy, normalise
+from .energy import Energy, normalise, temper
 from .noise import Schedule
 from .processes import process_for
 from .rand import RowRandom
@@ -81,7 +81,7 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
         if energy is not None and t > 1.0 - cfg.is_window and masked.any():
             g = energy.log_weights(x0, P, torch.full((B * k,), t, device=x.device),
                                    torch.zeros(B * k, device=x.device), k=k).double().view(B, k)
-            log_w += (g - potential) / cfg.is_temperature
+            log_w += temper(g - potential, cfg.is_temperature, cfg.target_ess)[0]
             potential = g
             ecalls += 1
             w, ess = normalise(log_w)
@@ -93,7 +93,7 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
         w, ess = normalise(log_w)
         left = bool(process.predicted(P, edit).any())  # some particle still has positions to write
         finished = s <= 0 or (process.finite(cfg) and not left)
-        extra = {"pending": left and not finished}
+        extra = {"pending": left and not finished, "particles": True}
         if finished:  # the finished text: one particle per row, drawn by its weight
             u = pick.rand(1, dtype=torch.float64)  # [B]
             choice = torch.searchsorted(w.double().cumsum(-1), (u * w.sum(-1).double()).unsqueeze(-1))

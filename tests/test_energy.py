@@ -134,3 +134,36 @@ def test_identical_candidates_get_equal_weights_without_a_model_pass():
     w, ess = normalise(AREnergy(model, 1, 3).log_weights(same, same, torch.full((6,), 0.5), torch.zeros(6),
                                                          k=3).view(2, 3))
     assert torch.allclose(w, torch.full((2, 3), 1 / 3)) and torch.allclose(ess, torch.full((2,), 3.0))
+
+
+def test_tempering_to_a_target_ess_raises_the_temperature_only_as_far_as_needed():
+    import pytest
+    import torch
+
+    from edlm.energy import normalise, temper
+
+    lw = torch.tensor([[0.0, -12.0, -15.0, -20.0], [0.0, -0.1, -0.2, -0.3], [0.0, -1.0, -2.0, -3.0]])
+    tempered, tau = temper(lw, 1.0, 0.5)
+    ess = normalise(tempered)[1]
+    assert tau[0] > 5 and ess[0] == pytest.approx(2.0, abs=1e-3)  # one winner: tempered until ESS = 2 of 4
+    assert tau[1] == 1.0 and ess[1] > 3.9  # already varied: untouched
+    assert tau[2] == pytest.approx(1.0) or ess[2] == pytest.approx(2.0, abs=1e-3)
+    assert torch.equal(temper(lw, 2.0, 0.0)[0], lw.double() / 2.0)  # off: the fixed IS temperature
+    assert bool((temper(lw, 3.0, 0.5)[1] >= 3.0).all())  # never below the IS temperature
+    same = torch.zeros(2, 4)
+    assert bool((temper(same, 1.0, 1.0)[1] == 1.0).all())  # all equal: nothing to temper
+
+
+def test_a_target_ess_reaches_the_sampler_and_is_reported(bundle):
+    from edlm.pipeline import infill_stream
+    from edlm.limits import validate
+
+    assert validate(target_ess=0.5).target_ess == 0.5
+    import pytest
+
+    with pytest.raises(ValueError, match="target_ess"):
+        validate(target_ess=1.5)
+    text = "We shall [MASK:12] and we shall not fail."
+    steps = [e for e in infill_stream(bundle, text, sampler="edlm-ar", k=4, is_window=1.0, steps=6, seed=2,
+                                      target_ess=0.75) if e.is_step]
+    assert steps and all(e.ess >= 0.75 * 4 - 1e-3 for e in steps)

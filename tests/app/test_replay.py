@@ -49,3 +49,26 @@ def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypa
     assert [t.name for t in masked.data] == ["left: mdlm", "right: edlm-ar"]
     assert masked.data[0].y[-1] == 0 and masked.data[1].y[-1] == 0  # both runs end fully filled
     assert [t.name for t in ess.data] == ["right: edlm-ar"]  # only the energy sampler has IS steps
+
+
+def test_particles_show_their_lineage_live_and_in_the_replay(bundle, monkeypatch):
+    from app import handlers
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    outs = list(handlers.run_infill("We shall [MASK:6] and we shall [MASK:4] fail.", "edlm-smc", 8, 4, 1.0, 1.0,
+                                    1.0, 3, None, "confidence-noisy", "none"))
+    figs = [o[4] for o in outs if hasattr(o[4], "layout")]
+    assert figs and "who continues whom" in figs[-1].layout.title.text
+    replay = outs[-1][9]
+    assert replay.particles and "who continues whom" in replay.view(replay.last_step)[3].layout.title.text
+
+
+def test_choosing_span_lengths_is_shown_before_the_first_step(bundle, monkeypatch):
+    from app import handlers
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    outs = list(handlers.run_infill("We shall [MASK] and we shall not fail.", "mdlm", 8, 1, 0.5, 1.0, 1.0, 0))
+    notes = [o[2] for o in outs if isinstance(o[2], str)]
+    assert notes[0].startswith("**choosing span lengths**") and "done" in notes[-1]
+    first_step = next(i for i, n in enumerate(notes) if not n.startswith("**choosing"))
+    assert first_step > 0 and outs[-1][0].startswith("We shall ")

@@ -54,3 +54,25 @@ def test_inputs_follow_the_handlers_parameter_names():
     assert ui.inputs_for(handler, boxes) == [boxes["text"], boxes["seed"], boxes["steps"]]
     with pytest.raises(TypeError, match="takes k, which the page has no control for"):
         ui.inputs_for(lambda text, k: None, boxes)
+
+
+def test_every_setting_of_the_schema_reaches_the_handlers_and_the_page(page):
+    import inspect
+
+    from app.handlers import run_compare, run_infill, run_variants, with_every_setting
+
+    names = {st.name for st in SETTINGS}
+    for handler in (run_infill, run_variants):
+        assert names <= set(inspect.signature(handler).parameters)
+    assert names - {"sampler"} <= set(inspect.signature(run_compare).parameters)
+    for st in SETTINGS:  # each has its control on the page, labelled from the schema
+        assert controls(page, st.label), st.name
+
+    @with_every_setting(exclude=("seed",))
+    def toy(text, k=1, progress=None, **more):
+        yield text, k, more
+
+    params = list(inspect.signature(toy).parameters)
+    assert params[:2] == ["text", "k"] and params[-1] == "progress" and "seed" not in params
+    (text, k, more), = list(toy("t", 3, *[st.default for st in SETTINGS if st.name not in ("k", "seed")]))
+    assert (text, k) == ("t", 3) and set(more) == names - {"k", "seed"}
