@@ -3,6 +3,7 @@ and log policy of `logged_run`; the replay handlers show a finished run again.""
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import itertools
 import json
@@ -15,7 +16,7 @@ from edlm.limits import DEFAULTS, LIMITS, SETTINGS
 from edlm.pipeline import Tick, infill_stream, variants_stream
 
 from . import charts, models
-from .errors import logged_run, loggable, rejected
+from .errors import LOG, logged_run, loggable, rejected, user_message
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, download_folder, read_upload
 from .guard import RunClock, guarded
 from .replay import Replay, kept_note
@@ -57,6 +58,20 @@ def _highlight(segments) -> list[tuple[str, str | None]]:
 
 
 MAX_DELAY = 2.0  # seconds per step a live run may be slowed down to
+
+
+def load_model(model: str, last_good: str, progress=None) -> str:
+    """The model dropdown: load the chosen model now (first use only) and return it; one that cannot load (a Hub
+    model without internet, missing files) leaves a one-line warning and returns the last model that did, so the
+    page never stays on a model every run would refuse."""
+    try:
+        models.get_bundle(model, progress)
+        return model
+    except (ValueError, OSError, RuntimeError) as e:
+        LOG.info("model choice rejected: %s", type(e).__name__)
+        gr.Warning(f"{html.escape(str(model))} could not be loaded, so the page stays on {last_good}: "
+                   f"{user_message(e)}")
+        return last_good
 
 
 def with_every_setting(exclude: tuple[str, ...] = ()):
@@ -151,6 +166,8 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
         clock.steps += 1
         chips, status = _highlight(ev.segments), status_line(ev, k)
+        if delay:  # wall time includes the chosen delay; say how much was computing
+            status += f" · {clock.seconds() - clock.slept:.2f} s of it computing, the rest your delay"
         if ev.final:
             status += f" · seed {seed} · written by **{model or models.MODEL}**" + domain_hint(bundle, text)
         replay.add(ev, chips, status)

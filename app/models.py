@@ -33,7 +33,7 @@ def model_settings(model: str) -> dict:
     from edlm.presets import MODEL_DEFAULTS
 
     base = {"sampler": DEFAULTS.sampler, "k": DEFAULTS.k, "temperature": DEFAULTS.temperature,
-            "final": "greedy" if model == "uniform" else DEFAULTS.final}
+            "final": DEFAULTS.final, "unmask": DEFAULTS.unmask, "target_ess": DEFAULTS.target_ess}
     return {**base, **MODEL_DEFAULTS.get(model.partition(":")[0], {})}
 
 

@@ -14,7 +14,7 @@ from edlm.presets import load_bundle
 from .charts import COLORS
 from .editing import get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, start_download_sweeper
-from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, play_tick, run_augment, run_compare, run_infill,
+from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, load_model, play_tick, run_augment, run_compare, run_infill,
                        run_variants, show_step, start_play)
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .words import model_note
@@ -182,14 +182,21 @@ def build() -> gr.Blocks:
         controls = dict(text=text, sampler=sampler, steps=steps, k=k, is_window=is_window, temperature=temperature,
                         top_p=top_p, seed=seed, model=model, unmask=unmask, remask=remask, final=final, delay=delay,
                         **more)
-        # The uniform model's samples gain most from a greedy last step (README "Uniform-noise diffusion").
-        def on_model(m):
-            st = model_settings(m)
-            return (model_note(m), st["final"], st["sampler"], st["k"], st["temperature"],
-                    *(gr.update(visible=example_group(m) == g) for g, _ in example_cols))
+        # Choosing a model loads it (or goes back to the last one that loaded) and sets every control to the
+        # settings it runs best with (the uniform model: a greedy last step; the general model: ar-is, k = 16).
+        good = gr.State(MODEL)
+        names = [st.name for st in SETTINGS]
 
-        model.change(on_model, inputs=[model], outputs=[model_md, final, sampler, k, temperature,
-                                                        *(c for _, c in example_cols)], api_visibility="private")
+        def on_model(m, last, progress=gr.Progress()):
+            now = load_model(m, last, progress)
+            st = model_settings(now)
+            return (model_note(now), gr.skip() if now == m else gr.update(value=now), now,
+                    *(gr.update(value=st[n]) if n in st else gr.skip() for n in names),
+                    *(gr.update(visible=example_group(now) == g) for g, _ in example_cols))
+
+        model.change(on_model, inputs=[model, good],
+                     outputs=[model_md, model, good, *(controls[n] for n in names), *(c for _, c in example_cols)],
+                     api_visibility="private")
         replay = gr.State(None)
         timer = gr.Timer(0.3, active=False)
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,

@@ -81,9 +81,15 @@ class BenchConfig:
     seed: int = 0
     parts: tuple = ("generate", "infill", "latency", "growth")
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
+    report_only: bool = False  # tables and figures from the cells already in `out` (nothing is sampled)
     variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
     #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU]" (e.g. "mdlm+remdm")
 
+
+# The plain samplers the grids and variant names start from, whatever the shipped defaults are (a variant's name
+# says every departure from these; a cell recorded before a setting existed ran with its value here).
+PLAIN = dict(unmask="random", remask="none", ar_weighting="ratio", final="sample", carry_over=False,
+             is_temperature=1.0, target_ess=0.0, resample_ess=0.5)
 
 # Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
 NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature", "ess": "target_ess",
@@ -98,8 +104,7 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     sampler, _, weighting = base.partition("/")
     weighted = sampler in choices("sampler") and get_sampler(sampler).energy is not None
     settings = dict(sampler=sampler, steps=steps, k=k if weighted else 1,
-                    is_window=window if weighted else 0.0, top_p=top_p, seed=seed,
-                    unmask="random", remask="none", ar_weighting="ratio")  # a name says every departure
+                    is_window=window if weighted else 0.0, top_p=top_p, seed=seed, temperature=1.0, **PLAIN)
     if weighting:
         settings["ar_weighting"] = weighting
     for m in mods:
@@ -301,7 +306,7 @@ def _edlm_settings(cfg: BenchConfig, steps: int) -> list[tuple[int, float]]:
 
 def _requests(cfg: BenchConfig, task: str) -> list[Request]:
     """The grid's requests: plain samplers (random order, no remasking, ratio weights) unless a variant says."""
-    plain = dict(unmask="random", remask="none", ar_weighting="ratio")
+    plain = PLAIN
     if cfg.variants:
         return [parse_variant(v, steps, cfg.ks[0], cfg.windows[0], cfg.top_p, cfg.seed)
                 for steps in cfg.steps for v in cfg.variants]
@@ -370,11 +375,12 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
     a, b = L // 4, L // 4 + min(64, L // 2)
     ids[:, a:b] = bundle.tokenizer.mask_token_id
     shipped = Request(**{**asdict(DEFAULTS), "steps": 32})  # the app's default sampler and settings
-    plain = dict(steps=32, temperature=1.0, top_p=1.0, unmask="random", remask="none", ar_weighting="ratio")
+    plain = dict(steps=32, temperature=1.0, top_p=1.0, **PLAIN)
     runs = [("mdlm", Request(sampler="mdlm", k=1, is_window=0.0, **plain)),
             (f"{variant_name(shipped)} (default)", shipped),
             ("edlm-ar", Request(sampler="edlm-ar", k=8, is_window=0.5, **plain)),
-            ("edlm-nce", Request(sampler="edlm-nce", k=8, is_window=0.5, **plain))]
+            ("edlm-nce", Request(sampler="edlm-nce", k=8, is_window=0.5, **plain)),
+            ("edlm-smc", Request(sampler="edlm-smc", k=4, is_window=0.5, **plain))]
     for name, req in runs:
         if not _available(bundle, req):
             continue
@@ -559,13 +565,16 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
         for line in done_path.read_text().splitlines():
             rec = json.loads(line)
             if all(rec.get(k) == v for k, v in ident.items()):
-                # (a setting added since keeps its default, which is the behaviour the cell was run with)
-                req = asdict(Request(**{k: v for k, v in rec["request"].items() if k in Request.__dataclass_fields__}))
+                # (a setting added since ran with its PLAIN value)
+                given = {k: v for k, v in rec["request"].items() if k in Request.__dataclass_fields__}
+                req = asdict(Request(**{**PLAIN, **given}))
                 done[(rec["task"], json.dumps(req, sort_keys=True))] = Cell(**rec["cell"])
     for task, req in tqdm(jobs, desc="bench cells"):
         key = (task, json.dumps(asdict(req), sort_keys=True))
         if key in done:
             cells.append(done[key])
+            continue
+        if cfg.report_only:
             continue
         if task == "generate":
             base = torch.full((cfg.samples, L), mask_id)

@@ -93,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default=None, help="comma-separated step counts (overrides the preset)")
     p.add_argument("--top-p", type=float, default=None,
                    help="nucleus of the proposal for every cell (default: the preset's; 1 = none)")
+    p.add_argument("--report", action="store_true",
+                   help="only the tables and figures of the cells already in --out (a stopped or partial run)")
     p.add_argument("--no-self-conditioning", action="store_true",
                    help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
-                   "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU])"),
+                   "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]"
+                   "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R])")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)

@@ -121,7 +121,9 @@ def generate(args) -> int:
     from .pipeline import generate as run
     from .presets import load_bundle
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
-    settings = resolved(bundle, settings)
+    from .pipeline import generation_settings
+
+    settings = resolved(bundle, generation_settings(bundle, settings))
     events = run(bundle, args.length, prefix=args.prefix, num_samples=args.num_samples, **settings)
     for i, ev in enumerate(events):
         if args.json:
@@ -207,7 +209,7 @@ def bench(args) -> int:
         preset["top_p"] = args.top_p
     if args.variants:
         preset["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed,
+    cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed, report_only=args.report,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     if args.no_self_conditioning:

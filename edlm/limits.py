@@ -27,25 +27,31 @@ class Limits:
 
 @dataclass(frozen=True)
 class Defaults:
+    # Chosen at real text's diversity (README "Benchmarks", the quality-diversity frontier on the embedded models):
+    # of every setting whose infills are within 0.05 of real text's distinct-2 and 0.01 of its repeated trigrams,
+    # this one has the lowest judge perplexity (39.8 at T = 32; the confidence order at temperature 1 scored 22.9
+    # by repeating itself: distinct-2 0.78). Generation needs a hotter proposal: GENERATE_TEMPERATURE.
     sampler: str = "edlm-ar"
     steps: int = 32
     k: int = 4
     is_window: float = 0.5
-    temperature: float = 1.0
+    temperature: float = 1.15
     top_p: float = 0.95
     seed: int = 0
-    unmask: str = "confidence"   # measured best on infilling (README "Benchmarks"); random avoids repetition
+    unmask: str = "confidence-noisy"  # confidence plus annealed Gumbel noise: fluent without looping
     remask: str = "none"
     final: str = "sample"        # the last step's x0: drawn, or each position's likeliest token (greedy)
     carry_over: bool = False
     ar_weighting: str = "product"
     is_temperature: float = 1.0  # importance log-weights are divided by this (1 = the EDLM target exactly)
     resample_ess: float = 0.5    # edlm-smc: resample the particles when the ESS falls below this share of k
-    target_ess: float = 0.0      # > 0: each IS step's weights tempered, as little as needed, to this ESS share of k
+    target_ess: float = 0.5      # each IS step's weights tempered, as little as needed, to an ESS of k / 2: the same
+    #                              judge within noise (41.4 against 39.8) and the energy visibly chooses among a few
 
 
 LIMITS = Limits()
 DEFAULTS = Defaults()
+GENERATE_TEMPERATURE = 1.35  # generation (no context around the span) reaches real text's diversity only here
 
 
 @dataclass(frozen=True)

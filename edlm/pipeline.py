@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .bundle import Bundle
-from .limits import LIMITS, validate
+from .limits import GENERATE_TEMPERATURE, LIMITS, validate
 from .runner import (Tick, check_work, choose_lengths, layout_editable, length_steps, run, score_fill,
                      with_bundle_defaults, work_steps)
 from .samplers import get_sampler
@@ -157,10 +157,18 @@ def infill(bundle: Bundle, text: str, **settings) -> InfillEvent:
     return last
 
 
+def generation_settings(bundle: Bundle, settings: dict) -> dict:
+    """Generation's own default temperature (`GENERATE_TEMPERATURE`: with no context around the span, real text's
+    diversity needs a hotter proposal than infilling) where neither the call nor the model gives one."""
+    if "temperature" in settings or "temperature" in getattr(bundle, "defaults", {}):
+        return settings
+    return {**settings, "temperature": GENERATE_TEMPERATURE}
+
+
 def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1, **settings) -> list[InfillEvent]:
     """`num_samples` continuations of `prefix` by `length` tokens (unconditional when the prefix is empty),
     sampled together as one batch; returns each sample's final event."""
-    req = validate(**with_bundle_defaults(bundle, settings))
+    req = validate(**with_bundle_defaults(bundle, generation_settings(bundle, settings)))
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= LIMITS.max_generate_tokens:
         raise ValueError(f"length must be a whole number from 1 to {LIMITS.max_generate_tokens}")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or not 1 <= num_samples <= LIMITS.max_samples:

@@ -117,3 +117,14 @@ def test_a_temperature_sweep_is_read_at_real_texts_diversity(bundle, corpus, tmp
     if lo <= ref["distinct2"] <= hi:
         assert 0.3 <= row["temperature"] <= 3.0 and row["judge_ppl"] > 0
     assert (tmp_path / "frontier_infill.html").exists()
+
+
+def test_a_report_uses_the_cells_already_run_and_samples_nothing(bundle, corpus, tmp_path):
+    cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
+                      windows=(0.5,), variants=("mdlm",), parts=("infill",))
+    run_bench(bundle, cfg)
+    import dataclasses
+
+    more = dataclasses.replace(cfg, variants=("mdlm", "mdlm+confidence"), report_only=True)
+    names = {c["sampler"] for c in run_bench(bundle, more)["cells"]}
+    assert names == {"reference", "mdlm"}  # the new variant was not sampled

@@ -65,8 +65,8 @@ def test_a_registered_sampler_reaches_validation_pipeline_and_energy(bundle, toy
     assert work_of(req, editable, window=128) > work_of(validate(sampler="mdlm"), editable, window=128)
     text = "We shall [MASK:6] and we shall not fail."
     mdlm = [infill(bundle, text, sampler="mdlm", seed=s, unmask="random").spans[0] for s in range(4)]
-    toy = [infill(bundle, text, sampler=toy_sampler, k=8, is_window=1.0, seed=s, unmask="random").spans[0]
-           for s in range(4)]
+    toy = [infill(bundle, text, sampler=toy_sampler, k=8, is_window=1.0, seed=s, unmask="random",
+                  target_ess=0.0).spans[0] for s in range(4)]  # the untempered energy
     count = lambda fills: sum(f.split().count("the") for f in fills)  # noqa: E731
     assert count(toy) > count(mdlm)  # the energy steers the fills towards its token
     assert all(infill(bundle, text, sampler=toy_sampler, seed=s).text.endswith(" and we shall not fail.")

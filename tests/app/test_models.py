@@ -22,9 +22,13 @@ def test_examples_follow_the_model_and_set_only_the_text():
 
 
 def test_choosing_a_model_sets_its_own_settings():
-    assert models.model_settings("general") == {"sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
-    assert models.model_settings("default")["sampler"] == "edlm-ar"
-    assert models.model_settings("uniform")["final"] == "greedy"
+    general = models.model_settings("general")
+    assert {k: general[k] for k in ("sampler", "k", "temperature", "final")} == {
+        "sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
+    sotu = models.model_settings("default")
+    assert (sotu["sampler"], sotu["unmask"], sotu["temperature"]) == ("edlm-ar", "confidence-noisy", 1.15)
+    uniform = models.model_settings("uniform")
+    assert (uniform["final"], uniform["temperature"], uniform["target_ess"]) == ("greedy", 1.0, 0.0)
 
 
 def test_the_general_model_is_the_default_where_its_file_is_installed(monkeypatch):
@@ -74,3 +78,22 @@ def test_the_undo_history_is_bounded():
     for i in range(editing.UNDO_DEPTH + 15):
         history = editing.remember(history, f"text {i}")
     assert len(history) == editing.UNDO_DEPTH and history[-1] == f"text {editing.UNDO_DEPTH + 14}"
+
+
+def test_a_model_that_cannot_load_leaves_a_warning_and_the_last_model(monkeypatch):
+    import gradio as gr
+
+    from app import handlers
+    from edlm.bundle import ModelFilesError
+
+    def fails(model, progress=None):
+        if model == "mdlm-owt":
+            raise ModelFilesError("cannot download mdlm-owt from the Hugging Face Hub: no internet")
+        return object()
+
+    warned = []
+    monkeypatch.setattr("app.models.get_bundle", fails)
+    monkeypatch.setattr(gr, "Warning", lambda message: warned.append(message))
+    assert handlers.load_model("mdlm-owt", "default") == "default"
+    assert warned and "stays on default" in warned[0] and "download" in warned[0]
+    assert handlers.load_model("uniform", "default") == "uniform" and len(warned) == 1

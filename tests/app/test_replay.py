@@ -72,3 +72,15 @@ def test_choosing_span_lengths_is_shown_before_the_first_step(bundle, monkeypatc
     assert notes[0].startswith("**choosing span lengths**") and "done" in notes[-1]
     first_step = next(i for i, n in enumerate(notes) if not n.startswith("**choosing"))
     assert first_step > 0 and outs[-1][0].startswith("We shall ")
+
+
+def test_a_slowed_run_says_how_much_of_its_time_was_computing(bundle, monkeypatch):
+    from app import handlers
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    outs = list(handlers.run_infill("We shall [MASK:6] fail.", "mdlm", 4, 1, 0.5, 1.0, 1.0, 0, None, "random",
+                                    "none", 0.3))
+    status = outs[-1][2]
+    computing = float(status.split(" s of it computing")[0].split(" · ")[-1])
+    wall = float(status.split(" · ")[1].removesuffix(" s"))
+    assert len(outs) >= 2 and wall - computing >= 0.25  # at least one delay of 0.3 s was not computing
