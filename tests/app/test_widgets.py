@@ -40,6 +40,11 @@ def test_a_registered_unmask_order_appears_in_the_page_without_touching_it():
         with gr.Blocks():
             dropdown = setting_widget("unmask")
         assert "toy-left-first" in [v for _, v in dropdown.choices]
+        from edlm.bench import parse_variant
+        from edlm.limits import validate
+
+        assert parse_variant("mdlm+toy-left-first", 8, 4, 0.5, 1.0, 0).unmask == "toy-left-first"  # bench variants
+        assert validate(unmask="toy-left-first").unmask == "toy-left-first"  # the CLI's --unmask, the API
     finally:
         del transitions.UNMASK["toy-left-first"]
 
