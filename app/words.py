@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import logging
 
 from edlm.bundle import ASSETS
 from edlm.presets import PRESETS
 from edlm.samplers import SAMPLERS
 
-LOG = logging.getLogger("edlm.app")
+from .errors import LOG
 
 
 HOW_IT_WORKS = """

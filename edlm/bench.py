@@ -503,14 +503,20 @@ def figures(cells: list[Cell], out: Path) -> list[str]:
         fig.update_layout(title=f"{task}: judge perplexity against wall-clock per sample (lower-left is better)",
                           xaxis=dict(title="seconds per sample", type="log"), yaxis=dict(title="judge perplexity"),
                           template="plotly_white", width=900, height=520)
-        html = out / f"quality_vs_time_{task}.html"
-        fig.write_html(html, include_plotlyjs="directory")  # works offline
-        written.append(str(html))
-        try:
-            fig.write_image(out / f"quality_vs_time_{task}.png")
-            written.append(str(out / f"quality_vs_time_{task}.png"))
-        except Exception as e:  # kaleido missing or no browser: HTML only
-            print(f"(PNG not written: {type(e).__name__})")
+        written += write_figure(fig, out, f"quality_vs_time_{task}")
+    return written
+
+
+def write_figure(fig, out: Path, stem: str) -> list[str]:
+    """A Plotly figure as out/stem.html (works offline) and, where kaleido can render, out/stem.png."""
+    html = out / f"{stem}.html"
+    fig.write_html(html, include_plotlyjs="directory")
+    written = [str(html)]
+    try:
+        fig.write_image(out / f"{stem}.png")
+        written.append(str(out / f"{stem}.png"))
+    except Exception as e:  # kaleido missing or no browser: HTML only
+        print(f"(PNG not written: {type(e).__name__})")
     return written
 
 
@@ -628,7 +634,9 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
                       f"{r['tokens_per_second']:,.0f} | {mem} |")
     text = "\n".join(md)
     (out / "table.md").write_text(text + "\n")
-    results["figures"] = figures(cells, out) + frontier_figures(cells, results["frontier"], out)
+    results["figures"] = figures(cells, out)
+    for stem, fig in frontier_figures(cells, results["frontier"]).items():
+        results["figures"] += write_figure(fig, out, stem)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(text)
     return results

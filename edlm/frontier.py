@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from pathlib import Path
 
 from .samplers import has_energy
 
@@ -112,12 +111,12 @@ def frontier_markdown(result: dict) -> list[str]:
     return md
 
 
-def frontier_figures(cells: list, result: dict, out: Path) -> list[str]:
-    """Judge perplexity against distinct-2 per task, one line per family (points labelled by temperature), real
-    text as a star: lower-right is fluent and varied at once."""
+def frontier_figures(cells: list, result: dict) -> dict:
+    """Judge perplexity against distinct-2 per task ({"frontier_<task>": figure}), one line per family (points
+    labelled by temperature), real text as a star: lower-right is fluent and varied at once."""
     import plotly.graph_objects as go
 
-    written = []
+    figs = {}
     for task, ref in result["reference"].items():
         fams: dict[tuple, list] = {}
         for c in cells:
@@ -139,12 +138,5 @@ def frontier_figures(cells: list, result: dict, out: Path) -> list[str]:
                           xaxis=dict(title="distinct-2 (higher = more varied)"),
                           yaxis=dict(title="judge perplexity (lower = more fluent)", type="log"),
                           template="plotly_white", width=900, height=560)
-        html = out / f"frontier_{task}.html"
-        fig.write_html(html, include_plotlyjs="directory")
-        written.append(str(html))
-        try:
-            fig.write_image(out / f"frontier_{task}.png")
-            written.append(str(out / f"frontier_{task}.png"))
-        except Exception as e:  # kaleido missing or no browser: HTML only
-            print(f"(PNG not written: {type(e).__name__})")
-    return written
+        figs[f"frontier_{task}"] = fig
+    return figs
