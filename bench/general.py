@@ -33,9 +33,9 @@ SYSTEMS = {  # name -> (model, settings)
     "general-k1": ("general", {"k": 1}),                             # the same proposal with no weighting
     "general-k4": ("general", {"k": 4}),
     "general-T1": ("general", {"temperature": 1.0}),
-    "sotu": ("default", {}),                                         # the embedded default: edlm-ar + confidence
+    "sotu": ("default", {}),                                         # the embedded models' defaults
     "sotu-mdlm": ("default", {"sampler": "mdlm"}),
-    "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8}),
+    "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}),
 }
 
 

@@ -118,8 +118,9 @@ KNOWS = {"general": GENERAL_KNOWS, "default": SOTU_KNOWS, "sotu": SOTU_KNOWS, "u
 
 # The general model's settings where a call gives none: chosen from a first look at four everyday passages (k = 16,
 # T = 0.8 read better than k = 8, T = 1; about 1.3 s per 8-token span); the benchmark then measured k = 16 against
-# k = 1 and k = 4 at T = 0.8 (README "General English"), not other temperatures.
-GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8}
+# k = 1 and k = 4 at T = 0.8 (README "General English"), not other temperatures, with untempered weights (the
+# library's target ESS was chosen on the embedded models).
+GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}
 # The uniform model as measured (README "Uniform-noise diffusion": the greedy last step halves its judge perplexity;
 # the frontier that chose the library's temperature and target ESS was measured on the masked models).
 UNIFORM_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0, "final": "greedy"}

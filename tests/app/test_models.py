@@ -23,8 +23,8 @@ def test_examples_follow_the_model_and_set_only_the_text():
 
 def test_choosing_a_model_sets_its_own_settings():
     general = models.model_settings("general")
-    assert {k: general[k] for k in ("sampler", "k", "temperature", "final")} == {
-        "sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample"}
+    assert {k: general[k] for k in ("sampler", "k", "temperature", "final", "target_ess")} == {
+        "sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample", "target_ess": 0.0}  # as measured
     sotu = models.model_settings("default")
     assert (sotu["sampler"], sotu["unmask"], sotu["temperature"]) == ("edlm-ar", "confidence-noisy", 1.15)
     uniform = models.model_settings("uniform")
