@@ -186,6 +186,17 @@ def show_step(replay: Replay | None, step):
     return replay.view(int(step))
 
 
+def export_run(replay: Replay | None) -> str:
+    """The last finished run as a JSON file to download (deleted from the server after FILE_SECONDS)."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first: the download holds the steps of the last finished run",
+                       print_exception=False)
+    path = os.path.join(download_folder(), "edlm-run.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(replay.to_json(), f, ensure_ascii=False, allow_nan=False)
+    return path
+
+
 def play_tick(replay: Replay | None, step):
     """One tick of the play button: the next kept step, and the timer switched off at the end."""
     if replay is None or not replay.frames:

@@ -51,6 +51,20 @@ class Replay:
         if ev.final:
             self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
 
+    def to_json(self) -> dict:
+        """The run for a lesson or a notebook: every kept step's text and status, every weighting step's
+        candidates, weights and ESS (and a particle sampler's ancestors), the masked share per step, and when each
+        token of the result appeared (uniform noise: how often it was written)."""
+        return {"format": "edlm-run", "version": 1, "k": self.k, "total_steps": self.total_steps,
+                "steps": [{"step": s, "text": "".join(t for t, _ in chips), "status": status}
+                          for s, chips, status in self.frames],
+                "weighting_steps": [{"step": s, "weights": w, "log_weights": lw, "ess": e, "chosen": c,
+                                     "candidates": cands, "ancestors": anc}
+                                    for s, w, c, cands, e, lw, _, anc in self.is_steps],
+                "masked_share": [{"step": s, "share": m} for s, m in self.masked],
+                "tokens": [{"text": p, "revealed_at": r} for p, r in zip(self.pieces, self.revealed_at)],
+                "writes_per_token": self.changes.get(self.total_steps)}
+
     @property
     def last_step(self) -> int:
         return self.frames[-1][0] if self.frames else 0

@@ -84,3 +84,25 @@ def test_a_slowed_run_says_how_much_of_its_time_was_computing(bundle, monkeypatc
     computing = float(status.split(" s of it computing")[0].split(" · ")[-1])
     wall = float(status.split(" · ")[1].removesuffix(" s"))
     assert len(outs) >= 2 and wall - computing >= 0.25  # at least one delay of 0.3 s was not computing
+
+
+def test_a_finished_run_downloads_as_json_with_its_steps_and_weights(bundle, monkeypatch, tmp_path):
+    import json
+
+    import gradio as gr
+    import pytest
+
+    from app import handlers
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr(handlers, "download_folder", lambda: str(tmp_path))
+    with pytest.raises(gr.Error, match="run Generate first"):
+        handlers.export_run(None)
+    outs = list(handlers.run_infill("We shall [MASK:6] and we shall [MASK:4] fail.", "edlm-smc", 8, 3, 1.0, 1.0,
+                                    1.0, 3, None, "random", "none"))
+    run = json.loads(open(handlers.export_run(outs[-1][9]), encoding="utf-8").read())
+    assert run["format"] == "edlm-run" and run["k"] == 3 and run["total_steps"] == 8
+    assert run["steps"][-1]["text"] == outs[-1][0]  # the finished text, as the page showed it
+    w = run["weighting_steps"]
+    assert w and all(len(s["weights"]) == 3 and abs(sum(s["weights"]) - 1) < 1e-5 for s in w)
+    assert len(run["tokens"]) == 10 and all(t["revealed_at"] >= 1 for t in run["tokens"])
