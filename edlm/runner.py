@@ -8,7 +8,6 @@ anything runs, and the choice of `[MASK]` lengths.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
@@ -224,9 +223,7 @@ def work_of(req: Request, editable: torch.Tensor, window: int, batch: int = 1, b
     n_windows = len(plan_windows(editable.tolist(), window))
     span = min(window, len(editable))
     energy_share = req.k * req.is_window if sampler.energy and req.k > 1 else 0.0
-    loop = importlib.import_module(sampler.diffusion.partition(":")[0]) if sampler.diffusion else None
-    rows = loop.work_rows(req) if hasattr(loop, "work_rows") else 1.0  # denoiser rows per sample and step
-    return int(n_windows * req.steps * span * (rows + energy_share) * batch)
+    return int(n_windows * req.steps * span * (sampler.denoiser_rows(req) + energy_share) * batch)
 
 
 def check_work(req: Request, editable: torch.Tensor, window: int, batch: int = 1,

@@ -39,6 +39,16 @@ class Sampler:
         module, _, fn = (self.diffusion or "edlm.sampling:sample").partition(":")
         return getattr(importlib.import_module(module), fn)
 
+    def denoiser_rows(self, req) -> float:
+        """Denoiser rows per sample and step, for the work budget: 1, or what the module of the sampler's own
+        diffusion loop says (`work_rows(req)`: k for edlm-smc's particles)."""
+        if not self.diffusion:
+            return 1.0
+        import importlib
+
+        rows = getattr(importlib.import_module(self.diffusion.partition(":")[0]), "work_rows", None)
+        return rows(req) if rows else 1.0
+
 
 SAMPLERS: dict[str, Sampler] = {}
 

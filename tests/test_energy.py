@@ -147,7 +147,7 @@ def test_tempering_to_a_target_ess_raises_the_temperature_only_as_far_as_needed(
     ess = normalise(tempered)[1]
     assert tau[0] > 5 and ess[0] == pytest.approx(2.0, abs=1e-3)  # one winner: tempered until ESS = 2 of 4
     assert tau[1] == 1.0 and ess[1] > 3.9  # already varied: untouched
-    assert tau[2] == pytest.approx(1.0) or ess[2] == pytest.approx(2.0, abs=1e-3)
+    assert tau[2] == 1.0 and ess[2] > 2.0  # ESS 2.08 at the floor already: untouched
     assert torch.equal(temper(lw, 2.0, 0.0)[0], lw.double() / 2.0)  # off: the fixed IS temperature
     assert bool((temper(lw, 3.0, 0.5)[1] >= 3.0).all())  # never below the IS temperature
     same = torch.zeros(2, 4)
