@@ -40,7 +40,8 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="EDLM Studio", delete_cache=(max(1, min(60, FILE_SECONDS // 2)), FILE_SECONDS)) as demo:
         gr.Markdown("# EDLM Studio\nMark spans with `[MASK:n]` (exactly n tokens) or `[MASK]` (length chosen for "
                     "you), or select text and press **Mask selection**; then watch the model fill them.")
-        start = model_settings(MODEL)
+        start = model_settings(MODEL)  # every control starts at the default model's own settings (the API too:
+        #                                Gradio's defaults for an endpoint's inputs are the controls' values)
         with gr.Row(equal_height=True):
             model = Choice(model_choices(), value=MODEL, label="Model", scale=1, min_width=200, elem_id="edlm-model",
                            info="loaded on first use")
@@ -89,25 +90,25 @@ def build() -> gr.Blocks:
         with gr.Accordion("Settings: sampler, steps, candidates, order, weights, seed", open=False,
                           elem_id="edlm-settings"):
             with gr.Row():  # each control built from its setting's schema (edlm.limits.SETTINGS)
-                sampler = setting_widget("sampler", start["sampler"], elem_id="edlm-sampler")
-                steps = setting_widget("steps", elem_id="edlm-steps")
-                k = setting_widget("k", start["k"])
-                is_window = setting_widget("is_window")
+                sampler = setting_widget("sampler", start.get("sampler"), elem_id="edlm-sampler")
+                steps = setting_widget("steps", start.get("steps"), elem_id="edlm-steps")
+                k = setting_widget("k", start.get("k"))
+                is_window = setting_widget("is_window", start.get("is_window"))
             with gr.Row():
-                temperature = setting_widget("temperature", start["temperature"])
-                top_p = setting_widget("top_p")
-                unmask = setting_widget("unmask")
-                remask = setting_widget("remask")
-                final = setting_widget("final", start["final"], elem_id="edlm-final")
+                temperature = setting_widget("temperature", start.get("temperature"))
+                top_p = setting_widget("top_p", start.get("top_p"))
+                unmask = setting_widget("unmask", start.get("unmask"))
+                remask = setting_widget("remask", start.get("remask"))
+                final = setting_widget("final", start.get("final"), elem_id="edlm-final")
             laid_out = {"sampler", "steps", "k", "is_window", "temperature", "top_p", "unmask", "remask", "final",
                         "seed"}
             more = {}  # every other setting of the schema, four to a row (a new setting appears here by itself)
             rest = [st.name for st in SETTINGS if st.name not in laid_out]
             for i in range(0, len(rest), 4):
                 with gr.Row():
-                    more.update({name: setting_widget(name) for name in rest[i:i + 4]})
+                    more.update({name: setting_widget(name, start.get(name)) for name in rest[i:i + 4]})
             with gr.Row():
-                seed = setting_widget("seed", elem_id="edlm-seed")
+                seed = setting_widget("seed", start.get("seed"), elem_id="edlm-seed")
                 keep_seed = gr.Checkbox(value=False, label="Keep this seed", elem_id="edlm-keep-seed",
                                         info="off: every Generate draws a new seed (the status shows it)")
 

@@ -81,3 +81,14 @@ def test_every_setting_of_the_schema_reaches_the_handlers_and_the_page(page):
     assert params[:2] == ["text", "k"] and params[-1] == "progress" and "seed" not in params
     (text, k, more), = list(toy("t", 3, *[st.default for st in SETTINGS if st.name not in ("k", "seed")]))
     assert (text, k) == ("t", 3) and set(more) == names - {"k", "seed"}
+
+
+def test_every_control_starts_at_the_default_models_own_settings(monkeypatch):
+    """The page's controls (and so the API's defaults, which Gradio takes from them) start at the settings of the
+    model the page opens on: the general model's untempered weights and temperature, not the library's."""
+    monkeypatch.setattr(ui, "MODEL", "general")
+    with ui.build() as demo:
+        pass
+    assert controls(demo, SETTING["target_ess"].label)[0].value == 0.0
+    assert controls(demo, SETTING["temperature"].label)[0].value == 0.8
+    assert controls(demo, SETTING["k"].label)[0].value == 16
