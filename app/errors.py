@@ -82,15 +82,27 @@ def logged_run(what: str, describe: Callable[[dict], str]):
     arguments)>, <clock.steps> steps in <seconds> s". The work it streams is closed on the way out."""
     def deco(fn):
         sig = inspect.signature(fn)
-        public = sig.replace(parameters=[p for name, p in sig.parameters.items() if name != "clock"])
+        # Gradio gives the browser session in `request` (so the session's Stop reaches this run); not an input.
+        # Gradio passes it by position (after the last positional parameter), found by its type hint.
+        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                    annotation=gr.Request)
+        kept = [p for name, p in sig.parameters.items() if name != "clock"]
+        head = [p for p in kept if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                              inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        public = sig.replace(parameters=head + [request] + [p for p in kept if p not in head])
 
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            clock, outcome = RunClock(), "stopped (Stop, closed page or client cancel)"
+            request = kwargs.pop("request", None)
+            if request is None and any(isinstance(a, gr.Request) for a in args):
+                request = next(a for a in args if isinstance(a, gr.Request))
+                args = tuple(a for a in args if a is not request)
+            clock, outcome = RunClock(), "stopped (closed page or client cancel)"
+            clock.for_session(getattr(request, "session_hash", None))
             work = fn(*args, clock=clock, **kwargs)
             try:
                 yield from work
-                outcome = "finished"
+                outcome = "stopped (Stop)" if clock.stopped else "finished"
             except TimeLimit:
                 outcome = "stopped (time limit)"
                 raise time_limit_error() from None
@@ -106,7 +118,7 @@ def logged_run(what: str, describe: Callable[[dict], str]):
             finally:  # also when Gradio drops the generator of a closed page or a cancelled job
                 work.close()
                 try:
-                    bound = public.bind(*args, **kwargs)
+                    bound = public.bind(*args, request=request, **kwargs)
                     bound.apply_defaults()
                     settings = describe(bound.arguments)
                 except TypeError:
@@ -115,5 +127,7 @@ def logged_run(what: str, describe: Callable[[dict], str]):
                          clock.seconds())
 
         run.__signature__ = public  # Gradio reads the inputs (and gr.Progress) from it
+        run.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "clock"},
+                               "request": gr.Request}  # ... and gr.Request from the type hints
         return run
     return deco

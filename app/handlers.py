@@ -127,13 +127,28 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
                                    temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
                                    remask=remask, final=final, **more), clock)
     heat, ess, masked = [], [], []
-    last_is, charted_at, new_is = None, 0.0, False
+    last_is, charted_at, new_is, ev = None, 0.0, False, None
     replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
     uniform = bundle.process == "uniform"  # last chart: writes per token
+
+    def run_charts(ev, weighed: bool) -> tuple:
+        """Weights bar, run heatmap, ESS line, masked line, candidates table (skipped unless `weighed`)."""
+        skip = gr.skip()
+        weights = heatmap = ess_fig = table = skip
+        if weighed:
+            weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
+                                         last_is and last_is.step, last_is and last_is.log_weights)
+            heatmap, ess_fig = charts.run_weights(heat, ev.particles), charts.ess_line(ess, k)
+            table = [] if last_is is None else [
+                [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
+                for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+        return weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table
+
     for ev in stream:
         if isinstance(ev, Tick):  # [MASK] spans: their lengths are drafted and scored before the first step
             note = f"**choosing span lengths**: draft step {ev.done} of {ev.total} · {clock.seconds():.1f} s"
             yield (gr.skip(), gr.skip(), note, *(gr.skip(),) * 8)
+            ev = None
             continue
         masked.append((ev.step, ev.masked / max(1, ev.to_fill)))
         if ev.is_step:
@@ -145,25 +160,16 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         now = time.perf_counter()
         if ev.step == 1 or ev.final or now - charted_at >= CHART_SECONDS:
             charted_at = now
-            skip = gr.skip()
-            weights = heatmap = ess_fig = table = skip
-            if new_is or ev.step == 1:
-                weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
-                                             last_is and last_is.step, last_is and last_is.log_weights)
-                heatmap, ess_fig = charts.run_weights(heat, ev.particles), charts.ess_line(ess, k)
-                table = [] if last_is is None else [
-                    [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
-                    for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
-                new_is = False
+            chart_out = run_charts(ev, new_is or ev.step == 1)
+            new_is = False
             if ev.final:
                 reveal = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
                     charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
             else:
-                reveal = charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else skip
-            chart_out = (weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table, reveal)
+                reveal = charts.revealed_at([], [], ev.total_steps) if ev.step == 1 else gr.skip()
+            chart_out = (*chart_out, reveal)
         else:
             chart_out = (gr.skip(),) * 6
-        w_fig, h_fig, e_fig, m_fig, table, reveal = chart_out
         clock.steps += 1
         chips, status = _highlight(ev.segments), status_line(ev, k)
         if delay:  # wall time includes the chosen delay; say how much was computing
@@ -173,9 +179,29 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         replay.add(ev, chips, status)
         done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
             if ev.final else (gr.skip(), gr.skip())
-        yield (ev.text, chips, status, w_fig, h_fig, e_fig, m_fig, table, reveal, *done)
+        yield (ev.text if ev.final else partial_text(ev.segments), chips, status, *chart_out, *done)
         if delay and not ev.final:
             clock.sleep(delay)
+    if ev is not None and ev.final:
+        clock.stopped = False  # a Stop pressed after the last step changes nothing
+    if clock.stopped:  # the writer's Stop: a normal end, with the text so far and the run kept for the replay
+        if ev is None:
+            yield (gr.skip(), gr.skip(), "**stopped** before the first step (press Generate to run again)",
+                   *(gr.skip(),) * 8)
+            return
+        chips = _highlight(ev.segments)
+        status = (f"**stopped** at step {ev.step} of {ev.total_steps}: {ev.masked} of {ev.to_fill} tokens still "
+                  f"masked, kept as [MASK:n] in the result (**Use this**, then **Generate**, finishes them) · "
+                  f"seed {seed} · written by **{model or models.MODEL}**")
+        replay.stop(ev, chips, status)
+        yield (partial_text(ev.segments), chips, status, *run_charts(ev, True), gr.skip(), replay,
+               gr.update(maximum=replay.last_step, value=replay.last_step, visible=True))
+
+
+def partial_text(segments) -> str:
+    """The text of a run not finished yet: each still-masked stretch written as [MASK:n] (n tokens), the writer's
+    own syntax, so the result of a stopped run can be used and generated again to finish it."""
+    return "".join(f"[MASK:{len(text) // len('[MASK]')}]" if kind == "mask" else text for text, kind, _ in segments)
 
 
 def show_step(replay: Replay | None, step):
@@ -264,7 +290,8 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         f.writelines(out_lines)
     rep = summary.report()
     d2 = rep["distinct2_across_variants"]
-    note = (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
+    note = (f"**stopped** after {rep['records']} of {len(records)} records (press Rewrite to run again); "
+            if clock.stopped else "") + (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
             f"passed through unchanged (too short or not valid text), {rep['skipped']} skipped (unreadable); "
             f"dropped: {rep['dropped'] or 'none'}" + (f"; distinct-2 across variants {d2:.2f}" if d2 is not None
                                                        else "") +
@@ -314,6 +341,10 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
                                         "ESS", [0, k + 0.5]))
         yield (_highlight(last[0].segments), status_line(last[0], k), _highlight(last[1].segments),
                status_line(last[1], k), *figs)
+    if clock.stopped:  # the writer's Stop: both sides keep what they have, and say where they stopped
+        said = [gr.skip() if ev is None else f"**stopped** at step {ev.step} of {ev.total_steps} · " +
+                status_line(ev, k) for ev in last]
+        yield gr.skip(), said[0], gr.skip(), said[1], gr.skip(), gr.skip()
 
 
 MAX_VARIANTS = LIMITS.max_variants
@@ -366,6 +397,10 @@ def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window:
                    *(gr.skip(),) * (2 * MAX_VARIANTS)]
         else:
             out = item
+    if not out:  # only a Stop ends the stream without the ranked list
+        yield [gr.update(visible=True), "**stopped** before the variants were ready (press Variants to run again)",
+               *(gr.skip(),) * (2 * MAX_VARIANTS)]
+        return
     cards = []
     for i in range(MAX_VARIANTS):
         if i < len(out):

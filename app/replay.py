@@ -31,6 +31,7 @@ class Replay:
     pieces: list = field(default_factory=list)     # final: each filled token ...
     revealed_at: list = field(default_factory=list)  # ... and the step that revealed it
     changes: dict = field(default_factory=dict)    # uniform noise: step -> times each span token was written
+    stopped: bool = False                          # ended by the writer's Stop (its last frame: where it stopped)
 
     @property
     def stride(self) -> int:
@@ -51,11 +52,20 @@ class Replay:
         if ev.final:
             self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
 
+    def stop(self, ev, highlighted, status: str) -> None:
+        """The run was stopped at `ev`: its last frame is that step, with the status saying so."""
+        self.stopped = True
+        if self.frames and self.frames[-1][0] == ev.step:
+            self.frames[-1] = (ev.step, highlighted, status)
+        else:
+            self.frames.append((ev.step, highlighted, status))
+
     def to_json(self) -> dict:
         """The run for a lesson or a notebook: every kept step's text and status, every weighting step's
         candidates, weights and ESS (and a particle sampler's ancestors), the masked share per step, and when each
         token of the result appeared (uniform noise: how often it was written)."""
         return {"format": "edlm-run", "version": 1, "k": self.k, "total_steps": self.total_steps,
+                "stopped": self.stopped,
                 "steps": [{"step": s, "text": "".join(t for t, _ in chips), "status": status}
                           for s, chips, status in self.frames],
                 "weighting_steps": [{"step": s, "weights": w, "log_weights": lw, "ess": e, "chosen": c,

@@ -14,6 +14,7 @@ from edlm.presets import load_bundle
 from .charts import COLORS
 from .editing import get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, start_download_sweeper
+from .guard import mark_asked, request_stop
 from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, export_run, load_model, play_tick, run_augment,
                        run_compare, run_infill, run_variants, show_step, start_play)
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
@@ -28,7 +29,7 @@ def inputs_for(handler, controls: dict, **more) -> list:
     import inspect
 
     named = {**controls, **more}
-    params = [p for p in inspect.signature(handler).parameters if p != "progress"]
+    params = [p for p in inspect.signature(handler).parameters if p not in ("progress", "request")]
     missing = [p for p in params if p not in named]
     if missing:
         raise TypeError(f"{handler.__name__} takes {', '.join(missing)}, which the page has no control for")
@@ -182,6 +183,11 @@ def build() -> gr.Blocks:
             aug_out = gr.File(label="Download (JSON Lines)")
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
+        # The page's readiness signal: written by the page-load event, so it is there once the page is connected to
+        # the server and its buttons answer (browser tests wait for it instead of a fixed time).
+        ready = gr.HTML("", elem_id="edlm-ready")
+        demo.load(lambda: '<span data-ready="1">ready</span>', outputs=[ready], api_visibility="private",
+                  queue=False)
 
         # Handlers take their inputs by name: each parameter of a handler is the control of that name.
         controls = dict(text=text, sampler=sampler, steps=steps, k=k, is_window=is_window, temperature=temperature,
@@ -207,9 +213,16 @@ def build() -> gr.Blocks:
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,
                        replay_step]
         # Each press draws a new seed unless the writer keeps one; the API's /infill takes the seed it is given.
-        run = go_btn.click(next_seed, inputs=[keep_seed, seed], outputs=[seed], api_visibility="private",
-                           queue=False).then(run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs,
-                                             api_name="infill", concurrency_id="model")
+        def ask(keep, seed, request: gr.Request):  # the click, before the run waits in the queue (see guard)
+            mark_asked(request.session_hash)
+            return next_seed(keep, seed)
+
+        def stop(request: gr.Request) -> None:  # a request the session's runs see at their next step
+            request_stop(request.session_hash)
+
+        go_btn.click(ask, inputs=[keep_seed, seed], outputs=[seed], api_visibility="private", queue=False).then(
+            run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs, api_name="infill",
+            concurrency_id="model")
         view_outputs = [live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot]
         replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
                           trigger_mode="always_last")
@@ -218,17 +231,16 @@ def build() -> gr.Blocks:
                        api_visibility="private")
         timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],
                    api_visibility="private")
-        cmp = cmp_btn.click(run_compare, inputs=inputs_for(run_compare, controls, sampler_a=sampler_a,
-                                                           sampler_b=sampler_b),
-                            outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
-                            concurrency_id="model")
-        aug = aug_btn.click(run_augment, inputs=inputs_for(run_augment, controls, lines=aug_lines, upload=aug_file,
-                                                           text_field=aug_field, n=aug_n, rewrite=aug_rewrite,
-                                                           unit=aug_unit, keep=aug_keep),
-                            outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
+        cmp_btn.click(run_compare, inputs=inputs_for(run_compare, controls, sampler_a=sampler_a, sampler_b=sampler_b),
+                      outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
+                      concurrency_id="model")
+        aug_btn.click(run_augment, inputs=inputs_for(run_augment, controls, lines=aug_lines, upload=aug_file,
+                                                     text_field=aug_field, n=aug_n, rewrite=aug_rewrite,
+                                                     unit=aug_unit, keep=aug_keep),
+                      outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
         var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
-        var = var_btn.click(run_variants, inputs=inputs_for(run_variants, controls, n=var_n), outputs=var_outputs,
-                            api_visibility="private", concurrency_id="model")
+        var_btn.click(run_variants, inputs=inputs_for(run_variants, controls, n=var_n), outputs=var_outputs,
+                      api_visibility="private", concurrency_id="model")
         gr.api(api_variants, api_name="variants", concurrency_id="model")
         history, future = gr.State([]), gr.State([])
         keep = dict(outputs=[text, history, future], api_visibility="private")
@@ -237,10 +249,10 @@ def build() -> gr.Blocks:
             btn.click(replace_text, inputs=[box, text, history], **keep)
         undo_btn.click(undo, inputs=[text, history, future], **keep)
         redo_btn.click(redo, inputs=[text, history, future], **keep)
-        aug_stop.click(None, cancels=[aug], api_visibility="private").then(
-            lambda: "**stopped** (press Rewrite to run again)", outputs=[aug_note], api_visibility="private")
-        stop_btn.click(None, cancels=[run, cmp, var, aug], api_name="stop").then(
-            lambda: "**stopped** (press Generate to run again)", outputs=[status], api_visibility="private")
+        # Stop is a request each run sees at its next step: it ends normally, showing and keeping what it has
+        # (cancelling the event instead would mark its outputs as failed and lose the run).
+        stop_btn.click(stop, api_name="stop", queue=False)
+        aug_stop.click(stop, api_visibility="private", queue=False, api_name="stop_augment")
         mask_btn.click(lambda t, a, b, h: replace_text(mask_selection(t, a, b), t, h),
                        inputs=[text, sel_start, sel_end, history], js=get_selection("edlm-text"), **keep)
         # Error correction by the writer: select words of the result, and only they are masked and refilled.
@@ -258,6 +270,7 @@ CSS = """
 @media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
 #edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
 #edlm-examples { flex: 1 1 100% !important; min-width: 100% !important; }
+#edlm-ready { display: none !important; }
 """
 
 

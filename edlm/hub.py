@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .bundle import Bundle, ModelFilesError, pick_device, resolve_dtype
+from .bundle import Bundle, ModelFilesError, check_shape_fields, pick_device, resolve_dtype
 
 MDLM_OWT = "kuleshov-group/mdlm-owt"
 SEDD_SMALL = "louaaron/sedd-small"
@@ -304,6 +304,50 @@ def _gguf_folder(path: Path):
     return tmp, link
 
 
+# A GGUF header's shaping fields, by the config name the shape checks know them under (`bundle.SHAPE_FIELDS`).
+GGUF_SHAPE_KEYS = {"block_count": "num_hidden_layers", "embedding_length": "hidden_size",
+                   "feed_forward_length": "intermediate_size", "attention.head_count": "num_attention_heads",
+                   "attention.head_count_kv": "num_key_value_heads", "context_length": "max_position_embeddings",
+                   "vocab_size": "vocab_size"}
+MAX_GGUF_TOKENS = 1 << 22  # the largest vocabulary a GGUF tokenizer may list (the shape checks' vocab_size limit)
+
+
+def check_gguf_header(path: Path) -> None:
+    """Read a GGUF file's header only (memory-mapped, no weights) and refuse, in one line naming the field, what
+    would hang or allocate without end before a network is built: shaping fields out of range or of the wrong
+    type, a layer count the file's tensors do not have, a token list longer than any vocabulary. Malformed headers
+    and tensors that reach past the end of the file fail here too, as one line."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(path)
+        fields = reader.fields
+        arch = fields["general.architecture"].contents() if "general.architecture" in fields else None
+        config = {}
+        for key, name in GGUF_SHAPE_KEYS.items():
+            field = fields.get(f"{arch}.{key}")
+            if field is not None:
+                config[name] = field.contents()
+        tensors = [t.name for t in reader.tensors]  # the reader maps every tensor: one past the end fails here
+        tokens = fields["tokenizer.ggml.tokens"].data if "tokenizer.ggml.tokens" in fields else []
+    except Exception as e:  # the gguf reader fails on damaged headers in many ways
+        raise ModelFilesError(f"cannot read the GGUF file {path.name}: {type(e).__name__} reading its header "
+                              "and tensor table (truncated or damaged)") from None
+    try:
+        check_shape_fields(config, Path(path.name))
+    except ModelFilesError as e:  # named as the file names it
+        message = str(e)
+        for key, name in GGUF_SHAPE_KEYS.items():
+            message = message.replace(f" {name} ", f" {arch}.{key} ")
+        raise ModelFilesError(message) from None
+    blocks = {name.split(".")[1] for name in tensors if name.startswith("blk.")}
+    if "num_hidden_layers" in config and len(blocks) != config["num_hidden_layers"]:
+        raise ModelFilesError(f"{path.name}: block_count says {config['num_hidden_layers']} layers, but the file "
+                              f"holds tensors for {len(blocks)}")
+    if len(tokens) > MAX_GGUF_TOKENS:
+        raise ModelFilesError(f"{path.name}: the tokenizer lists {len(tokens)} tokens, more than {MAX_GGUF_TOKENS}")
+
+
 def _cached_tokenizer(cached: Path):
     """The converted tokenizer saved by an earlier load, or None when it is absent or was tampered with (a
     config asking for code, or any file the conversion does not write): then it is converted again."""
@@ -344,6 +388,7 @@ def load_gguf(path: str | os.PathLike, device=None, dtype: torch.dtype = torch.f
     with open(path, "rb") as f:
         if f.read(4) != GGUF_MAGIC:
             raise ModelFilesError(f"{path.name} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    check_gguf_header(path)
     stat = path.stat()
     cached = gguf_cache() / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
     tmp, link = _gguf_folder(path)

@@ -1,6 +1,9 @@
 """Named models (a registry: one decorated loader per preset); any other value is a bundle or checkpoint folder."""
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +154,7 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
 
 
 _CACHE: dict[tuple, Bundle] = {}
+_LOADING = threading.RLock()  # one load at a time: requests arriving together for a new model load it once
 
 
 def is_loaded(model: str) -> bool:
@@ -164,11 +168,17 @@ def load_bundle(model: str = "default", device: str | None = None, dtype: str | 
     causal LM (a Hub id or folder, a .gguf file, or `smollm2`: see `edlm.hub.load_causal_lm`)."""
     dtype = resolve_dtype(dtype, pick_device(device))
     key = (model, device, dtype, energy)
-    if key not in _CACHE:
-        if energy:
-            from .hub import attach_energy
+    if key in _CACHE:
+        return _CACHE[key]
+    with _LOADING:
+        if key not in _CACHE:  # another request may have loaded it while this one waited
+            start = time.perf_counter()
+            if energy:
+                from .hub import attach_energy
 
-            _CACHE[key] = attach_energy(load_bundle(model, device, dtype), energy, dtype=dtype)
-        else:
-            _CACHE[key] = resolve(model, device=device, dtype=dtype)
+                _CACHE[key] = attach_energy(load_bundle(model, device, dtype), energy, dtype=dtype)
+            else:
+                _CACHE[key] = resolve(model, device=device, dtype=dtype)
+            logging.getLogger("edlm").info("model %s loaded in %.1f s", _CACHE[key].name,
+                                           time.perf_counter() - start)
     return _CACHE[key]

@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 
-def write_gguf(model, tokenizer_dir: Path, out: Path) -> Path:
+def write_gguf(model, tokenizer_dir: Path, out: Path, header: dict | None = None) -> Path:
+    """`header` replaces header fields by their writer method, e.g. {"add_block_count": 10**9} (hostile files)."""
     import gguf
 
     cfg, sd = model.config, {k: v.float() for k, v in model.state_dict().items()}
@@ -48,6 +49,8 @@ def write_gguf(model, tokenizer_dir: Path, out: Path) -> Path:
             w.add_tensor(f"blk.{i}.{theirs}.weight", sd[p + ours + ".weight"].numpy())
     w.add_tensor("output_norm.weight", sd["model.norm.weight"].numpy())
     w.add_tensor("output.weight", sd.get("lm_head.weight", sd["model.embed_tokens.weight"]).numpy())
+    for method, value in (header or {}).items():  # a later value of a key replaces the earlier one
+        getattr(w, method)(value)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

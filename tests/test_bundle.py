@@ -35,3 +35,33 @@ def test_not_a_bundle(tmp_path):
 def test_only_safetensors_are_loaded(bundle_dir):
     files = [p.name for p in bundle_dir.rglob("*") if p.is_file()]
     assert not any(f.endswith((".bin", ".pt", ".pkl", ".pth", ".ckpt")) for f in files)
+
+
+def test_requests_arriving_together_load_a_model_once(monkeypatch):
+    """Eight threads ask for a model not loaded yet at the same moment: one load, and all get the same bundle."""
+    import threading
+    import time
+
+    from edlm import presets
+
+    loads = []
+
+    def slow_resolve(model, device=None, dtype=None):
+        loads.append(model)
+        time.sleep(0.3)
+        return presets.Bundle(name=model, tokenizer=None, denoiser=None)
+
+    monkeypatch.setattr(presets, "resolve", slow_resolve)
+    monkeypatch.setattr(presets, "_CACHE", {})
+    start, got = threading.Barrier(8), []
+
+    def ask():
+        start.wait()
+        got.append(presets.load_bundle("a-model-not-loaded-yet", device="cpu", dtype="float32"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == ["a-model-not-loaded-yet"] and len(got) == 8 and all(b is got[0] for b in got)

@@ -1,9 +1,12 @@
 """Energies from GGUF files: a file the test writes from the tiny AR model loads with the same logits, its
 converted tokenizer is cached, and it serves as the edlm-ar energy of any bundle (text level)."""
 import importlib.util
+import re
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edlm import hub, infill
 from edlm.bundle import ModelFilesError
@@ -156,3 +159,62 @@ def test_a_chunked_gguf_is_joined_once_and_checked(gguf_file, tmp_path, monkeypa
     monkeypatch.setitem(hub.GGUF_CHUNKED, "gone", {**spec, "file": "gone.gguf", "parts": [("no_such_pkg", "x")]})
     with pytest.raises(ModelFilesError, match="pip x"):
         hub.chunked_gguf("gone")
+
+
+HOSTILE_HEADERS = {  # header field written over the true one -> the field the one-line error names
+    "add_block_count": (10**7, "llama.block_count"), "add_head_count": (0, "llama.attention.head_count"),
+    "add_head_count_kv": (0, "llama.attention.head_count_kv"), "add_embedding_length": (2**31, "llama.embedding_length"),
+    "add_feed_forward_length": (2**31, "llama.feed_forward_length"), "add_context_length": (2**31, "llama.context_length"),
+    "add_vocab_size": (2**31, "llama.vocab_size")}
+
+
+@pytest.mark.parametrize("method", list(HOSTILE_HEADERS))
+def test_hostile_gguf_headers_are_refused_before_anything_is_built(bundle, tokenizer_dir, tmp_path, monkeypatch,
+                                                                   method):
+    """A made-up shape (ten million layers, a zero head count, a 2^31 width) would hang or allocate without end in
+    the network's constructor: the header is read first and the field named."""
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    from .gguf_writer import write_gguf
+
+    value, field = HOSTILE_HEADERS[method]
+    bad = write_gguf(bundle.ar, tokenizer_dir, tmp_path / "bad.gguf", header={method: value})
+    with pytest.raises(ModelFilesError, match=f"bad.gguf: {re.escape(field)} must be a whole number"):
+        hub.load_causal_lm(str(bad))
+
+
+def test_a_layer_count_the_tensors_lack_and_tensors_past_the_end_are_refused(bundle, tokenizer_dir, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("EDLM_CACHE", str(tmp_path / "cache"))
+    from .gguf_writer import write_gguf
+
+    layers = bundle.ar.config.num_hidden_layers
+    more = write_gguf(bundle.ar, tokenizer_dir, tmp_path / "more.gguf", header={"add_block_count": layers + 1})
+    with pytest.raises(ModelFilesError, match=f"block_count says {layers + 1} layers, but the file holds tensors "
+                                              f"for {layers}"):
+        hub.load_causal_lm(str(more))
+    data = write_gguf(bundle.ar, tokenizer_dir, tmp_path / "whole.gguf").read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: len(data) * 9 // 10])  # the header whole, the last tensors' bytes missing
+    with pytest.raises(ModelFilesError, match="cannot read the GGUF file cut.gguf: .* tensor table"):
+        hub.load_causal_lm(str(cut))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_damaged_gguf_bytes_load_or_fail_as_one_clear_error(gguf_file, tmp_path_factory, monkeypatch, data):
+    """Bytes flipped anywhere in the header (the shapes, the token list, the tensor table): either the file still
+    loads, or one ModelFilesError naming it; never another exception."""
+    from gguf import GGUFReader
+
+    raw = bytearray(gguf_file.read_bytes())
+    header_end = min(int(t.data_offset) for t in GGUFReader(gguf_file).tensors)  # header, tokens, tensor table
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(4, header_end - 1))] = data.draw(st.integers(0, 255))
+    folder = tmp_path_factory.mktemp("damaged")
+    bad = folder / "damaged.gguf"
+    bad.write_bytes(bytes(raw))
+    monkeypatch.setenv("EDLM_CACHE", str(folder / "cache"))
+    try:
+        hub.load_causal_lm(str(bad))
+    except ModelFilesError as e:
+        assert "damaged.gguf" in str(e) and "\n" not in str(e)

@@ -91,3 +91,38 @@ def test_missing_model_files_are_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setattr("app.models.MODEL", str(tmp_path))
     with pytest.raises(gr.Error, match="no model bundle"):
         list(ui.run_infill("The [MASK:3] of the Union."))
+
+
+# Every sampler and unmask order at the edges of its limits, with every class of character at the spans' edges:
+# the text outside the spans comes back byte for byte, no mask survives, and no run takes more steps than asked.
+EDGES = st.sampled_from(["", " ", "  ", "\r\n", "\n\n", "\t", "é", "e\u0301", "日本", "🙂", "👩‍👩‍👧", "\u200b", "'",
+                         "—", "x", "1.", "\\[MASK]", "(", "\u00a0"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["mdlm", "edlm-ar", "edlm-nce", "edlm-smc", "ar-is"]),
+       st.sampled_from(["random", "confidence", "confidence-noisy", "margin", "entropy", "threshold",
+                        "entropy-bound"]),
+       st.sampled_from([1, 2, LIMITS.max_k]), st.integers(1, 5), st.tuples(EDGES, EDGES, EDGES),
+       st.integers(1, 6))
+def test_every_sampler_and_order_keeps_the_text_and_its_step_budget(bundle, sampler, unmask, k, steps, parts, n):
+    from edlm.pipeline import infill_stream
+
+    a, b, c = parts
+    events = list(infill_stream(bundle, f"{a}[MASK:{n}]{b}[MASK:{n}]{c}", sampler=sampler, unmask=unmask, k=k,
+                                steps=steps, seed=0))
+    ev = events[-1]
+    plain = [p.replace("\\[MASK]", "[MASK]") for p in parts]
+    assert ev.final and len(ev.spans) == 2 and not any("[MASK]" in s for s in ev.spans)
+    assert ev.text == plain[0] + ev.spans[0] + plain[1] + ev.spans[1] + plain[2]
+    if sampler != "ar-is":  # a diffusion run: never more reverse steps than asked for
+        assert len(events) <= ev.total_steps and ev.total_steps <= steps
+
+
+def test_spans_longer_than_the_window_are_filled_whole(bundle):
+    """A span of more tokens than the model reads at once (the tiny model's window is 32; here up to two windows
+    and more, k at its limit, the particle sampler): filled whole across windows, the text around it intact."""
+    for n, k in ((bundle.window - 4, LIMITS.max_k), (bundle.window + 1, 4), (2 * bundle.window + 3, 2)):
+        ev = infill(bundle, f"We begin [MASK:{n}] and end.", sampler="edlm-smc", steps=4, k=k, seed=0)
+        assert ev.text == "We begin " + ev.spans[0] + " and end." and "[MASK]" not in ev.spans[0]
+        assert ev.final and len(ev.spans) == 1

@@ -46,7 +46,8 @@ def app_url(bundle_dir, gradio_tmp):
                             stderr=subprocess.STDOUT, text=True)
     threading.Thread(target=lambda: APP_LOG.extend(proc.stdout), daemon=True).start()
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
+    limit = float(os.environ.get("EDLM_TEST_WAIT_SECONDS", "300"))  # a safety net: the signal is the server answering
+    deadline = time.time() + limit
     while time.time() < deadline:
         if proc.poll() is not None:
             time.sleep(0.5)
@@ -58,7 +59,7 @@ def app_url(bundle_dir, gradio_tmp):
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("app did not start within 120 s")
+        raise RuntimeError(f"app did not start within {limit:.0f} s")
     yield url
     proc.terminate()
     try:

@@ -196,6 +196,20 @@ def submit_and_cancel(job, updates: int = 1) -> None:
     job.cancel()
 
 
+def test_the_stop_endpoint_ends_the_sessions_run_normally_with_its_text_so_far(client, app_log):
+    """/stop is a request the client's own run sees at its next step: the run ends with a last output (the
+    text so far, masks as [MASK:n], the user's text intact) instead of a cancel that loses it."""
+    before = len(stopped_runs(app_log))
+    job = client.submit(" ".join(["[MASK:40] and the people"] * 6), "edlm-ar", 256, 8, 1.0, api_name="/infill")
+    for seen, _ in enumerate(job, 1):
+        if seen == 2:
+            client.predict(api_name="/stop")
+    result, _, status = job.outputs()[-1][:3]
+    assert status.startswith("**stopped** at step") and "still masked" in status
+    assert result.count(" and the people") == 6 and "[MASK:" in result and "[MASK][MASK]" not in result
+    assert "run stopped (Stop)" in wait_for_stopped(app_log, before)
+
+
 def test_cancelled_variants_stop_on_the_server_at_their_next_step(client, app_log):
     text = "We the people of the [MASK:12], in order to form a more perfect union."
     before = len(app_log)

@@ -23,7 +23,18 @@ def counting(text, steps, clock):
 
 def test_the_handler_keeps_its_public_signature_without_the_clock():
     params = inspect.signature(make(counting)).parameters
-    assert list(params) == ["text", "steps", "progress"] and inspect.isgeneratorfunction(make(counting))
+    assert list(params) == ["text", "steps", "progress", "request"] and inspect.isgeneratorfunction(make(counting))
+    assert params["request"].annotation is gr.Request  # Gradio fills it with the browser session, not an input
+
+
+@pytest.mark.parametrize("name", ["run_infill", "run_compare", "run_augment", "_variants"])
+def test_gradio_sees_the_session_parameter_of_every_computing_handler(name):
+    from gradio.utils import get_type_hints, is_special_typed_parameter
+
+    from app import handlers
+
+    fn = getattr(handlers, name)
+    assert is_special_typed_parameter("request", get_type_hints(fn))
 
 
 def test_a_finished_run_logs_one_line_with_its_size(caplog):
@@ -45,10 +56,30 @@ def test_a_closed_run_logs_stopped_and_closes_its_work(caplog):
     with caplog.at_level(logging.INFO, logger="edlm.app"):
         run = make(body)("x", 100)
         next(run), next(run)
-        run.close()  # what Gradio does on Stop, a closed page or a client's cancel
+        run.close()  # what Gradio does on a closed page or a client's cancel
     assert closed == [True]
-    assert any("toy run stopped (Stop, closed page or client cancel): steps 100, 2 steps" in r.getMessage()
+    assert any("toy run stopped (closed page or client cancel): steps 100, 2 steps" in r.getMessage()
                for r in caplog.records)
+
+
+def test_the_sessions_stop_ends_its_run_normally_and_no_other_session(caplog):
+    from app.guard import guarded, request_stop
+
+    def body(text, steps, clock):
+        yield from guarded(counting(text, steps, clock), clock)
+        yield "end", clock.stopped
+
+    with caplog.at_level(logging.INFO, logger="edlm.app"):
+        # Gradio passes the request by position after the inputs and the progress: found by its type
+        mine, other = gr.Request(session_hash="mine"), gr.Request(session_hash="other")
+        run, bystander = make(body)("x", 100, gr.Progress(), mine), make(body)("x", 5, request=other)
+        assert [next(run), next(run)] == [("x", 0), ("x", 1)]
+        request_stop("mine")
+        assert list(run) == [("end", True)]  # the handler ran on to its own end, told it was stopped
+        assert list(bystander)[-1] == ("end", False)  # another session's Stop changes nothing here
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("toy run stopped (Stop): steps 100, 2 steps") for line in logged)
+    assert any(line.startswith("toy run finished: steps 5, 5 steps") for line in logged)
 
 
 def test_a_rejection_is_one_line_without_the_users_text_in_the_log(caplog):

@@ -62,3 +62,29 @@ def test_never_more_steps_at_once_than_the_limit():
     for t in threads:
         t.join()
     assert peak[0] == LIMITS.concurrency
+
+
+def test_a_stop_counts_for_runs_asked_for_before_it_and_only_those(monkeypatch):
+    """Stop pressed while a run waits in the queue stops it when it starts; a Stop from before the run was asked
+    for (the last run's, or a stray click) never stops it."""
+    clock = iter([100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0])
+    monkeypatch.setattr(ui.time, "monotonic", lambda: next(clock))
+    ui.mark_asked("s")                      # 100: Generate clicked
+    ui.request_stop("s")                    # 101: Stop while the run waits
+    queued = ui.RunClock(session="s")       # 102: the run starts, asked for at 100
+    assert queued.stop_requested()
+    later = ui.RunClock(session="s")        # 103: asked for after that Stop
+    assert not later.stop_requested()
+    assert list(ui.guarded(iter(range(3)), later)) == [0, 1, 2] and not later.stopped
+    ui.request_stop("s")                    # 104
+    assert list(ui.guarded(iter(range(3)), later)) == [] and later.stopped
+
+
+def test_stop_requests_are_bounded(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(ui.time, "monotonic", lambda: now[0])
+    for i in range(50):
+        ui.request_stop(f"old-{i}")
+    now[0] = ui.SESSION_SECONDS + 1
+    ui.request_stop("new")
+    assert [key for key in ui._STOPS if key.startswith("old-")] == []

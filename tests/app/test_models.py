@@ -80,6 +80,18 @@ def test_the_undo_history_is_bounded():
     assert len(history) == editing.UNDO_DEPTH and history[-1] == f"text {editing.UNDO_DEPTH + 14}"
 
 
+def test_undo_never_changes_the_lists_it_is_given():
+    """The history lives in each session's own gr.State; the handlers return new lists and never write into the
+    ones they get, so no list is ever shared between two sessions' histories (or between undo and redo)."""
+    history, future = ["A", "B"], ["C"]
+    seen = (list(history), list(future))
+    for call in (lambda: editing.undo("X", history, future), lambda: editing.redo("X", history, future),
+                 lambda: editing.replace_text("Y", "X", history), lambda: editing.remember(history, "Z")):
+        out = call()
+        assert (history, future) == seen
+        assert all(part is not history and part is not future for part in (out if isinstance(out, tuple) else (out,)))
+
+
 def test_a_model_that_cannot_load_leaves_a_warning_and_the_last_model(monkeypatch):
     import gradio as gr
 
