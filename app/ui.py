@@ -129,11 +129,11 @@ def build() -> gr.Blocks:
                                   elem_id="edlm-delay", info="slows a live run, and sets the replay speed")
                 export_btn = gr.Button("Download the run (JSON)", size="sm", elem_id="edlm-export", scale=1)
             export_file = gr.File(label="The last run, step by step (JSON: texts, weights, candidates, ESS)",
-                                  visible=True, elem_id="edlm-export-file")
+                                  height=90, elem_id="edlm-export-file")
             live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
                                             "rewritten after remasking, grey blocks: still masked)",
                                       color_map=COLORS, combine_adjacent=False, show_legend=True,
-                                      elem_id="edlm-live")
+                                      elem_id="edlm-live", elem_classes=["edlm-flow"])
             with gr.Row():
                 w_plot = gr.Plot(label="Importance weights", elem_id="edlm-weights")
                 ess_plot = gr.Plot(label="Effective sample size")
@@ -152,10 +152,12 @@ def build() -> gr.Blocks:
             cmp_btn = gr.Button("Compare", variant="primary")
             with gr.Row():
                 with gr.Column():
-                    live_a = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Left")
+                    live_a = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Left",
+                                                elem_classes=["edlm-flow"])
                     status_a = gr.Markdown()
                 with gr.Column():
-                    live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right")
+                    live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right",
+                                                elem_classes=["edlm-flow"])
                     status_b = gr.Markdown()
             with gr.Row():
                 cmp_masked = gr.Plot(label="Still masked, both samplers", elem_id="edlm-cmp-masked")
@@ -265,12 +267,16 @@ def build() -> gr.Blocks:
 
 
 # Phones: the plot toolbar covered axis labels (hover shows values anyway); table headers wrap by word only;
-# the examples take a line of their own under the text and its result.
+# the examples take a line of their own under the text and its result. The denoising views flow as text (Gradio
+# lays each chip out as a flex item, so a line could break inside a word, "waiter r / ecommended", or before its
+# comma): inline chips break only where the text has a space.
 CSS = """
 @media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
 #edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
 #edlm-examples { flex: 1 1 100% !important; min-width: 100% !important; }
 #edlm-ready { display: none !important; }
+.edlm-flow .textfield { display: block !important; }
+.edlm-flow .token-container { display: inline !important; }
 """
 
 

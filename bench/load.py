@@ -2,14 +2,19 @@
 
 Reports completed, rejected-with-a-message (e.g. queue full) and failed requests, p50/p95 latency, and the app's
 resident memory before and after. By default it starts the app itself (python app.py on a free 127.0.0.1 port);
---url targets one already running (memory is then reported only with --pid).
+--url targets one already running (memory is then reported only with --pid). `--mix` rotates four kinds of
+request: fixed-length spans, spans of chosen length ([MASK]), variants, and a run stopped by /stop after its first
+step; with an app it started, it also reads the app's log: the longest run (how long a compute slot was held),
+runs that failed on the server, and how many times a model was loaded.
 
     python bench/load.py --requests 200 --concurrency 16 --steps 8
+    python bench/load.py --model general --mix --requests 40 --concurrency 8
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -34,13 +39,12 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_app(env_extra: dict) -> tuple[subprocess.Popen, str]:
+def start_app(env_extra: dict, log) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **env_extra)
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:
@@ -52,14 +56,35 @@ def start_app(env_extra: dict) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the app did not start within 120 s")
 
 
-def one(url: str, i: int, steps: int, sampler: str) -> tuple[str, float, str]:
+AUTO_TEXTS = ["I left the keys [MASK] and walked to the station.", "The soup needs [MASK] before it is served."]
+
+
+def one(url: str, i: int, steps: int, sampler: str | None, mix: bool = False) -> tuple[str, float, str]:
+    """One request (with --mix: the i-th of four kinds); its outcome, seconds and a message when not completed.
+    Settings not given are the app's own for its model."""
     from gradio_client import Client
 
     t0 = time.perf_counter()
+    settings = dict(steps=steps, seed=i, **({"sampler": sampler} if sampler else {}))
+    kind = i % 4 if mix else 0
     try:
-        out = Client(url, verbose=False).predict(TEXTS[i % len(TEXTS)], sampler, steps, 4, 0.5, 1.0, 0.95, i,
-                                                 api_name="/infill")
-        ok = "[MASK]" not in out[0]
+        client = Client(url, verbose=False)
+        if kind == 2:
+            out = client.predict(text=TEXTS[i % len(TEXTS)], n=2, api_name="/variants", **settings)
+            ok = len(out) == 2 and not any("[MASK" in v["text"] for v in out)
+        elif kind == 3:  # a run stopped by its own session's /stop after the first streamed output
+            job = client.submit(text=TEXTS[i % len(TEXTS)], api_name="/infill", **settings)
+            for _ in job:
+                client.predict(api_name="/stop")
+                break
+            while not job.done():
+                time.sleep(0.05)
+            out = job.outputs()[-1] if job.outputs() else [""]
+            ok = isinstance(out[0], str) and "[MASK][MASK]" not in out[0]
+        else:
+            text = AUTO_TEXTS[i % len(AUTO_TEXTS)] if kind == 1 else TEXTS[i % len(TEXTS)]
+            out = client.predict(text=text, api_name="/infill", **settings)
+            ok = "[MASK" not in out[0]
         return ("completed" if ok else "failed"), time.perf_counter() - t0, "" if ok else "mask left in output"
     except Exception as e:  # noqa: BLE001 (classify every outcome)
         msg = str(e)
@@ -74,18 +99,21 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="total requests (at most 2000)")
     ap.add_argument("--concurrency", type=int, default=16, help="client threads (at most 128)")
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--sampler", default="edlm-ar")
+    ap.add_argument("--sampler", default=None, help="default: the model's own (the app's controls)")
+    ap.add_argument("--mix", action="store_true", help="rotate fixed spans, [MASK] spans, variants and a stop")
     ap.add_argument("--time-limit", type=float, default=900, help="stop submitting after this many seconds")
     ap.add_argument("--model", default=None, help="EDLM_MODEL for the app this script starts")
     args = ap.parse_args()
     if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit("load tests only target loopback addresses")
     n, conc = min(args.requests, 2000), min(args.concurrency, 128)
-    proc = None
+    import tempfile
+
+    proc, log = None, tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="edlm-load-")
     if args.url:
         url, pid = args.url, args.pid
     else:
-        proc, url = start_app({"EDLM_MODEL": args.model} if args.model else {})
+        proc, url = start_app({"EDLM_MODEL": args.model} if args.model else {}, log)
         pid = proc.pid
     try:
         one(url, 0, args.steps, args.sampler)  # warm-up
@@ -96,7 +124,7 @@ def main() -> None:
             for i in range(n):
                 if time.perf_counter() - start > args.time_limit:
                     break
-                futures.append(pool.submit(one, url, i, args.steps, args.sampler))
+                futures.append(pool.submit(one, url, i, args.steps, args.sampler, args.mix))
             for f in as_completed(futures):
                 results.append(f.result())
         wall = time.perf_counter() - start
@@ -116,6 +144,15 @@ def main() -> None:
         if kind != "completed" and msg:
             print(f"{kind}: {msg}")
             break
+    if proc:
+        log.seek(0)
+        runs = [(m.group(1), float(m.group(2))) for m in
+                re.finditer(r" run ([a-z]+)[^:\n]*:.*? in ([0-9.]+) s$", log.read(), re.M)]
+        log.seek(0)
+        loads = sum(" loaded in " in line for line in log)
+        print(f"\nServer log: {len(runs)} runs, longest {max((t for _, t in runs), default=0):.1f} s (a compute slot "
+              f"is held at most that long); {sum(o == 'failed' for o, _ in runs)} failed on the server; "
+              f"{sum(o == 'stopped' for o, _ in runs)} stopped; model loads: {loads}")
     if counts["failed"]:
         sys.exit(1)
 

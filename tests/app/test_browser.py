@@ -228,3 +228,34 @@ def test_on_a_phone_the_result_comes_right_after_the_text(page, app_url):
     table = phone.locator("#edlm-cands").bounding_box()
     assert table["x"] >= 0 and table["x"] + table["width"] <= 390
     phone.close()
+
+
+def test_the_denoising_view_never_breaks_a_line_inside_a_word(page, app_url):
+    """At a phone's width the live text wraps like text: two pieces with no space between them (a word's pieces,
+    a word and its comma) always share a line."""
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    open_app(phone, app_url)
+    phone.locator("#edlm-text textarea").fill("The waiter recommended the [MASK:30], and the soup, which was "
+                                              "[MASK:20]; everyone agreed it was remarkable.")
+    set_steps(phone, 8)
+    phone.locator("#edlm-generate").click()
+    phone.wait_for_function("document.querySelector('#edlm-status').innerText.includes('done')", timeout=WAIT_MS)
+    phone.get_by_role("tab", name="Watch it denoise").click()
+    replay = phone.locator("#edlm-replay input[type=number]")  # a step half way: pieces of many kinds
+    replay.fill("4")
+    replay.press("Tab")
+    phone.wait_for_function("document.querySelector('#edlm-status').innerText.includes('replay: step 4')",
+                            timeout=WAIT_MS)
+    broken = phone.evaluate("""() => {
+      const chips = [...document.querySelectorAll('#edlm-live .token-container')];
+      const out = [];
+      for (let i = 1; i < chips.length; i++) {
+        const a = chips[i - 1], b = chips[i];
+        if (/\\s$/.test(a.innerText) || /^\\s/.test(b.innerText)) continue;
+        const ra = [...a.getClientRects()].pop(), rb = b.getClientRects()[0];
+        if (ra && rb && Math.abs(ra.top - rb.top) > 2) out.push(a.innerText + '|' + b.innerText);
+      }
+      return [chips.length, out];
+    }""")
+    phone.close()
+    assert broken[0] > 10 and broken[1] == [], broken
