@@ -350,13 +350,14 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
 MAX_VARIANTS = LIMITS.max_variants
 
 
-def api_variants(text: str, n: int = 4, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS.steps,
+def api_variants(text: str, n: int = 4, sampler: str | None = None, steps: int | None = None,
                  seed: int = DEFAULTS.seed, model: str | None = None) -> list[dict]:
     """Fill the spans of `text` n times (1 to 8, one batch); returns [{"text", "spans", "score", "seed"}] ranked
-    by the AR model's score (mean log-likelihood per token, higher is more fluent). Other settings: defaults.
-    While it computes it streams an empty list after every step (so a cancel stops it there); the ranked list
-    comes last."""
-    for out in _variants(text, n, sampler=sampler, steps=steps, seed=seed, model=model):
+    by the AR model's score (mean log-likelihood per token, higher is more fluent). A sampler or step count not
+    given, and every other setting, is the model's own (the general model: ar-is). While it computes it streams
+    an empty list after every step (so a cancel stops it there); the ranked list comes last."""
+    given = {name: value for name, value in (("sampler", sampler), ("steps", steps)) if value is not None}
+    for out in _variants(text, n, seed=seed, model=model, **given):
         if isinstance(out, Tick):
             yield []
         else:

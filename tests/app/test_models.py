@@ -109,3 +109,18 @@ def test_a_model_that_cannot_load_leaves_a_warning_and_the_last_model(monkeypatc
     assert handlers.load_model("mdlm-owt", "default") == "default"
     assert warned and "stays on default" in warned[0] and "download" in warned[0]
     assert handlers.load_model("uniform", "default") == "uniform" and len(warned) == 1
+
+
+def test_the_variants_api_runs_with_the_models_own_settings(bundle, monkeypatch):
+    """/variants with only a text: the model's own sampler and settings (the general model's ar-is), not the
+    library's; it failed on the general model with "has no diffusion denoiser" before."""
+    import dataclasses
+
+    from app import handlers
+
+    own = dataclasses.replace(bundle, defaults={"sampler": "edlm-smc", "k": 2})
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: own)
+    text = "We the people of the [MASK:5], in order to form a more perfect union."
+    plain = list(handlers.api_variants(text, n=2, steps=4))[-1]
+    assert plain == list(handlers.api_variants(text, n=2, steps=4, sampler="edlm-smc"))[-1]
+    assert plain != list(handlers.api_variants(text, n=2, steps=4, sampler="mdlm"))[-1]
