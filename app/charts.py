@@ -8,6 +8,17 @@ import plotly.io as pio
 # The live text's chips: still masked, new this step, written earlier, rewritten after remasking, changed (uniform)
 COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten": "#b07aa1", "changed": "#e15759"}
 
+
+def colors_for(process: str) -> dict[str, str]:
+    """The denoising view's legend for one noise process: masked diffusion has masks and no rewrites of a revealed
+    token by noise ("changed"); uniform noise has no masks, and tokens that change."""
+    drop = {"absorbing": ("changed",), "uniform": ("mask",)}.get(process, ())
+    return {kind: color for kind, color in COLORS.items() if kind not in drop}
+
+
+REVEAL_LABELS = {"absorbing": "When each token of the fill appeared (step that revealed it)",
+                 "uniform": "How often each token of the fill was written (uniform noise rewrites tokens)"}
+
 pio.templates.default = "none"  # the app styles its own figures (see LAYOUT)
 
 # A plain layout instead of a named template: copying plotly's template costs ~50 ms per figure, more than a
@@ -145,7 +156,11 @@ def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
 
 def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title: str, y_range: list[float],
                  percent: bool = False) -> go.Figure:
-    """One line per sampler of the compare tab (the same quantity, the same steps), e.g. the share still masked."""
+    """One line per sampler of the compare tab (the same quantity, the same steps), e.g. the share still masked.
+    A sampler with no points (no weighting steps: mdlm has none to chart an ESS for) is named in the title."""
+    missing = [name for name, pts in series.items() if not pts]
+    if missing:
+        note += " · " + ", ".join(missing) + ": none (no weighting steps)"
     if not any(series.values()):
         return _empty("", note)
     fig = go.Figure([go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,

@@ -179,6 +179,10 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         replay.add(ev, chips, status)
         done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
             if ev.final else (gr.skip(), gr.skip())
+        if ev.step == 1:  # the legend and the last chart's label follow the model's noise process
+            chips = gr.update(value=chips, color_map=charts.colors_for(bundle.process))
+            chart_out = (*chart_out[:5], gr.update(value=chart_out[5], label=charts.REVEAL_LABELS.get(
+                bundle.process, "When each token of the fill appeared")))
         yield (ev.text if ev.final else partial_text(ev.segments), chips, status, *chart_out, *done)
         if delay and not ev.final:
             clock.sleep(delay)
@@ -309,9 +313,10 @@ def _compare_logged(a: dict) -> str:
 def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, is_window: float,
                 temperature: float, top_p: float, seed: int, model: str | None = None,
                 unmask: str = DEFAULTS.unmask, remask: str = DEFAULTS.remask, final: str = DEFAULTS.final,
-                progress=gr.Progress(), *, clock: RunClock, **more):
+                delay: float = 0.0, progress=gr.Progress(), *, clock: RunClock, **more):
     """Two samplers on the same text and seed, stepped side by side, with their masked share and ESS charted
-    together (charts at most every CHART_SECONDS, and at the end)."""
+    together (charts at most every CHART_SECONDS, and at the end); `delay` slows it down as in the main view."""
+    delay = check_delay(delay)
     settings = dict(steps=steps, k=k, is_window=is_window, temperature=temperature, top_p=top_p, seed=seed,
                     unmask=unmask, remask=remask, final=final, **more)
     clock.unit = "step events"
@@ -341,6 +346,8 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
                                         "ESS", [0, k + 0.5]))
         yield (_highlight(last[0].segments), status_line(last[0], k), _highlight(last[1].segments),
                status_line(last[1], k), *figs)
+        if delay and not done:
+            clock.sleep(delay)
     if clock.stopped:  # the writer's Stop: both sides keep what they have, and say where they stopped
         said = [gr.skip() if ev is None else f"**stopped** at step {ev.step} of {ev.total_steps} · " +
                 status_line(ev, k) for ev in last]

@@ -14,7 +14,9 @@ def kept_note(kept: bool, segments) -> str:
     if not kept:
         return ""
     new = [text.strip() for text, kind, _ in segments if kind in ("new", "rewritten") and text.strip()]
-    return "kept; revealed from it now: " + (", ".join(f"“{t}”" for t in new) if new else "nothing yet")
+    if not new:
+        return "kept; this step revealed none of its tokens (it only shaped the later ones)"
+    return "kept; revealed from it now: " + ", ".join(f"“{t}”" for t in new)
 
 
 @dataclass

@@ -143,7 +143,7 @@ def build() -> gr.Blocks:
             cands = gr.Dataframe(headers=["#", "weight", "kept", "its fill of the spans"], label="Candidates of the "
                                  "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
                                  column_widths=["8%", "20%", "24%", "48%"])
-            reveal_plot = gr.Plot(label="Revealed at step (uniform noise: writes per token)")
+            reveal_plot = gr.Plot(label="When each token of the fill appeared")
         with gr.Tab("Compare samplers"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
             with gr.Row():
@@ -270,6 +270,16 @@ def build() -> gr.Blocks:
 # the examples take a line of their own under the text and its result. The denoising views flow as text (Gradio
 # lays each chip out as a flex item, so a line could break inside a word, "waiter r / ecommended", or before its
 # comma): inline chips break only where the text has a space.
+# Keyboard: Ctrl+Enter (Cmd+Enter on a Mac) runs Generate from anywhere on the page, as in chat and code tools.
+SHORTCUTS = """() => {
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.repeat) {
+      const go = document.querySelector('#edlm-generate');
+      if (go && !go.disabled) { e.preventDefault(); go.click(); }
+    }
+  });
+}"""
+
 CSS = """
 @media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
 #edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
@@ -298,5 +308,5 @@ def main() -> None:
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
-                theme=gr.themes.Soft(), css=CSS, state_session_capacity=LIMITS.session_capacity,
+                theme=gr.themes.Soft(), css=CSS, js=SHORTCUTS, state_session_capacity=LIMITS.session_capacity,
                 max_file_size=LIMITS.app_upload_bytes)

@@ -83,6 +83,18 @@ def test_type_generate_and_see_the_plots(page):
     assert (SHOTS / "app.png").stat().st_size > 10_000
 
 
+def test_ctrl_enter_in_the_text_box_runs_generate(page):
+    box = page.locator("#edlm-text textarea")
+    box.fill("We hold these [MASK:3] to be self-evident.")
+    before = page.locator("#edlm-status").inner_text()
+    box.press("Control+Enter")
+    page.wait_for_function(f"(s => s !== {before!r} && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
+    assert box.input_value() == "We hold these [MASK:3] to be self-evident."  # no line break typed into it
+    result = page.locator("#edlm-result textarea").input_value()
+    assert result.startswith("We hold these ") and result.endswith(" to be self-evident.") and "[MASK" not in result
+
+
 def test_mask_selection_button(page):
     box = page.locator("#edlm-text textarea")
     box.fill("We hold these truths to be self-evident.")

@@ -49,6 +49,7 @@ def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypa
     assert [t.name for t in masked.data] == ["left: mdlm", "right: edlm-ar"]
     assert masked.data[0].y[-1] == 0 and masked.data[1].y[-1] == 0  # both runs end fully filled
     assert [t.name for t in ess.data] == ["right: edlm-ar"]  # only the energy sampler has IS steps
+    assert "left: mdlm: none (no weighting steps)" in ess.layout.title.text  # and the chart says so
 
 
 def test_particles_show_their_lineage_live_and_in_the_replay(bundle, monkeypatch):
@@ -106,3 +107,18 @@ def test_a_finished_run_downloads_as_json_with_its_steps_and_weights(bundle, mon
     w = run["weighting_steps"]
     assert w and all(len(s["weights"]) == 3 and abs(sum(s["weights"]) - 1) < 1e-5 for s in w)
     assert len(run["tokens"]) == 10 and all(t["revealed_at"] >= 1 for t in run["tokens"])
+
+
+def test_the_legend_and_labels_follow_the_models_process(bundle, monkeypatch):
+    """Masked diffusion: a legend with masks and no "changed" chip, the last chart named for when tokens appeared;
+    a kept candidate that revealed nothing yet says so plainly."""
+    from app import charts, handlers
+    from app.replay import kept_note
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    first = next(iter(handlers.run_infill("We the people [MASK:4] of the Union.", "edlm-ar", 4, 3)))
+    legend, reveal = first[1], first[8]
+    assert set(legend["color_map"]) == {"mask", "new", "filled", "rewritten"}
+    assert reveal["label"] == charts.REVEAL_LABELS["absorbing"]
+    assert set(charts.colors_for("uniform")) == {"new", "filled", "rewritten", "changed"}
+    assert kept_note(True, [("We", "fixed", None)]).startswith("kept; this step revealed none of its tokens")
