@@ -227,6 +227,16 @@ def export_run(replay: Replay | None) -> str:
     return path
 
 
+def export_gif(replay: Replay | None) -> str:
+    """The last run as an animated GIF for slides (every n-th kept step, the last one held); deleted from the
+    server after FILE_SECONDS like every download."""
+    from .frames import run_gif
+
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first: the GIF shows the steps of the last finished run", print_exception=False)
+    return run_gif(replay.frames, replay.total_steps, os.path.join(download_folder(), "edlm-run.gif"))
+
+
 def play_tick(replay: Replay | None, step):
     """One tick of the play button: the next kept step, and the timer switched off at the end."""
     if replay is None or not replay.frames:

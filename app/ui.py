@@ -15,8 +15,8 @@ from .charts import COLORS
 from .editing import get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, start_download_sweeper
 from .guard import mark_asked, request_stop
-from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, export_run, load_model, play_tick, run_augment,
-                       run_compare, run_infill, run_variants, show_step, start_play)
+from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, export_gif, export_run, load_model, play_tick,
+                       run_augment, run_compare, run_infill, run_variants, show_step, start_play)
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .words import model_note
 from .widgets import Choice, Slider, setting_widget
@@ -127,8 +127,10 @@ def build() -> gr.Blocks:
                 play_btn = gr.Button("▶ Play", size="sm", elem_id="edlm-play", scale=1)
                 delay = Slider(0, MAX_DELAY, value=0, step=0.05, label="Delay per step (s)", scale=2,
                                   elem_id="edlm-delay", info="slows a live run, and sets the replay speed")
-                export_btn = gr.Button("Download the run (JSON)", size="sm", elem_id="edlm-export", scale=1)
-            export_file = gr.File(label="The last run, step by step (JSON: texts, weights, candidates, ESS)",
+                with gr.Column(scale=1, min_width=160):
+                    export_btn = gr.Button("Download the run (JSON)", size="sm", elem_id="edlm-export")
+                    gif_btn = gr.Button("Download as GIF (slides)", size="sm", elem_id="edlm-export-gif")
+            export_file = gr.File(label="The last run: step by step (JSON: texts, weights, candidates, ESS) or as a GIF",
                                   height=90, elem_id="edlm-export-file")
             live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
                                             "rewritten after remasking, grey blocks: still masked)",
@@ -229,6 +231,7 @@ def build() -> gr.Blocks:
         replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
                           trigger_mode="always_last")
         export_btn.click(export_run, inputs=[replay], outputs=[export_file], api_visibility="private")
+        gif_btn.click(export_gif, inputs=[replay], outputs=[export_file], api_visibility="private")
         play_btn.click(start_play, inputs=[replay, replay_step, delay], outputs=[timer, replay_step, *view_outputs],
                        api_visibility="private")
         timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],

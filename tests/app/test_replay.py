@@ -122,3 +122,48 @@ def test_the_legend_and_labels_follow_the_models_process(bundle, monkeypatch):
     assert reveal["label"] == charts.REVEAL_LABELS["absorbing"]
     assert set(charts.colors_for("uniform")) == {"new", "filled", "rewritten", "changed"}
     assert kept_note(True, [("We", "fixed", None)]).startswith("kept; this step revealed none of its tokens")
+
+
+def test_a_run_exports_as_an_animated_gif_that_shows_its_steps(bundle, monkeypatch, tmp_path):
+    """The GIF for slides: one frame per kept step (at most MAX_FRAMES), all one size, the last held longest;
+    the first frame has grey mask blocks and orange new tokens, the last none of the grey."""
+    import gradio as gr
+    import pytest
+    from PIL import Image
+
+    from app import frames, handlers
+
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr(handlers, "download_folder", lambda: str(tmp_path))
+    with pytest.raises(gr.Error, match="run Generate first"):
+        handlers.export_gif(None)
+    outs = list(handlers.run_infill("We shall [MASK:6] and we shall [MASK:4] fail.", "mdlm", 8, 1))
+    replay = outs[-1][9]
+    gif = Image.open(handlers.export_gif(replay))
+    assert gif.format == "GIF" and gif.n_frames == len(replay.frames) and gif.info["loop"] == 0
+
+    def has(i, colour):  # a block of the colour (the GIF palette may shift it a little)
+        gif.seek(i)
+        return sum(n for n, rgb in gif.convert("RGB").getcolors(1 << 20)
+                   if max(abs(a - b) for a, b in zip(rgb, colour)) <= 6) > 100  # a block, not text edges
+
+    grey, orange = (0xc9, 0xc9, 0xc9), (0xf2, 0x8e, 0x2b)
+    assert has(0, grey) and has(0, orange) and not has(gif.n_frames - 1, grey)
+    gif.seek(gif.n_frames - 1)
+    assert gif.info["duration"] == frames.LAST_MS
+
+
+def test_gif_lines_break_only_at_spaces():
+    from PIL import ImageFont
+
+    from app.frames import _lines
+
+    font = ImageFont.load_default(size=20)
+    chips = [("The waiter ", None), ("re", "new"), ("commended", "filled"), (" the soup, which was", None),
+             (" superb.", "new"), ("\nNext", None)]
+    lines = _lines(chips, font, 150)
+    words = ["".join(t for t, _ in line).split() for line in lines]
+    assert ["recommended"] in [[w] for line in words for w in line if w == "recommended"]  # never split
+    assert "".join(t for line in lines for t, _ in line).replace(" ", "") == \
+        "Thewaiterrecommendedthesoup,whichwassuperb.Next"
+    assert words[-1] == ["Next"]  # the line break starts a line
