@@ -67,8 +67,9 @@ def build() -> gr.Blocks:
                 sel_start = gr.Number(visible=False, precision=0)
                 sel_end = gr.Number(visible=False, precision=0)
             with gr.Column(scale=1, min_width=340):
-                plain = gr.Textbox(label="Result (plain text: edit, copy, or use it for another round)", lines=6,
-                                   buttons=["copy"], interactive=True, elem_id="edlm-result")
+                # a label of one line on a phone, clear of the copy icon
+                plain = gr.Textbox(label="Result (edit, copy, reuse)", lines=6, buttons=["copy"], interactive=True,
+                                   elem_id="edlm-result")
                 with gr.Row():
                     use_btn = gr.Button("Use this: put the result into your text", size="sm", elem_id="edlm-use")
                     rewrite_btn = gr.Button("Rewrite selection", size="sm", elem_id="edlm-rewrite")
@@ -120,7 +121,7 @@ def build() -> gr.Blocks:
                 with gr.Column(visible=example_group(MODEL) == group) as col:
                     gr.Examples(examples(group), inputs=[text], label=label, examples_per_page=5)
                 example_cols.append((group, col))
-        with gr.Tab("Watch it denoise"):
+        with gr.Tab("Watch", elem_id="edlm-tab-watch"):  # short names: all three tabs fit a phone's width
             with gr.Row():
                 replay_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last run", visible=False,
                                         elem_id="edlm-replay", scale=4)
@@ -146,7 +147,7 @@ def build() -> gr.Blocks:
                                  "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
                                  column_widths=["8%", "20%", "24%", "48%"])
             reveal_plot = gr.Plot(label="When each token of the fill appeared")
-        with gr.Tab("Compare samplers"):
+        with gr.Tab("Compare", elem_id="edlm-tab-compare"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
             with gr.Row():
                 sampler_a = setting_widget("sampler", "mdlm", label="Left", info=None)
@@ -164,7 +165,7 @@ def build() -> gr.Blocks:
             with gr.Row():
                 cmp_masked = gr.Plot(label="Still masked, both samplers", elem_id="edlm-cmp-masked")
                 cmp_ess = gr.Plot(label="Effective sample size, both samplers", elem_id="edlm-cmp-ess")
-        with gr.Tab("Augment data"):
+        with gr.Tab("Augment", elem_id="edlm-tab-augment"):
             gr.Markdown("Varied rewrites of every record: part of each text is masked in spans and refilled; the "
                         "rest stays byte-identical. Paste one record per line, or upload a small .txt, .jsonl or "
                         f".csv file (up to {AUGMENT_MAX_RECORDS} records; other fields travel with each record).")

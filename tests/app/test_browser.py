@@ -236,7 +236,12 @@ def test_on_a_phone_the_result_comes_right_after_the_text(page, app_url):
     result, examples = phone.locator("#edlm-result").bounding_box(), phone.locator("#edlm-examples").bounding_box()
     generate = phone.locator("#edlm-generate").bounding_box()
     assert generate["y"] < result["y"] < examples["y"]
-    phone.get_by_role("tab", name="Watch it denoise").click()
+    label = phone.locator("#edlm-result [data-testid=block-info]").bounding_box()
+    copy = phone.locator("#edlm-result button[aria-label*=opy]").bounding_box()
+    assert label and copy and (label["x"] + label["width"] <= copy["x"] or label["y"] + label["height"] <= copy["y"])
+    tabs = phone.evaluate("() => [...document.querySelectorAll('button[role=tab]')].map(b => b.innerText)")
+    assert tabs == ["Watch", "Compare", "Augment"]  # all three on the bar, none behind a "more tabs" menu
+    phone.get_by_role("tab", name="Watch").click()
     table = phone.locator("#edlm-cands").bounding_box()
     assert table["x"] >= 0 and table["x"] + table["width"] <= 390
     phone.close()
@@ -252,7 +257,7 @@ def test_the_denoising_view_never_breaks_a_line_inside_a_word(page, app_url):
     set_steps(phone, 8)
     phone.locator("#edlm-generate").click()
     phone.wait_for_function("document.querySelector('#edlm-status').innerText.includes('done')", timeout=WAIT_MS)
-    phone.get_by_role("tab", name="Watch it denoise").click()
+    phone.get_by_role("tab", name="Watch").click()
     replay = phone.locator("#edlm-replay input[type=number]")  # a step half way: pieces of many kinds
     replay.fill("4")
     replay.press("Tab")
