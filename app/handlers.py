@@ -19,7 +19,7 @@ from . import charts, models
 from .errors import LOG, logged_run, loggable, rejected, user_message
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, download_folder, read_upload
 from .guard import RunClock, guarded
-from .replay import Replay, kept_note
+from .replay import Replay, candidate_rows, kept_note
 from .words import domain_hint, status_line
 
 
@@ -139,9 +139,9 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             weights = charts.weights_bar(last_is and last_is.weights, last_is and last_is.chosen,
                                          last_is and last_is.step, last_is and last_is.log_weights)
             heatmap, ess_fig = charts.run_weights(heat, ev.particles), charts.ess_line(ess, k)
-            table = [] if last_is is None else [
-                [i + 1, float(f"{w:.2g}"), kept_note(i == last_is.chosen, last_is.segments), c]
-                for i, (w, c) in enumerate(zip(last_is.weights, last_is.candidates))]
+            table = [] if last_is is None else candidate_rows(
+                last_is.weights, last_is.log_weights, last_is.chosen, last_is.candidates,
+                kept_note(True, last_is.segments))
         return weights, heatmap, ess_fig, charts.masked_line(masked, ev.total_steps), table
 
     for ev in stream:

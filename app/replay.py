@@ -19,6 +19,21 @@ def kept_note(kept: bool, segments) -> str:
     return "kept; revealed from it now: " + ", ".join(f"“{t}”" for t in new)
 
 
+CANDIDATE_HEADERS = ["#", "weight", "log-weight (best = 0)", "kept", "its fill of the spans"]
+
+
+def candidate_rows(weights, log_weights, chosen: int, candidates, note: str) -> list[list]:
+    """The candidates table of one weighting step: each candidate's weight, its log-weight against the best one
+    (how many nats the energy and the proposal put it behind), the kept one's note, and its fill."""
+    logs = list(log_weights) if log_weights is not None and len(log_weights) == len(weights) else None
+    top = max(logs) if logs else None
+    rows = []
+    for i, (w, c) in enumerate(zip(weights, candidates)):
+        behind = "" if logs is None else f"{logs[i] - top:+.2f}" if logs[i] < top else "0"
+        rows.append([i + 1, float(f"{w:.2g}"), behind, note if i == chosen else "", c])
+    return rows
+
+
 @dataclass
 class Replay:
     k: int
@@ -88,8 +103,7 @@ class Replay:
         step = frame[0]
         seen = [s for s in self.is_steps if s[0] <= step]
         last = seen[-1] if seen else None
-        table = [] if last is None else [[i + 1, float(f"{w:.2g}"), last[6] if i == last[2] else "", c]
-                                         for i, (w, c) in enumerate(zip(last[1], last[3]))]
+        table = [] if last is None else candidate_rows(last[1], last[5], last[2], last[3], last[6])
         shown = [(p, r) for p, r in zip(self.pieces, self.revealed_at) if 0 < r <= step]
         status = f"**replay: step {step} of {self.last_step}** · " + frame[2].split(" · ", 1)[-1]
         return (frame[1], status,

@@ -18,6 +18,7 @@ from .guard import mark_asked, request_stop
 from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, export_gif, export_run, load_model, play_tick,
                        run_augment, run_compare, run_infill, run_variants, show_step, start_play)
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
+from .replay import CANDIDATE_HEADERS
 from .words import model_note
 from .widgets import Choice, Slider, setting_widget
 from .words import HOW_IT_WORKS, examples
@@ -143,9 +144,9 @@ def build() -> gr.Blocks:
             with gr.Row():
                 heat_plot = gr.Plot(label="Weights over the run (edlm-smc: the particles, and who continues whom)")
                 masked_plot = gr.Plot(label="Still masked")
-            cands = gr.Dataframe(headers=["#", "weight", "kept", "its fill of the spans"], label="Candidates of the "
-                                 "latest IS step (what the energy preferred)", wrap=True, elem_id="edlm-cands",
-                                 column_widths=["8%", "20%", "24%", "48%"])
+            cands = gr.Dataframe(headers=CANDIDATE_HEADERS, label="Candidates of the latest IS step (what the energy "
+                                 "preferred)", wrap=True, elem_id="edlm-cands",
+                                 column_widths=["6%", "14%", "16%", "22%", "42%"])
             reveal_plot = gr.Plot(label="When each token of the fill appeared")
         with gr.Tab("Compare", elem_id="edlm-tab-compare"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")

@@ -167,3 +167,12 @@ def test_gif_lines_break_only_at_spaces():
     assert "".join(t for line in lines for t, _ in line).replace(" ", "") == \
         "Thewaiterrecommendedthesoup,whichwassuperb.Next"
     assert words[-1] == ["Next"]  # the line break starts a line
+
+
+def test_the_candidates_table_shows_each_log_weight_against_the_best():
+    from app.replay import CANDIDATE_HEADERS, candidate_rows
+
+    rows = candidate_rows([0.7, 0.2, 0.1], [-1.0, -2.25, -2.95], 0, ["a", "b", "c"], "kept")
+    assert len(CANDIDATE_HEADERS) == len(rows[0]) == 5
+    assert [r[2] for r in rows] == ["0", "-1.25", "-1.95"] and [r[3] for r in rows] == ["kept", "", ""]
+    assert [r[2] for r in candidate_rows([1.0], None, 0, ["a"], "kept")] == [""]  # no log-weights: left blank
