@@ -304,8 +304,9 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         f.writelines(out_lines)
     rep = summary.report()
     d2 = rep["distinct2_across_variants"]
-    note = (f"**stopped** after {rep['records']} of {len(records)} records (press Rewrite to run again); "
-            if clock.stopped else "") + (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
+    stopped = (f"**stopped** after {rep['records']} of {len(records)} records (the download holds those; press "
+               "Rewrite to run again); ") if clock.stopped else ""
+    note = stopped + (f"**{rep['records']} records**, {rep['variants_kept']} variants kept, {rep['passed_through']} "
             f"passed through unchanged (too short or not valid text), {rep['skipped']} skipped (unreadable); "
             f"dropped: {rep['dropped'] or 'none'}" + (f"; distinct-2 across variants {d2:.2f}" if d2 is not None
                                                        else "") +

@@ -132,7 +132,7 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=1, min_width=160):
                     export_btn = gr.Button("Download the run (JSON)", size="sm", elem_id="edlm-export")
                     gif_btn = gr.Button("Download as GIF (slides)", size="sm", elem_id="edlm-export-gif")
-            export_file = gr.File(label="The last run: step by step (JSON: texts, weights, candidates, ESS) or as a GIF",
+            export_file = gr.File(label="The last run: step by step (JSON: texts, weights, candidates, ESS), or a GIF",
                                   height=90, elem_id="edlm-export-file")
             live = gr.HighlightedText(label="Text as it denoises (orange: new this step, green: earlier, purple: "
                                             "rewritten after remasking, grey blocks: still masked)",

@@ -163,9 +163,10 @@ def test_a_chunked_gguf_is_joined_once_and_checked(gguf_file, tmp_path, monkeypa
 
 HOSTILE_HEADERS = {  # header field written over the true one -> the field the one-line error names
     "add_block_count": (10**7, "llama.block_count"), "add_head_count": (0, "llama.attention.head_count"),
-    "add_head_count_kv": (0, "llama.attention.head_count_kv"), "add_embedding_length": (2**31, "llama.embedding_length"),
-    "add_feed_forward_length": (2**31, "llama.feed_forward_length"), "add_context_length": (2**31, "llama.context_length"),
-    "add_vocab_size": (2**31, "llama.vocab_size")}
+    "add_head_count_kv": (0, "llama.attention.head_count_kv"),
+    "add_embedding_length": (2**31, "llama.embedding_length"),
+    "add_feed_forward_length": (2**31, "llama.feed_forward_length"),
+    "add_context_length": (2**31, "llama.context_length"), "add_vocab_size": (2**31, "llama.vocab_size")}
 
 
 @pytest.mark.parametrize("method", list(HOSTILE_HEADERS))

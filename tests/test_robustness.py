@@ -95,8 +95,8 @@ def test_missing_model_files_are_a_clear_message(tmp_path, monkeypatch):
 
 # Every sampler and unmask order at the edges of its limits, with every class of character at the spans' edges:
 # the text outside the spans comes back byte for byte, no mask survives, and no run takes more steps than asked.
-EDGES = st.sampled_from(["", " ", "  ", "\r\n", "\n\n", "\t", "é", "e\u0301", "日本", "🙂", "👩‍👩‍👧", "\u200b", "'",
-                         "—", "x", "1.", "\\[MASK]", "(", "\u00a0"])
+EDGES = st.sampled_from(["", " ", "  ", "\r\n", "\n\n", "\t", "é", "e\u0301", "日本", "🙂", "👩‍👩‍👧", "\u200b",
+                         "'", "—", "x", "1.", "\\[MASK]", "(", "\u00a0"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
