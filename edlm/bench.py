@@ -615,12 +615,13 @@ def run_bench(bundle: Bundle, cfg: BenchConfig, progress=None) -> dict:
     md += frontier_markdown(results["frontier"])
     if results["speedups"]:
         md.append("\n**Speed-up at matched judge perplexity** (MDLM time to reach the same quality / EDLM time, "
-                  "energy cost included):\n\n| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n"
-                  "|---|---|---|---|---|---|---|---|")
+                  "energy cost included; -: plain `mdlm`'s steps curve never reaches that perplexity):\n\n"
+                  "| task | sampler | steps | k | window | EDLM s | MDLM s | speed-up |\n|---|---|---|---|---|---|---|---|")
         for s in results["speedups"]:
+            same, up = s["mdlm_sec_same_quality"], s["speedup"]
             md.append(f"| {s['task']} | {s['sampler']} | {s['steps']} | {s['k']} | {s['is_window']:g} | "
-                      f"{s['edlm_sec']:.3f} | {s['mdlm_sec_same_quality'] or float('nan'):.3f} | "
-                      f"{(s['speedup'] or float('nan')):.2f}x |")
+                      f"{s['edlm_sec']:.3f} | {'-' if same is None else f'{same:.3f}'} | "
+                      f"{'-' if up is None else f'{up:.2f}x'} |")
     if results.get("latency"):
         md.append("\n**Latency** (64 masked tokens in a 128-token window, 32 steps, batch 1, median):\n\n"
                   "| sampler | k | seconds |\n|---|---|---|")
