@@ -277,6 +277,8 @@ def build() -> gr.Blocks:
 # comma): inline chips break only where the text has a space.
 # Keyboard: Ctrl+Enter (Cmd+Enter on a Mac) runs Generate from anywhere on the page, as in chat and code tools.
 SHORTCUTS = """() => {
+  if (window.edlmShortcuts) return;  // once per page, however often the page's start-up code runs
+  window.edlmShortcuts = true;
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.repeat) {
       const go = document.querySelector('#edlm-generate');

@@ -227,12 +227,24 @@ def check_bundle(bundle: Bundle, folder: Path) -> None:
                               f"tokenizer's mask token ({bundle.tokenizer.mask_token_id}); they must agree")
 
 
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX, as oneDNN reports it)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """`auto` (or None): bfloat16 on a GPU, float32 on a CPU; otherwise the named dtype."""
+    """`auto` (or None): bfloat16 on a GPU, and on a CPU with native bfloat16 arithmetic (measured there: 1.3-2.3x
+    faster per fill for the embedded models, 1.6x for the general one, judge perplexity and likelihoods unchanged
+    within noise; `bench/step_profile.py`); float32 on other CPUs. Otherwise the named dtype."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" or (device.type == "cpu" and cpu_computes_bfloat16()):
+            return torch.bfloat16
+        return torch.float32
     names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}: choose auto, float32, bfloat16 or float16")

@@ -210,6 +210,12 @@ def _ar_energy(bundle: Bundle, req: Request) -> Energy:
     if bundle.ar is None:
         raise ValueError(f"model {bundle.name!r} has no autoregressive model, which the {req.sampler} sampler "
                          "needs; use mdlm")
+    if req.ar_weighting == "ratio" and next(bundle.ar.parameters()).dtype == torch.bfloat16:
+        import warnings
+
+        warnings.warn("ratio weights subtract two large log-likelihoods, and in bfloat16 their rounding lands in "
+                      "the difference (measured worse in every cell of the quick grid): load the model with "
+                      "dtype='float32' (--dtype float32) for them", stacklevel=2)
     if bundle.energy_tokenizer is not None:
         if req.carry_over:
             raise ValueError("carry_over scores the masked token positions, which do not exist for an energy "

@@ -65,3 +65,15 @@ def test_requests_arriving_together_load_a_model_once(monkeypatch):
     for t in threads:
         t.join()
     assert loads == ["a-model-not-loaded-yet"] and len(got) == 8 and all(b is got[0] for b in got)
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
+    import torch
+
+    from edlm import bundle as b
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(b, "cpu_computes_bfloat16", lambda: True)
+    assert b.resolve_dtype("auto", cpu) is torch.bfloat16 and b.resolve_dtype(None, cuda) is torch.bfloat16
+    monkeypatch.setattr(b, "cpu_computes_bfloat16", lambda: False)
+    assert b.resolve_dtype("auto", cpu) is torch.float32 and b.resolve_dtype("bfloat16", cpu) is torch.bfloat16

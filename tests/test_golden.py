@@ -34,7 +34,7 @@ CASES = [  # (model, task, settings)
 def run(model, task, settings):
     from edlm.presets import load_bundle
 
-    bundle = load_bundle(model)
+    bundle = load_bundle(model, dtype="float32")  # recorded in float32 (auto may pick bfloat16 by CPU)
     if task == "infill":
         return infill(bundle, TEXT, **settings).text
     return [e.text for e in generate(bundle, 12, prefix="Fellow citizens,", num_samples=2, **settings)]
