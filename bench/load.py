@@ -8,7 +8,7 @@ step; with an app it started, it also reads the app's log: the longest run (how 
 runs that failed on the server, and how many times a model was loaded.
 
     python bench/load.py --requests 200 --concurrency 16 --steps 8
-    python bench/load.py --model general --mix --requests 40 --concurrency 8
+    python bench/load.py --model general --mix --requests 48 --concurrency 8 --rounds 2
 """
 from __future__ import annotations
 
@@ -102,11 +102,13 @@ def main() -> None:
     ap.add_argument("--sampler", default=None, help="default: the model's own (the app's controls)")
     ap.add_argument("--mix", action="store_true", help="rotate fixed spans, [MASK] spans, variants and a stop")
     ap.add_argument("--time-limit", type=float, default=900, help="stop submitting after this many seconds")
+    ap.add_argument("--rounds", type=int, default=1, help="bursts of --requests, one after another (at most 20)")
     ap.add_argument("--model", default=None, help="EDLM_MODEL for the app this script starts")
     args = ap.parse_args()
     if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit("load tests only target loopback addresses")
     n, conc = min(args.requests, 2000), min(args.concurrency, 128)
+    args.rounds = max(1, min(args.rounds, 20))
     import tempfile
 
     proc, log = None, tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="edlm-load-")
@@ -115,35 +117,38 @@ def main() -> None:
     else:
         proc, url = start_app({"EDLM_MODEL": args.model} if args.model else {}, log)
         pid = proc.pid
+    print("| round | requests | concurrency | completed | rejected (with message) | failed | p50 s | p95 s | wall s | "
+          "app RSS before → after MB |\n|---|---|---|---|---|---|---|---|---|---|")
+    failed, messages = 0, []
     try:
         one(url, 0, args.steps, args.sampler)  # warm-up
-        before = rss_mb(pid) if pid else None
-        results, start = [], time.perf_counter()
-        with ThreadPoolExecutor(conc) as pool:
-            futures = []
-            for i in range(n):
-                if time.perf_counter() - start > args.time_limit:
-                    break
-                futures.append(pool.submit(one, url, i, args.steps, args.sampler, args.mix))
-            for f in as_completed(futures):
-                results.append(f.result())
-        wall = time.perf_counter() - start
-        after = rss_mb(pid) if pid else None
+        for round_ in range(1, args.rounds + 1):  # rounds against one process: is its memory flat?
+            before = rss_mb(pid) if pid else None
+            results, start = [], time.perf_counter()
+            with ThreadPoolExecutor(conc) as pool:
+                futures = []
+                for i in range(n):
+                    if time.perf_counter() - start > args.time_limit:
+                        break
+                    futures.append(pool.submit(one, url, i, args.steps, args.sampler, args.mix))
+                for f in as_completed(futures):
+                    results.append(f.result())
+            wall = time.perf_counter() - start
+            after = rss_mb(pid) if pid else None
+            lat = sorted(t for kind, t, _ in results if kind == "completed")
+            counts = {k: sum(1 for r in results if r[0] == k) for k in ("completed", "rejected", "failed")}
+            pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan"))
+            print(f"| {round_} | {len(results)} | {conc} | {counts['completed']} | {counts['rejected']} | "
+                  f"{counts['failed']} | {pct(0.5):.2f} | {pct(0.95):.2f} | {wall:.1f} | "
+                  f"{before and round(before)} → {after and round(after)} |", flush=True)
+            failed += counts["failed"]
+            messages += [f"{kind}: {msg}" for kind, _, msg in results if kind != "completed" and msg][:1]
     finally:
         if proc:
             proc.terminate()
-    lat = sorted(t for kind, t, _ in results if kind == "completed")
-    counts = {k: sum(1 for r in results if r[0] == k) for k in ("completed", "rejected", "failed")}
-    pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan"))
-    print(f"| requests | concurrency | completed | rejected (with message) | failed | p50 s | p95 s | wall s | "
-          f"app RSS before → after MB |\n|---|---|---|---|---|---|---|---|---|\n"
-          f"| {len(results)} | {conc} | {counts['completed']} | {counts['rejected']} | {counts['failed']} | "
-          f"{pct(0.5):.2f} | {pct(0.95):.2f} | {wall:.1f} | "
-          f"{before and round(before)} → {after and round(after)} |")
-    for kind, _, msg in results:
-        if kind != "completed" and msg:
-            print(f"{kind}: {msg}")
-            break
+            proc.wait(30)
+    for line in dict.fromkeys(messages):
+        print(line)
     if proc:
         log.seek(0)
         runs = [(m.group(1), float(m.group(2))) for m in
@@ -153,7 +158,7 @@ def main() -> None:
         print(f"\nServer log: {len(runs)} runs, longest {max((t for _, t in runs), default=0):.1f} s (a compute slot "
               f"is held at most that long); {sum(o == 'failed' for o, _ in runs)} failed on the server; "
               f"{sum(o == 'stopped' for o, _ in runs)} stopped; model loads: {loads}")
-    if counts["failed"]:
+    if failed:
         sys.exit(1)
 
 
