@@ -77,9 +77,7 @@ def one(url: str, i: int, steps: int, sampler: str | None, mix: bool = False) ->
             for _ in job:
                 client.predict(api_name="/stop")
                 break
-            while not job.done():
-                time.sleep(0.05)
-            out = job.outputs()[-1] if job.outputs() else [""]
+            out = job.result(timeout=600)  # its last output (a job refused as queue-full raises here)
             ok = isinstance(out[0], str) and "[MASK][MASK]" not in out[0]
         else:
             text = AUTO_TEXTS[i % len(AUTO_TEXTS)] if kind == 1 else TEXTS[i % len(TEXTS)]
