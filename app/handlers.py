@@ -383,8 +383,8 @@ def api_variants(text: str, n: int = 4, sampler: str | None = None, steps: int |
 
 
 def _variants_logged(a: dict) -> str:
-    settings = a["settings"]
-    return loggable(sampler=settings.get("sampler"), steps=settings.get("steps"), k=settings.get("k"))
+    given = {name: a["settings"][name] for name in ("sampler", "steps", "k") if name in a["settings"]}
+    return loggable(**given) if given else "the model's own settings"
 
 
 @gpu
