@@ -263,8 +263,11 @@ def build() -> gr.Blocks:
         mask_btn.click(lambda t, a, b, h: replace_text(mask_selection(t, a, b), t, h),
                        inputs=[text, sel_start, sel_end, history], js=get_selection("edlm-text"), **keep)
         # Error correction by the writer: select words of the result, and only they are masked and refilled.
-        rewrite_btn.click(lambda r, a, b, t, h: replace_text(rewrite_selection(r, a, b), t, h),
-                          inputs=[plain, sel_start, sel_end, text, history], js=get_selection("edlm-result"),
+        def rewrite(result, start, end, current, past, request: gr.Request):  # a click that queues a run, as ask
+            mark_asked(request.session_hash)
+            return replace_text(rewrite_selection(result, start, end), current, past)
+
+        rewrite_btn.click(rewrite, inputs=[plain, sel_start, sel_end, text, history], js=get_selection("edlm-result"),
                           **keep).success(
             run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs, api_visibility="private",
             concurrency_id="model")
