@@ -12,7 +12,7 @@ COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten":
 def colors_for(process: str) -> dict[str, str]:
     """The denoising view's legend for one noise process: masked diffusion has masks and no rewrites of a revealed
     token by noise ("changed"); uniform noise has no masks, and tokens that change."""
-    drop = {"absorbing": ("changed",), "uniform": ("mask",)}.get(process, ())
+    drop = ("mask",) if process == "uniform" else ("changed",)  # every other process masks
     return {kind: color for kind, color in COLORS.items() if kind not in drop}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 
-from .processes import process_name
+from .processes import MASKED, process_name
 
 def _assets_folder() -> Path:
     """The embedded models: $EDLM_ASSETS, else assets/ of a source checkout, else edlm/assets of an installed
@@ -207,7 +207,7 @@ def load_folder(folder: str | os.PathLike, device: str | None = None, dtype: tor
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelFilesError(f"cannot load the tokenizer in {tok_dir}: {type(e).__name__}") from None
     main = load(AutoModelForMaskedLM, denoiser)
-    nce = load(AutoModel, "nce") if process_name(main.config) == "absorbing" else None
+    nce = load(AutoModel, "nce") if process_name(main.config) in MASKED else None
     bundle = Bundle(name=name or folder.name, tokenizer=tokenizer, denoiser=main,
                     ar=load(AutoModelForCausalLM, "ar"), nce=nce,
                     judge=load(AutoModelForCausalLM, "judge"), device=dev)

@@ -126,10 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--time-conditioning", action="store_true")
     p.add_argument("--process", default="absorbing",
-                   help="denoiser: absorbing (masked, the default), uniform (uniform-noise diffusion, "
-                        "time-conditioned), or another process registered in edlm.processes")
+                   help="denoiser: absorbing (masked, the default), spindle (masked, DiffusionBERT's per-token "
+                        "schedule), uniform (uniform-noise diffusion, time-conditioned), or another process "
+                        "registered in edlm.processes")
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
+    p.add_argument("--spindle-lambda", type=float, default=0.25,
+                   help="denoiser with --process spindle: how strongly a token's information moves its masking "
+                        "time (0 = the log-linear schedule; below 1/pi)")
+    p.add_argument("--unroll", type=int, default=1,
+                   help="denoiser, uniform process: also train on the states N-1 of the model's own reverse steps "
+                        "reach from each noised window (SUNDAE's unrolled denoising); 1 = off")
     p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape); nce: a "
                    "trained energy to fine-tune, or a DiT denoiser to start its trunk from")
     p.add_argument("--arch", choices=["dit", "llama"], default="dit",
@@ -198,7 +205,8 @@ def _train(args) -> int:
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
                       n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
                       self_conditioning=args.self_conditioning, init_from=args.init, process=args.process,
-                      arch=args.arch, init_ar=args.init_ar,
+                      arch=args.arch, init_ar=args.init_ar, unroll=args.unroll,
+                      spindle_lambda=args.spindle_lambda,
                       ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
     print(train(cfg))
     return 0

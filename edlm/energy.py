@@ -229,7 +229,9 @@ def _ar_energy(bundle: Bundle, req: Request) -> Energy:
 def _nce_energy(bundle: Bundle, req: Request) -> Energy:
     if bundle.nce is None:
         raise ValueError(f"model {bundle.name!r} has no NCE energy; use mdlm or edlm-ar")
-    if bundle.process != "absorbing":
+    from .processes import MASKED
+
+    if bundle.process not in MASKED:
         raise ValueError("the NCE energy was trained on masked text; with a uniform-noise denoiser use mdlm or "
                          "edlm-ar")
     return NCEEnergy(bundle.nce)

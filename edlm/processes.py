@@ -18,6 +18,7 @@ import torch
 from .masked import AbsorbingProcess
 from .noise import Schedule, get_schedule
 from .rand import RowRandom
+from .spindle import SpindleProcess
 from .transitions import StepContext
 from .uniform import UniformProcess
 
@@ -40,7 +41,9 @@ class NoiseProcess(Protocol):
 PROCESSES: dict[str, Callable[..., NoiseProcess]] = {
     "absorbing": AbsorbingProcess.from_config,
     "uniform": UniformProcess.from_config,
+    "spindle": SpindleProcess.from_config,
 }
+MASKED = {"absorbing", "spindle"}  # processes whose noise is the mask token (energies and masked views apply)
 
 
 def register_process(name: str, factory: Callable[..., NoiseProcess]) -> None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .data import consecutive_windows, random_windows, read_split, token_stream
 from .noise import add_noise, get_schedule, sample_times
-from .processes import process_for
+from .processes import MASKED, process_for
 from .tokenizer import load_tokenizer
 
 KINDS = ("denoiser", "ar", "nce")
@@ -54,6 +54,8 @@ class TrainConfig:
     process: str = "absorbing"       # denoiser: the noise process, absorbing (masked) or uniform
     self_conditioning: bool = False  # denoiser: feed the previous x0 prediction back as an input
     self_cond_prob: float = 0.5      # share of training batches that get a self-conditioning input
+    spindle_lambda: float = 0.25     # denoiser, process spindle: the schedule's strength (edlm.spindle)
+    unroll: int = 1                  # denoiser: > 1 adds SUNDAE-style unrolled steps (see Objective.unrolled)
     init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
     arch: str = "dit"                # denoiser network: "dit" (adaLN DiT) or "llama" (bidirectional Llama, shifted)
     init_ar: str | None = None       # denoiser, arch llama: start from this trained AR model's weights (AR init)
@@ -63,6 +65,17 @@ class TrainConfig:
 
 def build_model(cfg: TrainConfig, tokenizer):
     """A fresh network of the configured kind (the NCE energy starts from a DiT denoiser or a trained energy)."""
+    model = _build_model(cfg, tokenizer)
+    if cfg.kind == "denoiser" and cfg.process == "spindle":
+        from .spindle import attach_spindle
+
+        counts = torch.bincount(token_stream(tokenizer, read_split(cfg.corpus, "train")),
+                                minlength=len(tokenizer))
+        attach_spindle(model.config, counts, cfg.spindle_lambda, tuple(tokenizer.all_special_ids))
+    return model
+
+
+def _build_model(cfg: TrainConfig, tokenizer):
     from .models import DenoiserModel, DiTConfig
     from .models.ar import new_ar_model
 
@@ -125,7 +138,7 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
     from .models.ar import new_ar_model
     from .models.llada import from_causal_lm
 
-    if cfg.self_conditioning or cfg.time_conditioning or cfg.process != "absorbing":
+    if cfg.self_conditioning or cfg.time_conditioning or cfg.process not in MASKED:
         raise ValueError("the llama denoiser is masked diffusion only, without self- or time-conditioning")
     if cfg.init_ar:
         from transformers import LlamaForCausalLM
@@ -210,6 +223,9 @@ class Objective:
         self.bos_id = tokenizer.bos_token_id
         self.schedule = get_schedule(schedule)  # the model's own schedule (its config says which)
         self.self_cond_prob = cfg.self_cond_prob if cfg.self_conditioning else 0.0
+        self.unroll = cfg.unroll
+        if cfg.unroll < 1:
+            raise ValueError(f"--unroll counts denoising passes per window and must be >= 1, not {cfg.unroll}")
         self.sampler_denoiser = None
         if cfg.kind == "nce":
             from transformers import AutoModelForMaskedLM
@@ -231,14 +247,40 @@ class Objective:
                 # Self-conditioning: the network's own first prediction, without gradient (always on at eval).
                 with torch.no_grad():
                     self_cond = model(x_t, t, self_cond=None).logits.exp()
-            loss = process.loss(model(x_t, t, self_cond=self_cond).logits, x0, x_t, t).mean()
-            return loss, {"nelbo": loss.item()}
+            log_probs = model(x_t, t, self_cond=self_cond).logits
+            loss = process.loss(log_probs, x0, x_t, t).mean()
+            if self.unroll == 1:
+                return loss, {"nelbo": loss.item()}
+            unrolled = self.unrolled(model, process, log_probs, x0, x_t, t, gen)
+            return (loss + unrolled * (self.unroll - 1)) / self.unroll, {"nelbo": loss.item(),
+                                                                         "unrolled": unrolled.item()}
         if self.kind == "ar":
             inp = torch.cat([torch.full_like(x0[:, :1], self.bos_id), x0], 1)
             logits = model(input_ids=inp[:, :-1]).logits
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x0.reshape(-1))
             return loss, {"nll": loss.item()}
         return self.nce_loss(model, x0, gen)
+
+    def unrolled(self, model, process, log_probs, x0, x_t, t, gen) -> torch.Tensor:
+        """SUNDAE's unrolled denoising (Savinov et al. 2022) in this process's own terms: from x_t, take the
+        sampler's reverse steps t -> ... -> t / unroll with the model's own drawn x0 (no gradient through the
+        draws), and score the model's ELBO loss on each state it reached against the real x0. The model so
+        learns to correct the plausible mistakes its own steps leave, which fresh noise never shows it.
+        Returns the mean loss over the unrolled states."""
+        if not hasattr(process, "unroll_step"):
+            raise ValueError(f"--unroll needs a process with a batched reverse step; {process.name!r} has none "
+                             "(built for the uniform process, whose every position stays open to correction)")
+        losses, x, now = [], x_t, t
+        for k in range(1, self.unroll):
+            then = t * (1.0 - k / self.unroll)
+            with torch.no_grad():
+                probs = log_probs.detach().float().exp().view(-1, log_probs.shape[-1])
+                drawn = torch.multinomial(probs, 1, generator=gen).view_as(x0)
+                x = process.unroll_step(x, drawn, now, then, gen)
+            log_probs = model(x, then).logits
+            losses.append(process.loss(log_probs, x0, x, then).mean())
+            now = then
+        return torch.stack(losses).mean()
 
     def nce_loss(self, model, x0, gen):
         """Real x0 vs x0 drawn from the denoiser for the same x_t: -[log s(-E_pos) + log s(E_neg)]."""

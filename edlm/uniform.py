@@ -64,6 +64,24 @@ class UniformProcess:
         post = prior * like * allowed
         return post / post.sum(-1, keepdim=True)
 
+    def unroll_step(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_s ~ q(x_s | x_t, x_0) for a drawn x_0 [B, L] and per-row times t > s >= 0 [B]: the sampler's reverse
+        step batched over rows, for unrolled (SUNDAE-style) training. The posterior is a three-way mixture:
+        prior(y) * like(y) = (a_s [y = x0] + P)(a_t|s [y = x_t] + Q), P = (1 - a_s)/N, Q = (1 - a_t|s)/N, so
+        y = x0 with weight a_s (Q + a_t|s [x0 = x_t]), y = x_t with weight P a_t|s, a uniform draw with N P Q."""
+        a_t, a_s = self.schedule.alpha(t).double(), torch.where(s > 0, self.schedule.alpha(s).double(), 1.0)
+        a_ts = (a_t / a_s)[:, None]
+        a_s = a_s[:, None]
+        p, q = (1.0 - a_s) / self.n, (1.0 - a_ts) / self.n
+        w_x0 = a_s * (q + a_ts * (x0 == x_t).double())
+        w_xt = (p * a_ts).expand_as(w_x0)
+        w_u = (self.n * p * q).expand_as(w_x0)
+        u = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64) \
+            * (w_x0 + w_xt + w_u)
+        noise = self.random_tokens(x0.shape, generator, x0.device)
+        return torch.where(u < w_x0, x0, torch.where(u < w_x0 + w_xt, x_t, noise))
+
     def check(self, cfg) -> None:
         if cfg.remask != "none":
             raise ValueError("remasking is for masked diffusion: the uniform process may rewrite every position "

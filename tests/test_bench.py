@@ -128,3 +128,39 @@ def test_a_report_uses_the_cells_already_run_and_samples_nothing(bundle, corpus,
     more = dataclasses.replace(cfg, variants=("mdlm", "mdlm+confidence"), report_only=True)
     names = {c["sampler"] for c in run_bench(bundle, more)["cells"]}
     assert names == {"reference", "mdlm"}  # the new variant was not sampled
+
+
+def test_models_are_paired_cell_by_cell_across_runs(tmp_path):
+    """bench/paired_models.py: a later model's cell against the first model's same cell, sample by sample; a run with
+    another seed is refused."""
+    import importlib.util
+    import json
+    import math
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import pytest
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "paired_models.py"
+    spec = importlib.util.spec_from_file_location("paired_models", path)
+    cross = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cross)
+
+    def write(folder, logs, seed=0, d2=0.9):
+        folder.mkdir()
+        cell = Cell("infill", "mdlm", 8, samples=len(logs), judge_ppl=math.exp(sum(logs) / len(logs)), entropy=7.0,
+                    extra={"log_ppl": logs, "distinct2": d2, "repeated_trigrams": 0.01})
+        rec = {"task": "infill", "request": {"top_p": 1.0}, "model": folder.name, "samples_asked": len(logs),
+               "seed": seed, "cell": asdict(cell)}
+        (folder / "cells.jsonl").write_text(json.dumps(rec) + "\n")
+        return str(folder)
+
+    a = write(tmp_path / "a", [4.0, 4.2, 3.9, 4.1])
+    b = write(tmp_path / "b", [3.5, 3.8, 3.3, 3.7], d2=0.95)
+    [r] = cross.rows([a, b], ["a", "b"])
+    assert r["model"] == "b" and abs(r["mean_diff"] - (-0.475)) < 1e-9 and r["beats"]
+    assert r["distinct2"] == 0.95 and r["base_distinct2"] == 0.9
+    assert "| infill | mdlm | 8 | b vs a |" in cross.markdown([r])
+    assert cross.rows([a, b], ["a", "b"], task="generate") == []
+    with pytest.raises(SystemExit, match="seed"):
+        cross.rows([a, write(tmp_path / "c", [3.0] * 4, seed=1)], ["a", "c"])

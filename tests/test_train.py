@@ -130,3 +130,60 @@ def test_uniform_denoiser_trains_and_its_elbo_falls(corpus, tokenizer_dir, tmp_p
     assert elbo_perplexity(trained, windows, draws=2) < before
     with pytest.raises(ValueError, match="absorbing process only"):
         train(TrainConfig(max_steps=1, self_conditioning=True, **{**cfg, "out_dir": str(tmp_path / "v")}))
+
+
+def test_unrolled_training_scores_the_models_own_states(corpus, tokenizer_dir, tmp_path):
+    """`--unroll 2` (SUNDAE-style): the log carries the ELBO of fresh noise and the loss on the states the model's
+    own reverse step reached; the objective is their mean, so it differs from the plain one on the same batch;
+    a process without a batched reverse step refuses it by name."""
+    import torch
+
+    from edlm.tokenizer import load_tokenizer
+    from edlm.train import Objective, build_model
+
+    cfg = dict(kind="denoiser", out_dir=str(tmp_path / "u"), corpus=str(corpus), tokenizer=str(tokenizer_dir),
+               lr=3e-3, process="uniform", **TINY)
+    train(TrainConfig(max_steps=4, unroll=2, **cfg))
+    last = json.loads((tmp_path / "u" / "log.jsonl").read_text().splitlines()[-1])
+    assert {"nelbo", "unrolled"} <= set(last["train"]) and {"nelbo", "unrolled"} <= set(last["val"])
+    tok = load_tokenizer(str(tokenizer_dir))
+    model = build_model(TrainConfig(max_steps=1, **cfg), tok).eval()
+    x0 = torch.randint(5, len(tok), (4, 32))
+    plain, _ = Objective(TrainConfig(max_steps=1, **cfg), tok, "cpu").loss(model, x0, torch.Generator().manual_seed(1))
+    both, m = Objective(TrainConfig(max_steps=1, unroll=2, **cfg), tok, "cpu").loss(
+        model, x0, torch.Generator().manual_seed(1))
+    assert abs(plain.item() - m["nelbo"]) < 1e-5  # same draws: the first term is the plain loss
+    assert abs(both.item() - (m["nelbo"] + m["unrolled"]) / 2) < 1e-5 and m["unrolled"] != m["nelbo"]
+    with pytest.raises(ValueError, match="unroll"):
+        train(TrainConfig(max_steps=1, unroll=2, **{**cfg, "process": "absorbing", "out_dir": str(tmp_path / "a")}))
+    with pytest.raises(ValueError, match=">= 1"):
+        Objective(TrainConfig(max_steps=1, unroll=0, **cfg), tok, "cpu")
+
+
+def test_spindle_denoiser_carries_its_schedule_and_its_elbo_falls(corpus, tokenizer_dir, tmp_path):
+    """`--process spindle`: the saved config holds the per-token information from the TRAIN split and the
+    strength; the model reloads as a spindle process and its ELBO (under that schedule) falls with training."""
+    import torch
+
+    from edlm.data import consecutive_windows, read_split, token_stream
+    from edlm.evaluate import elbo_perplexity
+    from edlm.models import DenoiserModel
+    from edlm.processes import process_for
+    from edlm.spindle import SpindleProcess
+    from edlm.tokenizer import load_tokenizer
+
+    cfg = dict(kind="denoiser", out_dir=str(tmp_path / "s"), corpus=str(corpus), tokenizer=str(tokenizer_dir),
+               lr=3e-3, process="spindle", spindle_lambda=0.2, **TINY)
+    first = DenoiserModel.from_pretrained(train(TrainConfig(max_steps=1, **cfg))).eval()
+    tok = load_tokenizer(str(tokenizer_dir))
+    assert first.config.process == "spindle" and first.config.spindle_lambda == 0.2
+    info = torch.tensor(first.config.spindle_info)
+    assert len(info) == len(tok) and info.abs().max() == 1.0
+    assert (info[list(tok.all_special_ids)] == 0).all()
+    assert isinstance(process_for(first.config), SpindleProcess)
+    windows = consecutive_windows(token_stream(tok, read_split(str(corpus), "validation")), 32, limit=16)
+    before = elbo_perplexity(first, windows, draws=2)
+    trained = DenoiserModel.from_pretrained(train(TrainConfig(max_steps=60, **cfg))).eval()
+    assert elbo_perplexity(trained, windows, draws=2) < before
+    with pytest.raises(ValueError, match="spindle_lambda"):
+        train(TrainConfig(max_steps=1, **{**cfg, "spindle_lambda": 0.5, "out_dir": str(tmp_path / "bad")}))

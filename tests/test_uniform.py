@@ -39,6 +39,27 @@ def test_posterior_is_bayes_rule(t, s):
             assert torch.allclose(got, brute, atol=1e-12)
 
 
+def test_unroll_step_draws_from_the_posterior_row_by_row():
+    """The batched reverse step of unrolled training: each row at its own (t, s), every (x0, x_t) pair, draws
+    with the frequencies of Bayes' rule (4 SE), and never writes the excluded id."""
+    times = [(0.9, 0.45), (0.3, 0.0), (0.6, 0.2)]
+    n = 40_000
+    gen = torch.Generator().manual_seed(0)
+    for x0 in range(4):
+        for z in range(4):
+            t = torch.tensor([a for a, _ in times]).repeat_interleave(n)
+            s = torch.tensor([b for _, b in times]).repeat_interleave(n)
+            x0s, zs = torch.full((len(t), 1), x0), torch.full((len(t), 1), z)
+            drawn = PROC.unroll_step(zs, x0s, t, s, gen)[:, 0].view(len(times), n)
+            assert (drawn != MASK).all()
+            for row, (tt, ss) in enumerate(times):
+                onehot = torch.nn.functional.one_hot(torch.tensor(x0), V).double()
+                want = PROC.posterior(torch.tensor(z), onehot, tt, ss)
+                got = torch.bincount(drawn[row], minlength=V).double() / n
+                se = (want * (1 - want) / n).sqrt()
+                assert ((got - want).abs() <= 4 * se + 1e-12).all(), (x0, z, tt, ss, got, want)
+
+
 def test_forward_noise_marginals_and_the_excluded_id():
     g = torch.Generator().manual_seed(0)
     x0 = torch.full((400, 50), 2)
