@@ -59,9 +59,24 @@ def start_app(env_extra: dict, log) -> tuple[subprocess.Popen, str]:
 AUTO_TEXTS = ["I left the keys [MASK] and walked to the station.", "The soup needs [MASK] before it is served."]
 
 
-def one(url: str, i: int, steps: int, sampler: str | None, mix: bool = False) -> tuple[str, float, str]:
+def first_output_or_end(job, timeout: float) -> None:
+    """Wait until a job has streamed its first output or has ended. Not `for _ in job`: gradio_client's job
+    iterator waits for a FINISHED status, and a job the queue refused keeps QUEUE_FULL, so the loop never ends
+    (the hang of a 48-thread burst against a queue of 40)."""
+    deadline = time.monotonic() + timeout
+    while not (job.outputs() or job.done()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no output within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def one(url: str, i: int, steps: int, sampler: str | None, mix: bool = False,
+        timeout: float = 600) -> tuple[str, float, str]:
     """One request (with --mix: the i-th of four kinds); its outcome, seconds and a message when not completed.
-    Settings not given are the app's own for its model."""
+    Settings not given are the app's own for its model. Every wait is bounded by `timeout`: a request with no
+    answer by then counts as failed ("no answer"), so a stuck server shows in the table instead of hanging it."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     from gradio_client import Client
 
     t0 = time.perf_counter()
@@ -70,20 +85,22 @@ def one(url: str, i: int, steps: int, sampler: str | None, mix: bool = False) ->
     try:
         client = Client(url, verbose=False)
         if kind == 2:
-            out = client.predict(text=TEXTS[i % len(TEXTS)], n=2, api_name="/variants", **settings)
+            out = client.submit(text=TEXTS[i % len(TEXTS)], n=2, api_name="/variants", **settings).result(timeout)
             ok = len(out) == 2 and not any("[MASK" in v["text"] for v in out)
         elif kind == 3:  # a run stopped by its own session's /stop after the first streamed output
             job = client.submit(text=TEXTS[i % len(TEXTS)], api_name="/infill", **settings)
-            for _ in job:
-                client.predict(api_name="/stop")
-                break
-            out = job.result(timeout=600)  # its last output (a job refused as queue-full raises here)
+            first_output_or_end(job, timeout)
+            if not job.done():
+                client.submit(api_name="/stop").result(timeout)
+            out = job.result(timeout=timeout)  # its last output (a job refused as queue-full raises here)
             ok = isinstance(out[0], str) and "[MASK][MASK]" not in out[0]
         else:
             text = AUTO_TEXTS[i % len(AUTO_TEXTS)] if kind == 1 else TEXTS[i % len(TEXTS)]
-            out = client.predict(text=text, api_name="/infill", **settings)
+            out = client.submit(text=text, api_name="/infill", **settings).result(timeout)
             ok = "[MASK" not in out[0]
         return ("completed" if ok else "failed"), time.perf_counter() - t0, "" if ok else "mask left in output"
+    except (TimeoutError, FutureTimeout):
+        return "failed", time.perf_counter() - t0, f"no answer within {timeout:.0f} s"
     except Exception as e:  # noqa: BLE001 (classify every outcome)
         msg = str(e)
         kind = "rejected" if any(w in msg.lower() for w in ("queue", "busy", "full", "too many")) else "failed"
@@ -102,6 +119,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=900, help="stop submitting after this many seconds")
     ap.add_argument("--rounds", type=int, default=1, help="bursts of --requests, one after another (at most 20)")
     ap.add_argument("--model", default=None, help="EDLM_MODEL for the app this script starts")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds a request may wait for its answer")
     args = ap.parse_args()
     if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit("load tests only target loopback addresses")
@@ -128,7 +146,7 @@ def main() -> None:
                 for i in range(n):
                     if time.perf_counter() - start > args.time_limit:
                         break
-                    futures.append(pool.submit(one, url, i, args.steps, args.sampler, args.mix))
+                    futures.append(pool.submit(one, url, i, args.steps, args.sampler, args.mix, args.timeout))
                 for f in as_completed(futures):
                     results.append(f.result())
             wall = time.perf_counter() - start
