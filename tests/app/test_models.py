@@ -124,3 +124,48 @@ def test_the_variants_api_runs_with_the_models_own_settings(bundle, monkeypatch)
     plain = list(handlers.api_variants(text, n=2, steps=4))[-1]
     assert plain == list(handlers.api_variants(text, n=2, steps=4, sampler="edlm-smc"))[-1]
     assert plain != list(handlers.api_variants(text, n=2, steps=4, sampler="mdlm"))[-1]
+
+
+def test_any_sequence_of_edits_undos_and_redos_matches_an_unbounded_history():
+    """Property: whatever the page does (replace with any text, undo, redo, in any order), the bounded history
+    and redo list hold at most UNDO_DEPTH texts and agree with an unbounded reference on the newest of them; an
+    undo never returns a text the writer did not have."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    op = st.one_of(st.tuples(st.just("replace"), st.text(max_size=8)), st.just(("undo", None)),
+                   st.just(("redo", None)))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(op, max_size=80))
+    def run(ops):
+        text, history, future = "", [], []
+        ref_text, ref_hist, ref_fut = "", [], []
+        seen = {""}
+        for kind, new in ops:
+            if kind == "replace":
+                seen.add(new)
+                out = editing.replace_text(new, text, history)
+                if new != ref_text:
+                    ref_hist = [*ref_hist, ref_text] if not ref_hist or ref_hist[-1] != ref_text else ref_hist
+                    ref_text, ref_fut = new, []
+                    text, history, future = out
+            elif kind == "undo":
+                text, history, future = editing.undo(text, history, future)
+                if ref_hist:
+                    ref_fut = [*ref_fut, ref_text] if not ref_fut or ref_fut[-1] != ref_text else ref_fut
+                    ref_text, ref_hist = ref_hist[-1], ref_hist[:-1]
+            else:
+                text, history, future = editing.redo(text, history, future)
+                if ref_fut:
+                    ref_hist = [*ref_hist, ref_text] if not ref_hist or ref_hist[-1] != ref_text else ref_hist
+                    ref_text, ref_fut = ref_fut[-1], ref_fut[:-1]
+            assert len(history) <= editing.UNDO_DEPTH and len(future) <= editing.UNDO_DEPTH
+            assert text in seen
+            if len(ref_hist) <= editing.UNDO_DEPTH and len(ref_fut) <= editing.UNDO_DEPTH:
+                assert (text, history, future) == (ref_text, ref_hist, ref_fut)
+            else:  # past the bound the reference remembers more; the newest entries still agree
+                assert history == ref_hist[-len(history):] if history else True
+                ref_text, ref_hist, ref_fut = text, list(history), list(future)
+
+    run()
