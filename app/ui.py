@@ -11,11 +11,12 @@ from edlm.augment import EXTENSIONS
 from edlm.limits import LIMITS, SETTINGS
 from edlm.presets import load_bundle
 
+from . import tools
 from .charts import COLORS
 from .editing import get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, start_download_sweeper
 from .guard import mark_asked, request_stop
-from .handlers import (MAX_DELAY, MAX_VARIANTS, api_variants, export_gif, export_run, load_model, play_tick,
+from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, load_model, play_tick,
                        run_augment, run_compare, run_infill, run_variants, show_step, start_play)
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .replay import CANDIDATE_HEADERS
@@ -248,7 +249,7 @@ def build() -> gr.Blocks:
         var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
         var_btn.click(run_variants, inputs=inputs_for(run_variants, controls, n=var_n), outputs=var_outputs,
                       api_visibility="private", concurrency_id="model")
-        gr.api(api_variants, api_name="variants", concurrency_id="model")
+        tools.register()  # /fill, /variants, /augment_texts: typed endpoints for programs (and MCP tools)
         history, future = gr.State([]), gr.State([])
         keep = dict(outputs=[text, history, future], api_visibility="private")
         use_btn.click(replace_text, inputs=[plain, text, history], **keep)
@@ -334,9 +335,16 @@ def main() -> None:
     atexit.register(remove_own_downloads)  # every download this server wrote goes with it
     start_download_sweeper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated server exits cleanly, running atexit
+    mcp = os.environ.get("EDLM_MCP", "") == "1"
+    if mcp:
+        try:
+            import mcp as _  # noqa: F401  (Gradio's MCP server needs the package)
+        except ImportError:
+            raise SystemExit("EDLM_MCP=1 serves the app's tools over MCP, which needs the mcp package: "
+                             "pip install \"gradio[mcp]\"") from None
     demo = build()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), share=False, show_error=True,
                 theme=gr.themes.Soft(), css=CSS, js=SHORTCUTS, state_session_capacity=LIMITS.session_capacity,
-                max_file_size=LIMITS.app_upload_bytes)
+                max_file_size=LIMITS.app_upload_bytes, mcp_server=mcp)

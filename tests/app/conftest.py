@@ -40,7 +40,8 @@ def gradio_tmp(tmp_path_factory) -> Path:
 def app_url(bundle_dir, gradio_tmp):
     port = free_port()
     env = dict(os.environ, EDLM_MODEL=str(bundle_dir), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(gradio_tmp), EDLM_FILE_SECONDS=str(FILE_SECONDS))
+               PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(gradio_tmp), EDLM_FILE_SECONDS=str(FILE_SECONDS),
+               EDLM_MCP="1")  # the MCP tools are served too (tests/app/test_tools.py)
     env.pop("GRADIO_SERVER_NAME", None)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
