@@ -33,8 +33,10 @@ EXTENSIONS = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}  # a file's forma
 
 
 def format_of(path: str | Path) -> str | None:
-    """The input format a file's extension names (txt, jsonl, csv), or None."""
-    return EXTENSIONS.get(Path(path).suffix.lower())
+    """The input format a file's extension names (txt, jsonl, csv, parquet), a `datasets` folder's, or None."""
+    from .tables import table_format
+
+    return EXTENSIONS.get(Path(path).suffix.lower()) or table_format(path)
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,16 @@ def read_records(path: str | Path, fmt: str | None = None, field_name: str | Non
     """(record, text) pairs from a file, streamed: txt (one record per line), jsonl (`field_name` holds the text;
     every field travels), csv (`column` holds the text). A record that cannot be used comes as a `BadRecord`
     naming its line; problems of the whole file (format, header) raise ValueError."""
+    from .tables import TABLE_FORMATS, read_table
+
     path = Path(path)
     fmt = fmt or format_of(path)
+    if fmt in TABLE_FORMATS:  # Parquet, a datasets folder: read in batches
+        yield from read_table(path, fmt, column or field_name)
+        return
     if fmt not in FORMATS:
-        raise ValueError(f"cannot tell the format of {path.name}: pass --format txt, jsonl or csv")
+        raise ValueError(f"cannot tell the format of {path.name}: pass --format txt, jsonl, csv, parquet or "
+                         "dataset")
     if not path.is_file():
         raise FileNotFoundError(f"no such input file: {path}")
     if fmt == "jsonl" and not field_name:
@@ -424,22 +432,23 @@ def _finish(r: _Row, ids: list[int], tok) -> None:
 
 
 def augment(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg: AugmentConfig | None = None,
-            field_name: str = "text", start_index: int = 0, **options) -> Iterator[Result]:
+            field_name: str = "text", start_index: int = 0, stride: int = 1, **options) -> Iterator[Result]:
     """Rewrites of every record (a string, or a dict whose `field_name` holds the text), in input order; a
     `BadRecord` comes back as a "skipped" result. `options` are AugmentConfig fields (n, rewrite, unit, keep, ...)
     plus sampling settings (sampler, steps, k, ...). Same records, settings and seed give the same results,
     however the records are batched or resumed."""
-    for item in augment_steps(bundle, records, cfg, field_name, start_index, **options):
+    for item in augment_steps(bundle, records, cfg, field_name, start_index, stride=stride, **options):
         if isinstance(item, Result):
             yield item
 
 
 def augment_steps(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg: AugmentConfig | None = None,
-                  field_name: str = "text", start_index: int = 0, max_work: int | None = None,
+                  field_name: str = "text", start_index: int = 0, max_work: int | None = None, stride: int = 1,
                   **options) -> Iterator[Result | Tick]:
     """`augment`, with a `Tick` after every reverse step between the results, so that a caller (the app) can
     show progress and stop the work between two steps. `max_work` bounds the token-passes of all records
-    together, checked for each chunk of records before it is sampled."""
+    together, checked for each chunk of records before it is sampled. The records get the indexes start_index,
+    start_index + stride, ... (a shard's records keep their places in the whole input)."""
     if cfg is None:
         own = {f for f in AugmentConfig.__dataclass_fields__ if f != "settings"}
         cfg = AugmentConfig(**{k: v for k, v in options.items() if k in own},
@@ -463,7 +472,7 @@ def augment_steps(bundle: Bundle, records: Iterable[dict | str | BadRecord], cfg
             else:
                 rec = {field_name: rec} if isinstance(rec, str) else rec
                 chunk.append(Result(index=index, record=rec, text=rec[field_name], status="ok"))
-            index += 1
+            index += stride
             if len(chunk) >= cfg.chunk:
                 break
         if not chunk:
@@ -589,7 +598,7 @@ def _run_identity(bundle: Bundle, inp: Path, cfg: AugmentConfig, fmt, field_name
             "field": field_name, "column": column, "model": bundle.name, "config": settings}
 
 
-def _check_resumable(out: Path, identity: dict, records: Iterator) -> int:
+def _check_resumable(out: Path, identity: dict, records: Iterator, first: int = 0, stride: int = 1) -> int:
     """How many records `out` already holds, after checking that it is this command's output for this input and
     these settings: its run file matches, and each whole line is the result for the input record of its index.
     Raises ValueError (changing nothing) otherwise; then cuts a torn last line."""
@@ -613,7 +622,7 @@ def _check_resumable(out: Path, identity: dict, records: Iterator) -> int:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValueError(foreign.format(f"line {i + 1} is not JSON")) from None
         want = next(records, None)
-        if not isinstance(line, dict) or line.get("index") != i or want is None:
+        if not isinstance(line, dict) or line.get("index") != first + i * stride or want is None:
             raise ValueError(foreign.format(f"line {i + 1} is not the result for input record {i + 1}"))
         got = line.get("record") if line.get("status") != "skipped" else line.get("dropped", {}).get("line")
         expected = want if not isinstance(want, BadRecord) else want.line
@@ -626,11 +635,15 @@ def _check_resumable(out: Path, identity: dict, records: Iterator) -> int:
 
 def run_file(bundle: Bundle, inp: str | Path, out: str | Path, cfg: AugmentConfig, fmt: str | None = None,
              field_name: str | None = None, column: str | None = None, resume: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
     """Augment a file into JSON Lines (one line per input record, in order). Writes whole lines only, flushed as
     they finish, so Ctrl-C or a crash leaves a valid file; `resume` skips the records already there, after
     checking that the file is this command's output for this input (its run file, `OUT.run.json`, and every
-    line). The output may never be the input file (links resolved); an existing output is never overwritten."""
+    line). The output may never be the input file (links resolved); an existing output is never overwritten.
+    `shard` (i, n) augments the records at positions i, i + n, ... only, each under its place in the input
+    (`edlm.tables.merge_shards` joins the shards into the single run's file)."""
+    from .tables import take_shard
+
     from tqdm.auto import tqdm
 
     cfg.check()
@@ -643,28 +656,32 @@ def run_file(bundle: Bundle, inp: str | Path, out: str | Path, cfg: AugmentConfi
     list(_peek(read_records(inp, fmt, field_name, column)))  # fail on a bad header before any work
     key = field_name or column or "text"
     identity = _run_identity(bundle, inp, cfg, fmt, field_name, column)
+    first, stride = shard or (0, 1)
     records = records_of(inp, fmt, field_name, column)
+    if shard:
+        identity["shard"] = list(shard)
+        records = take_shard(records, first, stride)
     if resume and out.exists():
-        skip = _check_resumable(out, identity, records)
+        skip = _check_resumable(out, identity, records, first, stride)
     else:
         skip = 0
         run_file_of(out).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     summary = Summary()
     with open(out, "a", encoding="utf-8", newline="\n") as f, \
             tqdm(desc="augment", unit="rec", initial=skip, disable=not progress) as bar:
-        for res in augment(bundle, records, cfg, field_name=key, start_index=skip):
+        for res in augment(bundle, records, cfg, field_name=key, start_index=first + skip * stride, stride=stride):
             f.write(json.dumps(res.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
             f.flush()
             summary.add(res)
             bar.update(1)
     rep = summary.report()
-    if skip == 0 and summary.records == len(summary.skipped):
-        out.unlink(missing_ok=True)
+    if skip == 0 and summary.records == len(summary.skipped) and not (shard and not summary.records):
+        out.unlink(missing_ok=True)  # (a shard may be empty: more processes than records)
         run_file_of(out).unlink(missing_ok=True)
         if not summary.records:
             raise ValueError(f"{inp.name} holds no records")
-        first = next(r for r in _bad_records(inp, fmt, field_name, column))
-        raise ValueError(f"{inp.name} holds no usable record (line {first.line}: {first.reason})")
+        bad = next(r for r in _bad_records(inp, fmt, field_name, column))
+        raise ValueError(f"{inp.name} holds no usable record (line {bad.line}: {bad.reason})")
     rep["resumed_after"] = skip
     return rep
 

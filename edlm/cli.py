@@ -46,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     _sampler_flags(p)
 
     p = sub.add_parser("augment", help="varied rewrites of every record of a data set (JSON Lines out)")
-    p.add_argument("--input", required=True, help="records: .txt (one per line), .jsonl (--field) or .csv (--column)")
+    p.add_argument("--input", default=None, help="records: .txt (one per line), .jsonl (--field), .csv or .parquet "
+                   "(--column), or a datasets folder from save_to_disk (--column); read as a stream")
     p.add_argument("--output", required=True, help="JSON Lines: one line per input record, in order")
-    p.add_argument("--format", choices=["txt", "jsonl", "csv"], default=None, help="default: from the extension")
+    p.add_argument("--format", choices=["txt", "jsonl", "csv", "parquet", "dataset"], default=None,
+                   help="default: from the extension (a datasets folder is recognised)")
     p.add_argument("--field", default=None, help="JSON Lines: the text field (other fields are copied through)")
-    p.add_argument("--column", default=None, help="CSV: the text column (other columns are copied through)")
-    p.add_argument("--n", type=int, default=4, help="variants per record, 1..32")
+    p.add_argument("--column", default=None, help="CSV, Parquet, dataset: the text column (other columns are "
+                   "copied through)")
+    p.add_argument("--n", "--num-variants", dest="n", type=int, default=4,
+                   help="variants per record, 1..32 (under torchrun write --num-variants: torchrun reads --n as its own)")
     p.add_argument("--rewrite", type=float, default=0.25, help="share of tokens (or words) rewritten, 0.05..0.9")
     p.add_argument("--span-mean", type=float, default=2.0, help="mean span length, in units")
     p.add_argument("--unit", choices=["tokens", "words"], default="tokens", help="rewrite token spans or whole words")
@@ -61,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop variants whose AR log-likelihood per token is below this")
     p.add_argument("--batch-size", type=int, default=32, help="(record, variant) rows sampled together")
     p.add_argument("--resume", action="store_true", help="continue an output file where it stopped")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="augment records I, I+N, I+2N, ... into OUTPUT.shard-I-of-N (each resumable); auto: one "
+                        "shard per process under `accelerate launch`, merged into OUTPUT at the end")
+    p.add_argument("--merge", type=int, default=None, metavar="N",
+                   help="join OUTPUT.shard-*-of-N into OUTPUT (the file one process writes) and stop")
     _sampler_flags(p)
 
     p = sub.add_parser("eval", help="perplexities on a corpus split")

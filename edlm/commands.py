@@ -145,14 +145,37 @@ def augment(args) -> int:
                         keep=parse_keep(args.keep), keep_regex=args.keep_regex, min_score=args.min_score,
                         batch_size=args.batch_size, seed=settings.pop("seed", 0), settings=settings)
     cfg.check()
-    if not Path(args.input).is_file():
+    if args.merge:
+        from .tables import merge_shards
+
+        count = merge_shards(args.output, args.merge)
+        print(json.dumps({"merged": count, "output": args.output}) if args.json else
+              f"merged {count} records from {args.merge} shards into {args.output}")
+        return 0
+    if not args.input:
+        raise ValueError("augment needs --input (or --merge N to join shards)")
+    if not Path(args.input).exists():
         raise FileNotFoundError(f"no such input file: {args.input}")
+    from .tables import parse_shard, shard_path
+
+    shard = parse_shard(args.shard)
+    out = shard_path(args.output, *shard) if shard else args.output
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     try:
-        report = run_file(bundle, args.input, args.output, cfg, fmt=args.format, field_name=args.field,
-                          column=args.column, resume=args.resume, progress=not args.json and sys.stderr.isatty())
+        report = run_file(bundle, args.input, out, cfg, fmt=args.format, field_name=args.field,
+                          column=args.column, resume=args.resume, progress=not args.json and sys.stderr.isatty(),
+                          shard=shard)
     except KeyboardInterrupt:
-        raise ValueError(f"interrupted: {args.output} holds every finished record; rerun with --resume") from None
+        raise ValueError(f"interrupted: {out} holds every finished record; rerun with --resume") from None
+    if shard and args.shard == "auto":  # under accelerate launch: the main process joins the shards
+        from .tables import process_state
+
+        state = process_state()
+        state.wait_for_everyone()
+        if state.is_main_process:
+            from .tables import merge_shards
+
+            report["merged"] = merge_shards(args.output, shard[1])
     print(json.dumps(report) if args.json else "\n".join(f"{k:28s} {v}" for k, v in report.items()))
     return 0
 
