@@ -121,9 +121,9 @@ class SpindleProcess(AbsorbingProcess):
 
     def loss(self, log_probs: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Negative ELBO per token [B] (module docstring): at masked positions w_v (-log p(v)) + E_p[w] - w_v."""
-        w_all = self.spindle.rate(t)                                        # [B, V]
+        w_all = self.spindle.rate(t).to(log_probs.dtype if log_probs.dtype == torch.float64 else torch.float32)
         w_true = w_all.gather(-1, x0)                                       # [B, L]
-        log_p = log_probs.double()
+        log_p = log_probs if log_probs.dtype == torch.float64 else log_probs.float()  # (float32: a [B, L, V] pass)
         nll = -log_p.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
         expected = torch.einsum("blv,bv->bl", log_p.exp(), w_all)          # sum_u p(u) w_u
         per_pos = w_true * nll + expected - w_true
