@@ -180,23 +180,20 @@ def augment(args) -> int:
     return 0
 
 
-def eval(args) -> int:  # noqa: A001 (the command is called eval)
+def figures(bundle, corpus: str, split: str, windows: int, mc_draws: int, seed: int,
+            nce_levels: list[float] = (0.2, 0.5, 0.8)) -> dict:
+    """A bundle's perplexities on a corpus split: the denoiser's ELBO bound, the AR model's and the judge's on
+    the same windows, and the NCE energy's accuracy per noise level (the parts it has)."""
     import torch
 
-    from .presets import load_bundle
     from .data import consecutive_windows, read_split, token_stream
     from .evaluate import ar_perplexity, elbo_perplexity, nce_accuracy
 
-    bundle = load_bundle(args.model, device=args.device)
-    if args.no_self_conditioning:
-        bundle.denoiser.config.self_conditioning = False
-    corpus = args.corpus or DEFAULT_CORPUS
-    stream = token_stream(bundle.tokenizer, read_split(corpus, args.split))
-    windows = consecutive_windows(stream, bundle.window, limit=args.windows)
-    torch.manual_seed(args.seed)
-    res = {"split": args.split, "windows": len(windows), "window_tokens": bundle.window,
-           "mc_draws": args.mc_draws, "denoiser_elbo_ppl": elbo_perplexity(bundle.denoiser, windows,
-                                                                          args.mc_draws, args.seed)}
+    stream = token_stream(bundle.tokenizer, read_split(corpus, split))
+    windows = consecutive_windows(stream, bundle.window, limit=windows)
+    torch.manual_seed(seed)
+    res = {"split": split, "windows": len(windows), "window_tokens": bundle.window,
+           "mc_draws": mc_draws, "denoiser_elbo_ppl": elbo_perplexity(bundle.denoiser, windows, mc_draws, seed)}
     bos = bundle.tokenizer.bos_token_id
     if bundle.ar is not None:
         res["ar_ppl"] = ar_perplexity(bundle.ar, windows, bos)
@@ -204,9 +201,53 @@ def eval(args) -> int:  # noqa: A001 (the command is called eval)
     if bundle.judge is not None:
         res["judge_ppl"] = ar_perplexity(bundle.judge, windows, bos)
     if bundle.nce is not None:
-        levels = [float(x) for x in args.nce_levels.split(",")]
         res["nce_accuracy"] = {str(k): v for k, v in
-                               nce_accuracy(bundle.nce, bundle.denoiser, windows, levels, args.seed).items()}
+                               nce_accuracy(bundle.nce, bundle.denoiser, windows, list(nce_levels), seed).items()}
+    return res
+
+
+def bundle(args) -> int:
+    """Assemble a bundle folder the Hub understands: the parts as float16 safetensors, the manifest, and a model
+    card with the TEST figures (unless --eval-windows 0)."""
+    import torch
+
+    from .bundle import export_bundle, load_folder, write_manifest
+    from .share import model_card
+
+    parts = {part: getattr(args, part) for part in ("tokenizer", "denoiser", "ar", "judge", "nce")
+             if getattr(args, part)}
+    for part, folder in parts.items():
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--{part}: no such folder {folder}")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty: choose a new folder")
+    export_bundle(parts, out, dtype=torch.float16)
+    res = {}
+    if args.eval_windows:
+        res = figures(load_folder(out, name=args.name), args.corpus or DEFAULT_CORPUS, "test", args.eval_windows, 4, 0)
+    (out / "README.md").write_text(model_card(out, args.name or out.name, res), encoding="utf-8")
+    write_manifest(out)
+    print(json.dumps({"bundle": str(out), **res}) if args.json else f"bundle written to {out}")
+    return 0
+
+
+def push(args) -> int:
+    from .share import push_bundle
+
+    url = push_bundle(args.folder, args.repo, private=args.private)
+    print(json.dumps({"pushed": args.folder, "url": url}) if args.json else f"pushed {args.folder} to {url}")
+    return 0
+
+
+def eval(args) -> int:  # noqa: A001 (the command is called eval)
+    from .presets import load_bundle
+
+    bundle = load_bundle(args.model, device=args.device)
+    if args.no_self_conditioning:
+        bundle.denoiser.config.self_conditioning = False
+    res = figures(bundle, args.corpus or DEFAULT_CORPUS, args.split, args.windows, args.mc_draws, args.seed,
+                  [float(x) for x in args.nce_levels.split(",")])
     if args.json:
         print(json.dumps(res))
     else:

@@ -150,7 +150,12 @@ def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = N
         return PRESETS[name].load(arg or None, device=device, dtype=dtype)
     if Path(model).is_dir():
         return load_folder(model, device=device, dtype=dtype)
-    raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}) or a bundle folder")
+    from .share import is_repo_id, pull_bundle
+
+    if is_repo_id(model):  # a bundle on the Hub (edlm push): every file checked against its manifest
+        return load_folder(pull_bundle(model), device=device, dtype=dtype, name=model, require_manifest=True)
+    raise ValueError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), a bundle folder or a Hub "
+                     "repository id (owner/name)")
 
 
 _CACHE: dict[tuple, Bundle] = {}
