@@ -148,7 +148,13 @@ def augment(args) -> int:
     if args.merge:
         from .tables import merge_shards
 
-        count = merge_shards(args.output, args.merge)
+        target = Path(args.output)
+        work = target.with_name(target.name + ".jsonl") if target.suffix.lower() == ".parquet" else target
+        count = merge_shards(work, args.merge)
+        if work != target:
+            from .tables import jsonl_to_parquet
+
+            jsonl_to_parquet(work, target)
         print(json.dumps({"merged": count, "output": args.output}) if args.json else
               f"merged {count} records from {args.merge} shards into {args.output}")
         return 0
@@ -159,7 +165,12 @@ def augment(args) -> int:
     from .tables import parse_shard, shard_path
 
     shard = parse_shard(args.shard)
-    out = shard_path(args.output, *shard) if shard else args.output
+    target = Path(args.output)
+    as_parquet = target.suffix.lower() == ".parquet"  # kept as JSON Lines while it runs (resumable), then converted
+    if as_parquet and target.exists():
+        raise ValueError(f"{target} exists: choose another output file")
+    work = target.with_name(target.name + ".jsonl") if as_parquet else target
+    out = shard_path(work, *shard) if shard else work
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     try:
         report = run_file(bundle, args.input, out, cfg, fmt=args.format, field_name=args.field,
@@ -167,15 +178,21 @@ def augment(args) -> int:
                           shard=shard)
     except KeyboardInterrupt:
         raise ValueError(f"interrupted: {out} holds every finished record; rerun with --resume") from None
+    main = True
     if shard and args.shard == "auto":  # under accelerate launch: the main process joins the shards
         from .tables import process_state
 
         state = process_state()
         state.wait_for_everyone()
-        if state.is_main_process:
+        main = state.is_main_process
+        if main:
             from .tables import merge_shards
 
-            report["merged"] = merge_shards(args.output, shard[1])
+            report["merged"] = merge_shards(work, shard[1])
+    if as_parquet and main and (not shard or args.shard == "auto"):
+        from .tables import jsonl_to_parquet
+
+        report["parquet_rows"] = jsonl_to_parquet(work, target)
     print(json.dumps(report) if args.json else "\n".join(f"{k:28s} {v}" for k, v in report.items()))
     return 0
 

@@ -158,3 +158,42 @@ def merge_shards(out: str | Path, n: int) -> int:
     tmp.rename(out)
     run_file_of(out).write_text(json.dumps(identities[0], indent=1) + "\n", encoding="utf-8")
     return expected
+
+
+def parquet_schema():
+    """The columns of an augmentation output in Parquet: the record as JSON text (its columns are the input's,
+    whatever they were), everything else typed."""
+    pa = _need("pyarrow")
+    span = pa.list_(pa.list_(pa.int64()))
+    variant = pa.struct([("text", pa.string()), ("rewritten", span), ("replaced", span), ("score", pa.float64()),
+                         ("edit_distance", pa.int64())])
+    return pa.schema([("index", pa.int64()), ("status", pa.string()), ("record", pa.string()),
+                      ("source_score", pa.float64()), ("variants", pa.list_(variant)), ("dropped", pa.string())])
+
+
+def jsonl_to_parquet(src: str | Path, dst: str | Path) -> int:
+    """Write an augmentation output (JSON Lines, as `augment` writes it) as Parquet, BATCH_ROWS rows per row
+    group, never holding the whole file; the file appears only once complete. Returns the number of rows."""
+    pa, pq = _need("pyarrow"), _need("pyarrow.parquet")
+    dst = Path(dst)
+    tmp, schema, rows, count = dst.with_name(dst.name + ".writing"), parquet_schema(), [], 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer, open(src, encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                rows.append({"index": rec["index"], "status": rec["status"],
+                             "record": None if rec.get("record") is None else json.dumps(rec["record"],
+                                                                                       ensure_ascii=False),
+                             "source_score": rec.get("source_score"), "variants": rec.get("variants", []),
+                             "dropped": json.dumps(rec.get("dropped", {}), ensure_ascii=False)})
+                if len(rows) >= BATCH_ROWS:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    count, rows = count + len(rows), []
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                count += len(rows)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(dst)
+    return count

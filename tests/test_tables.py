@@ -140,3 +140,25 @@ def test_one_shard_per_process_under_a_launcher_merges_into_the_single_run(bundl
     assert two.returncode == 0, two.stderr[-2000:]
     assert (tmp_path / "two.shard-1-of-2.jsonl").is_file()
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_parquet_out_holds_the_json_lines_typed_and_never_replaces_the_input(bundle_dir, tmp_path):
+    """--output X.parquet: the run keeps its resumable JSON Lines (X.parquet.jsonl) and writes X.parquet when
+    done, variants as typed structs; an output that is the input (or exists) is refused, the input untouched."""
+    import subprocess
+    import sys
+
+    inp = write_parquet(tmp_path / "in.parquet", [{"id": i, "text": s} for i, s in enumerate(SENTENCES[:4])])
+    before = inp.read_bytes()
+    args = [sys.executable, "-m", "edlm", "augment", "--model", str(bundle_dir), "--input", str(inp), "--column",
+            "text", "--sampler", "mdlm", "--steps", "3", "--json", "--output"]
+    r = subprocess.run([*args, str(tmp_path / "out.parquet")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.num_rows == 4 and table.schema.field("variants").type.value_type.field("score").type == pa.float64()
+    lines = [json.loads(x) for x in (tmp_path / "out.parquet.jsonl").read_text().splitlines()]
+    rows = table.to_pylist()
+    assert [json.loads(r["record"]) for r in rows] == [x["record"] for x in lines]
+    assert [[v["text"] for v in r["variants"]] for r in rows] == [[v["text"] for v in x["variants"]] for x in lines]
+    r = subprocess.run([*args, str(inp)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "exists" in r.stdout and inp.read_bytes() == before  # (--json: the error on stdout)
