@@ -162,3 +162,27 @@ def test_parquet_out_holds_the_json_lines_typed_and_never_replaces_the_input(bun
     assert [[v["text"] for v in r["variants"]] for r in rows] == [[v["text"] for v in x["variants"]] for x in lines]
     r = subprocess.run([*args, str(inp)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "exists" in r.stdout and inp.read_bytes() == before  # (--json: the error on stdout)
+
+
+def test_a_hundred_thousand_rows_stream_through_in_batches(tmp_path):
+    """10^5 records: read batch by batch (the reader is lazy: its first record comes before the file is read),
+    with every bad row found by its number."""
+    import tracemalloc
+
+    n = 100_000
+    texts = [f"record {i} of the test" for i in range(n)]
+    texts[-3] = None
+    inp = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"text": texts, "id": list(range(n))}), inp, row_group_size=10_000)
+    it = read_table(inp, "parquet", "text")
+    tracemalloc.start()
+    first = next(it)
+    _, peak_first = tracemalloc.get_traced_memory()
+    bad, count = [], 1
+    for item in it:
+        count += 1
+        if not isinstance(item, tuple):
+            bad.append(item.line)
+    tracemalloc.stop()
+    assert first[1] == "record 0 of the test" and count == n and bad == [n - 2]
+    assert peak_first < 20 * 2**20  # the first record costs a batch, not the file
