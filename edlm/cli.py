@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("augment", help="varied rewrites of every record of a data set (JSON Lines out)")
     p.add_argument("--input", default=None, help="records: .txt (one per line), .jsonl (--field), .csv or .parquet "
-                   "(--column), or a datasets folder from save_to_disk (--column); read as a stream")
+                   "(--column), a datasets folder from save_to_disk, or NAME:SPLIT for datasets.load_dataset "
+                   "(--column); read as a stream")
     p.add_argument("--output", required=True, help="JSON Lines: one line per input record, in order")
-    p.add_argument("--format", choices=["txt", "jsonl", "csv", "parquet", "dataset"], default=None,
+    p.add_argument("--format", choices=["txt", "jsonl", "csv", "parquet", "dataset", "datasets"], default=None,
                    help="default: from the extension (a datasets folder is recognised)")
     p.add_argument("--field", default=None, help="JSON Lines: the text field (other fields are copied through)")
     p.add_argument("--column", default=None, help="CSV, Parquet, dataset: the text column (other columns are "

@@ -160,9 +160,10 @@ def augment(args) -> int:
         return 0
     if not args.input:
         raise ValueError("augment needs --input (or --merge N to join shards)")
-    if not Path(args.input).exists():
+    from .tables import is_dataset_spec, parse_shard, shard_path
+
+    if not Path(args.input).exists() and not is_dataset_spec(args.input):
         raise FileNotFoundError(f"no such input file: {args.input}")
-    from .tables import parse_shard, shard_path
 
     shard = parse_shard(args.shard)
     target = Path(args.output)

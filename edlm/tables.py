@@ -13,12 +13,21 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-TABLE_FORMATS = ("parquet", "dataset")
+TABLE_FORMATS = ("parquet", "dataset", "datasets")  # a file; a save_to_disk folder; NAME:SPLIT for load_dataset
 BATCH_ROWS = 1024  # rows read at a time: memory is bounded by a batch, not by the file
 
 
+def is_dataset_spec(spec: str | Path) -> bool:
+    """NAME:SPLIT (a Hub dataset, or a local folder of data files, and a split), not an existing path."""
+    name, sep, split = str(spec).rpartition(":")
+    return bool(sep and name and split) and not Path(spec).exists() and "/" not in split
+
+
 def table_format(path: str | Path) -> str | None:
-    """parquet for a .parquet file, dataset for a folder written by `datasets`' save_to_disk, else None."""
+    """parquet for a .parquet file, dataset for a folder written by `datasets`' save_to_disk, datasets for
+    NAME:SPLIT, else None."""
+    if is_dataset_spec(path):
+        return "datasets"
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return "parquet"
@@ -56,6 +65,18 @@ def read_table(path: str | Path, fmt: str, column: str | None) -> Iterator:
             raise ValueError(f"{path.name} is not a readable Parquet file ({type(e).__name__})") from None
         names = pf.schema_arrow.names
         batches = (b.to_pylist() for b in pf.iter_batches(batch_size=BATCH_ROWS))
+    elif fmt == "datasets":  # streamed: rows arrive as the files are read (from the Hub where one is reachable)
+        name, _, split = str(path).rpartition(":")
+        try:
+            ds = _need("datasets").load_dataset(name, split=split, streaming=True)
+        except Exception as e:  # unknown name or split, offline, no data files: one line
+            raise ValueError(f"cannot open the dataset {name!r} (split {split!r}): {type(e).__name__}: "
+                             f"{(str(e).splitlines() or [''])[0][:160]}") from None
+        names = list(ds.features) if ds.features is not None else None
+        if names is None:
+            first = next(iter(ds), {})
+            names = list(first)
+        batches = (rows for rows in _chunks(iter(ds), BATCH_ROWS))
     else:
         ds = _need("datasets").load_from_disk(str(path))  # memory-mapped Arrow files
         if not hasattr(ds, "column_names") or isinstance(ds.column_names, dict):
@@ -78,6 +99,17 @@ def read_table(path: str | Path, fmt: str, column: str | None) -> Iterator:
             except TypeError as e:  # a date, bytes or decimal value: no JSON for it
                 why = f"a value JSON cannot hold ({str(e)[:80]})"
             yield BadRecord(no, why) if why else (row, text)
+
+
+def _chunks(it: Iterator, n: int) -> Iterator[list]:
+    chunk = []
+    for x in it:
+        chunk.append(x)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:

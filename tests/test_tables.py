@@ -186,3 +186,19 @@ def test_a_hundred_thousand_rows_stream_through_in_batches(tmp_path):
     tracemalloc.stop()
     assert first[1] == "record 0 of the test" and count == n and bad == [n - 2]
     assert peak_first < 20 * 2**20  # the first record costs a batch, not the file
+
+
+def test_a_dataset_by_name_and_split_streams_in(bundle, tmp_path):
+    """--input NAME:SPLIT goes through datasets' load_dataset in streaming mode (a Hub dataset where one is
+    reachable; here a local folder of Parquet files, offline); an unknown split is one line."""
+    pytest.importorskip("datasets")
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_parquet(folder / "train-00000.parquet", [{"text": s, "n": i} for i, s in enumerate(SENTENCES[:3])])
+    spec = f"{folder}:train"
+    got = list(read_table(spec, "datasets", "text"))
+    assert [g[0]["n"] for g in got] == [0, 1, 2]
+    out = tmp_path / "out.jsonl"
+    assert run_file(bundle, spec, out, CFG, column="text", progress=False)["records"] == 3
+    with pytest.raises(ValueError, match="cannot open the dataset"):
+        list(read_table(f"{folder}:nosuchsplit", "datasets", "text"))
