@@ -259,6 +259,21 @@ def start_play(replay: Replay | None, step, delay):
     return (gr.Timer(value=max(0.1, delay or 0.3), active=True), begin, *replay.view(begin))
 
 
+def augment_config(records: int, n, rewrite, unit, keep, seed, settings: dict):
+    """The page's and the tools' augmentation settings as Gradio sends them (a whole float for n, any type for
+    the rest), checked, and the app's cap on records per request."""
+    from edlm.augment import AugmentConfig, parse_keep
+
+    if records > AUGMENT_MAX_RECORDS:
+        raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
+                         "augment` for whole files")
+    n = int(n) if isinstance(n, float) and n.is_integer() else n
+    cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit,
+                        keep=parse_keep(keep if isinstance(keep, str) else ""), seed=seed, settings=settings)
+    cfg.check()
+    return cfg
+
+
 @gpu
 @logged_run("augment", lambda a: loggable(sampler=a["sampler"], steps=a["steps"]))
 def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, unit: str, keep: str,
@@ -267,7 +282,7 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
     """Rewrite pasted lines or an uploaded .txt / .jsonl / .csv file; streams progress after every reverse step,
     then a preview, a summary and the JSON Lines file to download. Stop, a closed page or the time limit end the
     work at its next step; the whole request's work is checked against the budget before it starts."""
-    from edlm.augment import AugmentConfig, Result, Summary, augment_steps, parse_keep, read_text_lines
+    from edlm.augment import Result, Summary, augment_steps, read_text_lines
 
     if upload:
         path = upload if isinstance(upload, str) else upload.name
@@ -279,13 +294,7 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         records = [{"text": line} for line in read_text_lines(lines or "")][:AUGMENT_MAX_RECORDS + 1]
     if not records:
         raise ValueError("paste some lines or upload a file first")
-    if len(records) > AUGMENT_MAX_RECORDS:
-        raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} records at a time; use `python -m edlm "
-                         "augment` for whole files")
-    n = int(n) if isinstance(n, float) and n.is_integer() else n
-    cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit,
-                        keep=parse_keep(keep), seed=seed, settings=dict(sampler=sampler, steps=steps))
-    cfg.check()
+    cfg = augment_config(len(records), n, rewrite, unit, keep, seed, dict(sampler=sampler, steps=steps))
     bundle = models.get_bundle(model or models.MODEL, progress)
     summary, preview, out_lines = Summary(), [], []
     for item in guarded(augment_steps(bundle, records, cfg, field_name=key, max_work=LIMITS.max_work), clock):

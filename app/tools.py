@@ -14,9 +14,8 @@ from edlm.pipeline import Tick
 
 from . import models
 from .errors import logged_run
-from .files import AUGMENT_MAX_RECORDS
 from .guard import RunClock, guarded
-from .handlers import api_variants, gpu
+from .handlers import api_variants, augment_config, gpu
 
 MCP_TOOLS = ("fill", "variants", "augment_texts")  # the tools an agent needs (the page's own endpoints are more)
 
@@ -82,22 +81,16 @@ def augment_texts(texts: list[str], n: int = 4, rewrite: float = 0.25, unit: str
 @gpu
 @logged_run("augment", lambda a: f"tool, {len(a['texts']) if isinstance(a['texts'], list) else 0} texts")
 def _augment(texts, n, rewrite, unit, keep, seed, model=None, progress=None, *, clock: RunClock):
-    from edlm.augment import AugmentConfig, augment_steps, parse_keep
+    from edlm.augment import augment_steps
     from edlm.runner import with_bundle_defaults
 
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a list of strings")
     if not texts:
         raise ValueError("give at least one text to rewrite")
-    if len(texts) > AUGMENT_MAX_RECORDS:
-        raise ValueError(f"the app takes up to {AUGMENT_MAX_RECORDS} texts at a time; use `python -m edlm augment` "
-                         "for whole files")
-    n = int(n) if isinstance(n, float) and n.is_integer() else n
+    augment_config(len(texts), n, rewrite, unit, keep, seed, {})  # settings checked before the model loads
     bundle = models.get_bundle(model or models.MODEL, progress)
-    cfg = AugmentConfig(n=n, rewrite=rewrite if isinstance(rewrite, (int, float)) else float("nan"), unit=unit,
-                        keep=parse_keep(keep if isinstance(keep, str) else ""), seed=seed,
-                        settings=with_bundle_defaults(bundle, {}))  # the model's own sampler and steps
-    cfg.check()
+    cfg = augment_config(len(texts), n, rewrite, unit, keep, seed, with_bundle_defaults(bundle, {}))
     done = []
     for item in guarded(augment_steps(bundle, [{"text": t} for t in texts], cfg, max_work=LIMITS.max_work), clock):
         if isinstance(item, Tick):
