@@ -397,15 +397,10 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
 def growth(bundle: Bundle, lengths, batches) -> list[dict]:
     """One denoiser forward (same width and depth as the bundle's, random weights, length up to 1024): seconds
     and peak memory growth against sequence length and batch size."""
-    from .models import DenoiserModel
-
-    from .models import DiTConfig
-
-    keys = ("vocab_size", "hidden_size", "n_blocks", "n_heads", "cond_dim", "mlp_ratio", "mask_token_id",
-            "time_conditioning")
-    dit_cfg = {k: getattr(bundle.denoiser.config, k) for k in keys} | {"length": max(lengths), "dropout": 0.0}
-    model = DenoiserModel(DiTConfig(**dit_cfg))
-    model = model.to(bundle.device).eval()
+    config = bundle.denoiser.config.to_dict() | {"length": max(lengths)}
+    if "dropout" in config:
+        config["dropout"] = 0.0
+    model = fresh_denoiser(config).to(bundle.device).eval()
     rows = []
     for L in lengths:
         for B in batches:
@@ -424,19 +419,29 @@ def growth(bundle: Bundle, lengths, batches) -> list[dict]:
                         torch.cuda.synchronize()
                     dt = min(dt, time.perf_counter() - t0)
             mem = (torch.cuda.max_memory_allocated() - before) / 2**20 if torch.cuda.is_available() else \
-                _cpu_peak_mb(dit_cfg, L, B)
+                _cpu_peak_mb(config, L, B)
             rows.append({"length": L, "batch": B, "forward_seconds": dt, "tokens_per_second": B * L / dt,
                          "memory_mb": mem})
     return rows
 
 
+def fresh_denoiser(config: dict):
+    """A randomly initialised denoiser of the architecture and shape a saved config describes (DiT or LLaDA)."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from . import models  # noqa: F401  (registers the denoisers)
+
+    config = dict(config)
+    return AutoModelForMaskedLM.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+
+
 _PEAK_CHILD = """
 import json, sys, torch
-from edlm.models import DenoiserModel, DiTConfig
+from edlm.bench import fresh_denoiser
 def hwm_mb():  # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak across exec)
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 cfg, L, B = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-model = DenoiserModel(DiTConfig(**cfg)).eval()
+model = fresh_denoiser(cfg).eval()
 x = torch.full((B, L), model.config.mask_token_id)
 with torch.inference_mode():
     model(x[:1, :8], torch.ones(1))
