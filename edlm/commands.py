@@ -134,6 +134,13 @@ def generate(args) -> int:
     return 0
 
 
+def _work_file(output: str) -> Path:
+    """Where augment writes while it runs: the output itself, or for X.parquet the resumable X.parquet.jsonl that
+    is converted when the run (and the merge of its shards) is done."""
+    target = Path(output)
+    return target.with_name(target.name + ".jsonl") if target.suffix.lower() == ".parquet" else target
+
+
 def augment(args) -> int:
     from .augment import AugmentConfig, parse_keep, run_file
     from .limits import validate
@@ -148,8 +155,7 @@ def augment(args) -> int:
     if args.merge:
         from .tables import merge_shards
 
-        target = Path(args.output)
-        work = target.with_name(target.name + ".jsonl") if target.suffix.lower() == ".parquet" else target
+        target, work = Path(args.output), _work_file(args.output)
         count = merge_shards(work, args.merge)
         if work != target:
             from .tables import jsonl_to_parquet
@@ -166,11 +172,10 @@ def augment(args) -> int:
         raise FileNotFoundError(f"no such input file: {args.input}")
 
     shard = parse_shard(args.shard)
-    target = Path(args.output)
-    as_parquet = target.suffix.lower() == ".parquet"  # kept as JSON Lines while it runs (resumable), then converted
+    target, work = Path(args.output), _work_file(args.output)
+    as_parquet = work != target
     if as_parquet and target.exists():
         raise ValueError(f"{target} exists: choose another output file")
-    work = target.with_name(target.name + ".jsonl") if as_parquet else target
     out = shard_path(work, *shard) if shard else work
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
     try:
@@ -229,7 +234,7 @@ def bundle(args) -> int:
     card with the TEST figures (unless --eval-windows 0)."""
     import torch
 
-    from .bundle import export_bundle, load_folder, write_manifest
+    from .bundle import export_bundle, load_folder
     from .share import model_card
 
     parts = {part: getattr(args, part) for part in ("tokenizer", "denoiser", "ar", "judge", "nce")
@@ -245,7 +250,6 @@ def bundle(args) -> int:
     if args.eval_windows:
         res = figures(load_folder(out, name=args.name), args.corpus or DEFAULT_CORPUS, "test", args.eval_windows, 4, 0)
     (out / "README.md").write_text(model_card(out, args.name or out.name, res), encoding="utf-8")
-    write_manifest(out)
     print(json.dumps({"bundle": str(out), **res}) if args.json else f"bundle written to {out}")
     return 0
 
