@@ -124,11 +124,14 @@ def _no_constant(name: str):
 
 
 def _storable(rec: dict) -> str | None:
-    """Why a record cannot be written back as UTF-8 JSON (a lone surrogate from a \\ud800 escape), or None."""
+    """Why a record cannot be written back as UTF-8 JSON (a lone surrogate from a \\ud800 escape, a non-finite
+    number, or a value JSON has no type for: a date or bytes from a Parquet row), or None."""
     try:
         json.dumps(rec, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (UnicodeEncodeError, ValueError) as e:
         return f"cannot be stored as UTF-8 JSON ({type(e).__name__}: a lone surrogate or a non-finite number)"
+    except TypeError as e:
+        return f"a value JSON cannot hold ({str(e)[:80]})"
     return None
 
 

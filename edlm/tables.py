@@ -76,7 +76,7 @@ def read_table(path: str | Path, fmt: str, column: str | None) -> Iterator:
         if names is None:
             first = next(iter(ds), {})
             names = list(first)
-        batches = (rows for rows in _chunks(iter(ds), BATCH_ROWS))
+        batches = _chunks(iter(ds), BATCH_ROWS)
     else:
         ds = _need("datasets").load_from_disk(str(path))  # memory-mapped Arrow files
         if not hasattr(ds, "column_names") or isinstance(ds.column_names, dict):
@@ -94,10 +94,7 @@ def read_table(path: str | Path, fmt: str, column: str | None) -> Iterator:
                 yield BadRecord(no, f"column {column!r} is {'empty (null)' if text is None else type(text).__name__}"
                                     ", not text")
                 continue
-            try:
-                why = _storable(row)
-            except TypeError as e:  # a date, bytes or decimal value: no JSON for it
-                why = f"a value JSON cannot hold ({str(e)[:80]})"
+            why = _storable(row)
             yield BadRecord(no, why) if why else (row, text)
 
 

@@ -92,6 +92,10 @@ def test_hostile_tables_are_skipped_row_by_row_or_refused_in_one_line(tmp_path):
     assert got[0][1] == "fine text here"
     assert got[1].line == 2 and "null" in got[1].reason
     assert got[2].line == 3 and "JSON" in got[2].reason
+    import datetime
+
+    dated = write_parquet(tmp_path / "d.parquet", [{"body": "a dated row", "when": datetime.date(2026, 12, 1)}])
+    assert "JSON cannot hold" in next(read_table(dated, "parquet", "body")).reason
     ints = write_parquet(tmp_path / "i.parquet", [{"body": 5}])
     assert "int" in next(read_table(ints, "parquet", "body")).reason
     with pytest.raises(ValueError, match="no column 'text'"):
