@@ -9,8 +9,23 @@ from edlm.tokenizer import encode
 from . import models
 
 
-def mask_selection(text: str, start, end) -> str:
-    """Replace the selected characters with a [MASK:n] span of about as many tokens as they held."""
+# Span lengths a writer thinks in: words, converted to tokens at the text's own tokens per word.
+SPAN_WORDS = {"short": 4, "medium": 12, "long": 30}
+SPAN_LENGTHS = ["as selected", "short (~4 words)", "medium (~12 words)", "long (~30 words)", "let the model choose"]
+TOKENS_PER_WORD = 1.3  # where the text has too few words to measure its own (about this for English here)
+
+
+def span_tokens(text: str, words: int) -> int:
+    """About `words` words in tokens, at the tokens per word of `text` itself (the tokenizer of the page's model)."""
+    n_words = len(text.split())
+    rate = len(encode(models.get_bundle(models.MODEL).tokenizer, text)) / n_words if n_words >= 20 else \
+        TOKENS_PER_WORD
+    return max(1, min(LIMITS.max_span_tokens, round(words * rate)))
+
+
+def mask_selection(text: str, start, end, length: str = SPAN_LENGTHS[0]) -> str:
+    """Replace the selected characters with a span: [MASK:n] of about as many tokens as they held ("as
+    selected"), of a short, medium or long number of words, or [MASK] (the model chooses)."""
     if text is None or start is None or end is None or start == end:
         gr.Warning("select some text in the box first, then press Mask selection")
         return text
@@ -22,9 +37,36 @@ def mask_selection(text: str, start, end) -> str:
         raise gr.Error("the selection lies outside the text; select it again", print_exception=False)
     if start == end:
         raise gr.Error("select some text in the box first, then press Mask selection", print_exception=False)
-    tokens = encode(models.get_bundle(models.MODEL).tokenizer, text[start:end])
-    n = max(1, min(LIMITS.max_span_tokens, len(tokens)))
+    if length not in SPAN_LENGTHS:
+        raise gr.Error(f"unknown span length {length!r}: choose one of {', '.join(SPAN_LENGTHS)}",
+                       print_exception=False)
+    if length == SPAN_LENGTHS[-1]:
+        return f"{text[:start]}[MASK]{text[end:]}"
+    words = SPAN_WORDS.get(length.split(" ")[0])
+    if words:
+        n = span_tokens(text, words)
+    else:
+        tokens = encode(models.get_bundle(models.MODEL).tokenizer, text[start:end])
+        n = max(1, min(LIMITS.max_span_tokens, len(tokens)))
     return f"{text[:start]}[MASK:{n}]{text[end:]}"
+
+
+def keep_span(text: str, span: int, fill: str) -> str:
+    """The writer's text with span number `span` (1-based) replaced by `fill`, the other spans left to fill again:
+    a writer keeps the fill of one span and retries another."""
+    from edlm.spans import SpanSyntaxError, escape, span_markers
+
+    try:
+        marks = span_markers(text or "")
+        written = escape(fill)
+    except SpanSyntaxError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+    if not marks:
+        raise gr.Error("your text has no span left to keep a fill for", print_exception=False)
+    if not (isinstance(span, int) and 1 <= span <= len(marks)):
+        raise gr.Error(f"there is no span {span}: your text has {len(marks)}", print_exception=False)
+    a, b = marks[span - 1]
+    return text[:a] + written + text[b:]
 
 
 def rewrite_selection(result: str, start, end) -> str:

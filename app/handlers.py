@@ -19,7 +19,7 @@ from . import charts, models
 from .errors import LOG, logged_run, loggable, rejected, user_message
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, download_folder, read_upload
 from .guard import RunClock, guarded
-from .replay import Replay, candidate_rows, kept_note
+from .replay import CompareReplay, Replay, candidate_rows, kept_note
 from .words import domain_hint, status_line
 
 
@@ -237,19 +237,34 @@ def export_gif(replay: Replay | None) -> str:
     return run_gif(replay.frames, replay.total_steps, os.path.join(download_folder(), "edlm-run.gif"))
 
 
-def play_tick(replay: Replay | None, step):
+VIEWS = 8  # outputs of Replay.view (the main view); CompareReplay.view has 6
+
+
+def play_tick(replay: Replay | CompareReplay | None, step, views: int = VIEWS):
     """One tick of the play button: the next kept step, and the timer switched off at the end."""
     if replay is None or not replay.frames:
-        return (gr.Timer(active=False), gr.skip(), *(gr.skip(),) * 8)
+        return (gr.Timer(active=False), gr.skip(), *(gr.skip(),) * views)
     later = [f[0] for f in replay.frames if f[0] > int(step or 0)]
     nxt = later[0] if later else replay.last_step
     return (gr.Timer(active=bool(later) and nxt < replay.last_step), nxt, *replay.view(nxt))
 
 
-def start_play(replay: Replay | None, step, delay):
+def step_by(replay: Replay | CompareReplay | None, step, delta: int):
+    """Step back (-1) or forward (+1) through the kept steps of the last run, from where the slider is."""
+    if replay is None or not replay.frames:
+        raise gr.Error("run Generate first: the step buttons go through the steps of the last run",
+                       print_exception=False)
+    kept = [f[0] for f in replay.frames]
+    now = int(step or 0)
+    nxt = max((s for s in kept if s < now), default=kept[0]) if delta < 0 else \
+        min((s for s in kept if s > now), default=kept[-1])
+    return (nxt, *replay.view(nxt))
+
+
+def start_play(replay: Replay | CompareReplay | None, step, delay):
     """Play: from the start when the slider is at the end; ticks every `delay` seconds (at least 0.1)."""
     if replay is None or not replay.frames:
-        raise gr.Error("run Generate first, then press Play to replay it", print_exception=False)
+        raise gr.Error("run Generate (or Compare) first, then press Play to replay it", print_exception=False)
     first = replay.frames[0][0]
     begin = first if int(step or 0) >= replay.last_step else int(step)
     try:
@@ -306,7 +321,7 @@ def run_augment(lines: str, upload, text_field: str, n: int, rewrite: float, uni
         res: Result = item
         out_lines.append(json.dumps(res.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
         summary.add(res)
-        preview += [[res.index + 1, res.text, v.text, None if v.score is None else round(v.score, 3)]
+        preview += [[res.index + 1, v.text, None if v.score is None else round(v.score, 2), res.text]
                     for v in res.variants[:3]]
     path = os.path.join(download_folder(), f"{name}.variants.jsonl")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -345,33 +360,36 @@ def run_compare(text: str, sampler_a: str, sampler_b: str, steps: int, k: int, i
     a = guarded(infill_stream(bundle, text, sampler=sampler_a, **settings), clock)
     b = guarded(infill_stream(bundle, text, sampler=sampler_b, **settings), clock)
     last = [None, None]
-    masked, ess = {n: [] for n in names}, {n: [] for n in names}
+    kept = CompareReplay(Replay(k=k, text_chars=len(text), steps_planned=steps),
+                         Replay(k=k, text_chars=len(text), steps_planned=steps), names)
+    sides = (kept.left, kept.right)
     charted_at = 0.0
     for pair in itertools.zip_longest(a, b):
         for i, ev in enumerate(pair):
-            if ev is None:
-                continue
-            last[i] = ev
-            masked[names[i]].append((ev.step, ev.masked / max(1, ev.to_fill)))
-            if ev.is_step:
-                ess[names[i]].append((ev.step, ev.ess))
+            if ev is not None:
+                last[i] = ev
+                sides[i].add(ev, _highlight(ev.segments), status_line(ev, k))
         clock.steps += 1
         now, done = time.perf_counter(), all(e is not None and e.final for e in last)
         figs = (gr.skip(), gr.skip())
         if clock.steps == 1 or done or now - charted_at >= CHART_SECONDS:
             charted_at = now
-            figs = (charts.side_by_side(masked, "share of the span tokens still masked", "masked", [0, 1.05],
-                                        percent=True),
-                    charts.side_by_side(ess, f"effective sample size: 1 = one candidate won, {k} = all equal",
-                                        "ESS", [0, k + 0.5]))
+            figs = kept.charts_at(kept.last_step)
+        end = (kept, gr.update(maximum=kept.last_step, value=kept.last_step, visible=True)) if done else \
+            (gr.skip(), gr.skip())
         yield (_highlight(last[0].segments), status_line(last[0], k), _highlight(last[1].segments),
-               status_line(last[1], k), *figs)
+               status_line(last[1], k), *figs, *end)
         if delay and not done:
             clock.sleep(delay)
-    if clock.stopped:  # the writer's Stop: both sides keep what they have, and say where they stopped
+    if clock.stopped:  # the writer's Stop: both sides keep what they have, say where they stopped, and replay
         said = [gr.skip() if ev is None else f"**stopped** at step {ev.step} of {ev.total_steps} · " +
                 status_line(ev, k) for ev in last]
-        yield gr.skip(), said[0], gr.skip(), said[1], gr.skip(), gr.skip()
+        for side, ev, words in zip(sides, last, said):
+            if ev is not None:
+                side.stop(ev, _highlight(ev.segments), words)
+        end = (kept, gr.update(maximum=kept.last_step, value=kept.last_step, visible=True)) \
+            if all(side.frames for side in sides) else (gr.skip(), gr.skip())
+        yield (gr.skip(), said[0], gr.skip(), said[1], gr.skip(), gr.skip(), *end)
 
 
 MAX_VARIANTS = LIMITS.max_variants
@@ -410,35 +428,154 @@ def _variants(text, n, model=None, progress=None, *, clock: RunClock, **settings
         yield item
 
 
+def variant_chips(text: str, variant) -> list[tuple[str, str | None]]:
+    """A variant as chips: the writer's fixed text unlabelled, the fill of each span labelled "span i" (the whole
+    variant unlabelled if its text cannot be cut back into the template's parts)."""
+    from edlm.spans import parse
+
+    parts = parse(text).parts
+    fills = iter(variant.spans)
+    chips = [(part, None) if isinstance(part, str) else (next(fills, ""), f"span {n}")
+             for n, part in zip(_span_numbers(parts), parts)]
+    chips = [c for c in chips if c[0]]
+    return chips if "".join(c for c, _ in chips) == variant.text else [(variant.text, None)]
+
+
+def _span_numbers(parts) -> list[int]:
+    out, n = [], 0
+    for part in parts:
+        n += not isinstance(part, str)
+        out.append(n)
+    return out
+
+
+def span_colors(n: int) -> dict[str, str]:
+    """A colour per span label of the variant cards (cycling through a palette that reads on white)."""
+    palette = ["#f28e2b", "#4e79a7", "#59a14f", "#b07aa1", "#e15759", "#76b7b2", "#edc948", "#ff9da7"]
+    return {f"span {i + 1}": palette[i % len(palette)] for i in range(n)}
+
+
 @with_every_setting()
 def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window: float, temperature: float,
                  top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
                  remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress(), **more):
-    """The page's Variants button: N cards, best first, each with its score and a "use this" button; the note
-    shows the step while they compute."""
+    """The page's Variants button: N cards beside the result, best first, each fill highlighted by span with its
+    score and a "use this" button; then the state and choices for keeping one span's fill from one variant."""
     out = []
+    waiting = (*(gr.skip(),) * (2 * MAX_VARIANTS), gr.skip(), gr.skip(), gr.skip())
     for item in _variants(text, n, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
                           is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
                           remask=remask, final=final, **more):
         if isinstance(item, Tick):
-            yield [gr.update(visible=True), f"computing the variants: step {item.done} of {item.total}",
-                   *(gr.skip(),) * (2 * MAX_VARIANTS)]
+            yield [gr.update(visible=True), f"computing the variants: step {item.done} of {item.total}", *waiting]
         else:
             out = item
     if not out:  # only a Stop ends the stream without the ranked list
         yield [gr.update(visible=True), "**stopped** before the variants were ready (press Variants to run again)",
-               *(gr.skip(),) * (2 * MAX_VARIANTS)]
+               *waiting]
         return
+    n_spans = len(out[0].spans)
     cards = []
     for i in range(MAX_VARIANTS):
         if i < len(out):
             v = out[i]
             score = "no AR model to rank" if v.score is None else f"AR score {v.score:.2f} / token"
-            cards += [gr.update(value=v.text, label=f"#{i + 1} · {score} · seed {v.seed}", visible=True),
-                      gr.update(visible=True)]
+            cards += [gr.update(value=variant_chips(text, v), color_map=span_colors(n_spans),
+                                label=f"#{i + 1} · {score} · seed {v.seed}", visible=True), gr.update(visible=True)]
         else:
-            cards += [gr.update(value="", visible=False), gr.update(visible=False)]
-    note = (f"**{len(out)} variants**, best first (ranked by the AR model's score: the mean log-likelihood per "
-            "token of each fill and the words just after it; higher reads more fluently to it). Each seed "
-            "reproduces its variant with **Generate**.")
-    yield [gr.update(visible=True), note, *cards]
+            cards += [gr.update(value=None, visible=False), gr.update(visible=False)]
+    note = (f"**{len(out)} variants**, best first by the AR model's score (mean log-likelihood per token of the "
+            "fill and the words after it). **Use this** takes a whole variant; **Keep** one span's fill, and "
+            "Generate retries the others; a variant's seed reproduces it.")
+    state = {"text": text, "now": text, "fills": [v.spans for v in out], "kept": []}
+    spans = [f"span {i + 1}" for i in range(n_spans)]
+    yield [gr.update(visible=True), note, *cards, state,
+           gr.update(choices=spans, value=spans[0], visible=n_spans > 0),
+           gr.update(choices=[f"#{i + 1}" for i in range(len(out))], value="#1")]
+
+
+def keep_variant_span(state: dict | None, span: str, variant: str, current: str, history: list | None):
+    """Keep one span's fill from one variant: it goes into the writer's text (kept for Undo) in place of that
+    span's marker, and the other spans stay marked to fill again."""
+    from .editing import keep_span, replace_text
+
+    if not state:
+        raise gr.Error("press Variants first: Keep takes a span's fill from one of the variants",
+                       print_exception=False)
+    if current != state["now"]:
+        raise gr.Error("your text changed since these variants were made: press Variants again",
+                       print_exception=False)
+    try:
+        j, v = int(str(span).split()[-1]) - 1, int(str(variant).lstrip("#")) - 1
+        fill = state["fills"][v][j]
+    except (ValueError, IndexError):
+        raise gr.Error("choose a span and a variant from the lists", print_exception=False) from None
+    if j in state["kept"]:
+        raise gr.Error(f"span {j + 1} is kept already (Undo takes it back)", print_exception=False)
+    place = j + 1 - sum(1 for i in state["kept"] if i < j)  # spans kept before it are no longer markers
+    new = keep_span(current, place, fill)
+    state = {**state, "now": new, "kept": state["kept"] + [j]}
+    return (*replace_text(new, current, history), state)
+
+
+def lesson_choices(replay: Replay | None):
+    """After a run: the guided view's list of its IS steps (each with its ESS), starting at the step whose
+    weights chose most (the largest ESS below k: the energy weighed real alternatives), at stage 1."""
+    from .lesson import STAGES, guided_is
+
+    if replay is None or not replay.is_steps:
+        note = "<p>This run had no importance-sampling step (its sampler has no energy, or no step fell in the IS " \
+               "window): nothing to walk through. Choose an edlm sampler and press Generate.</p>"
+        return gr.update(choices=[], value=None), STAGES[0], note
+    choices = [(f"step {st[0]} · ESS {st[4]:.2f} of {len(st[1])}", i) for i, st in enumerate(replay.is_steps)]
+    best = max(range(len(replay.is_steps)), key=lambda i: replay.is_steps[i][4])
+    return gr.update(choices=choices, value=best), STAGES[0], lesson_view(replay, best, STAGES[0])
+
+
+def lesson_view(replay: Replay | None, which, stage: str) -> str:
+    """The guided IS step: IS step number `which` of the last run, explained up to `stage`."""
+    from .lesson import STAGES, guided_is
+
+    if replay is None or not replay.is_steps or which is None:
+        return "<p>Run Generate with an edlm sampler first.</p>"
+    st = replay.is_steps[max(0, min(len(replay.is_steps) - 1, int(which)))]
+    n = STAGES.index(stage) + 1 if stage in STAGES else 1
+    return guided_is(st, replay.revealed.get(st[0], []), n, replay.particles)
+
+
+def lesson_next(replay: Replay | None, which, stage: str):
+    """The guided view's Next: the next stage of this step, then stage 1 of the next IS step."""
+    from .lesson import STAGES
+
+    if replay is None or not replay.is_steps or which is None:
+        raise gr.Error("run Generate with an edlm sampler first", print_exception=False)
+    n = STAGES.index(stage) if stage in STAGES else 0
+    which = int(which)
+    if n + 1 < len(STAGES):
+        stage = STAGES[n + 1]
+    else:
+        which, stage = (which + 1) % len(replay.is_steps), STAGES[0]
+    return which, stage, lesson_view(replay, which, stage)
+
+
+def tokens_view(replay: Replay | None):
+    """After a run: the finished text, each filled token a chip to click, and an empty top-tokens chart."""
+    from .lesson import token_chips, top_chart
+
+    if replay is None or not replay.token_chips:
+        return [], top_chart("", [], None)
+    return token_chips(replay.token_chips), top_chart("", [], None)
+
+
+def tokens_pick(replay: Replay | None, evt: gr.SelectData):
+    """A clicked token of the finished text: the denoiser's top tokens at that position when it was written."""
+    from .lesson import chip_token, top_chart
+
+    if replay is None or not replay.token_chips:
+        raise gr.Error("run Generate first, then click a word of the fill", print_exception=False)
+    j = chip_token(replay.token_chips, evt.index if isinstance(evt.index, int) else None)
+    if j is None:
+        return top_chart("", [], None)
+    top = replay.top[j] if j < len(replay.top) else []
+    step = replay.revealed_at[j] if j < len(replay.revealed_at) else None
+    return top_chart(replay.token_chips[evt.index][0], top, step)

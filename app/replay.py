@@ -49,6 +49,9 @@ class Replay:
     revealed_at: list = field(default_factory=list)  # ... and the step that revealed it
     changes: dict = field(default_factory=dict)    # uniform noise: step -> times each span token was written
     stopped: bool = False                          # ended by the writer's Stop (its last frame: where it stopped)
+    revealed: dict = field(default_factory=dict)   # IS step -> the tokens it revealed from the kept candidate
+    top: list = field(default_factory=list)        # final: per filled token, the denoiser's likeliest tokens then
+    token_chips: list = field(default_factory=list)  # final: the text in pieces, each filled token its own
 
     @property
     def stride(self) -> int:
@@ -61,6 +64,8 @@ class Replay:
         if ev.is_step:
             self.is_steps.append((ev.step, ev.weights, ev.chosen, ev.candidates, ev.ess, ev.log_weights,
                                   kept_note(True, ev.segments), ev.ancestors))
+            self.revealed[ev.step] = [text.strip() for text, kind, _ in ev.segments
+                                      if kind in ("new", "rewritten") and text.strip()]
             self.particles = self.particles or ev.particles
         if ev.step % self.stride == 0 or ev.final or ev.step == 1:
             self.frames.append((ev.step, highlighted, status))
@@ -68,6 +73,7 @@ class Replay:
             self.changes[ev.step] = ev.changes
         if ev.final:
             self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
+            self.top, self.token_chips = ev.top, ev.token_chips
 
     def stop(self, ev, highlighted, status: str) -> None:
         """The run was stopped at `ev`: its last frame is that step, with the status saying so."""
@@ -114,3 +120,38 @@ class Replay:
                 table,
                 charts.changes_bar(self.pieces, self.changes[step]) if step in self.changes else
                 charts.revealed_at([p for p, _ in shown], [r for _, r in shown], self.total_steps))
+
+
+@dataclass
+class CompareReplay:
+    """A finished Compare run: each side kept as a Replay, scrubbed together (each side at its latest step at or
+    before the one asked), with the masked share and ESS of both charted up to that step."""
+    left: Replay
+    right: Replay
+    names: tuple = ("left", "right")
+
+    @property
+    def frames(self) -> list:
+        return [(s,) for s in sorted({f[0] for side in (self.left, self.right) for f in side.frames})]
+
+    @property
+    def last_step(self) -> int:
+        return max(self.left.last_step, self.right.last_step)
+
+    def side(self, replay: Replay, step: int) -> tuple:
+        frame = max((f for f in replay.frames if f[0] <= step), key=lambda f: f[0], default=replay.frames[0])
+        return frame[1], f"**replay: step {frame[0]} of {replay.last_step}** · " + frame[2].split(" · ", 1)[-1]
+
+    def charts_at(self, step: int) -> tuple:
+        sides = dict(zip(self.names, (self.left, self.right)))
+        k = max(self.left.k, self.right.k)
+        return (charts.side_by_side({n: [m for m in r.masked if m[0] <= step] for n, r in sides.items()},
+                                    "share of the span tokens still masked", "masked", [0, 1.05], percent=True),
+                charts.side_by_side({n: [(s[0], s[4]) for s in r.is_steps if s[0] <= step] for n, r in sides.items()},
+                                    f"effective sample size: 1 = one candidate won, {k} = all equal", "ESS",
+                                    [0, k + 0.5]))
+
+    def view(self, step: int) -> tuple:
+        """Left text and status, right text and status, the masked chart and the ESS chart at `step`."""
+        return (*self.side(self.left, step), *self.side(self.right, step), *self.charts_at(step))
+

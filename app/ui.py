@@ -13,11 +13,13 @@ from edlm.presets import load_bundle
 
 from . import tools
 from .charts import COLORS
-from .editing import get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
+from .editing import SPAN_LENGTHS, get_selection, mask_selection, redo, replace_text, rewrite_selection, undo
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, start_download_sweeper
 from .guard import mark_asked, request_stop
-from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, load_model, play_tick,
-                       run_augment, run_compare, run_infill, run_variants, show_step, start_play)
+from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, keep_variant_span, lesson_choices,
+                       lesson_next, lesson_view, load_model, play_tick, run_augment, run_compare, run_infill,
+                       run_variants, show_step, start_play, step_by, tokens_pick, tokens_view)
+from .lesson import STAGES
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .replay import CANDIDATE_HEADERS
 from .words import model_note
@@ -56,9 +58,12 @@ def build() -> gr.Blocks:
                                   max_length=LIMITS.max_text_chars,
                                   info=r"[MASK:n] = n tokens · [MASK] = length chosen · \[MASK] = a literal [MASK]")
                 with gr.Row():
-                    mask_btn = gr.Button("Mask selection", size="sm", elem_id="edlm-mask")
                     go_btn = gr.Button("Generate", variant="primary", elem_id="edlm-generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="edlm-stop")
+                with gr.Row(equal_height=True):
+                    mask_btn = gr.Button("Mask selection", size="sm", elem_id="edlm-mask", scale=1)
+                    span_len = Choice(SPAN_LENGTHS, value=SPAN_LENGTHS[0], label="as a span of", scale=2,
+                                      elem_id="edlm-span-length", min_width=160)
                 with gr.Row():
                     undo_btn = gr.Button("↶ Undo", size="sm", elem_id="edlm-undo")
                     redo_btn = gr.Button("↷ Redo", size="sm", elem_id="edlm-redo")
@@ -76,21 +81,26 @@ def build() -> gr.Blocks:
                     use_btn = gr.Button("Use this: put the result into your text", size="sm", elem_id="edlm-use")
                     rewrite_btn = gr.Button("Rewrite selection", size="sm", elem_id="edlm-rewrite")
                 status = gr.Markdown("Press **Generate**.", elem_id="edlm-status")
+                # Variants right under the result they are variants of (on a phone too): each fill coloured by
+                # span, a whole variant taken with Use this, or one span's fill kept while the others are retried.
+                with gr.Column(visible=False, elem_id="edlm-variant-box") as var_box:
+                    var_note = gr.Markdown()
+                    with gr.Row(equal_height=True):
+                        keep_which = Choice([], label="Keep the fill of", scale=1, min_width=110,
+                                            elem_id="edlm-keep-span")
+                        keep_from = Choice([], label="from variant", scale=1, min_width=110,
+                                           elem_id="edlm-keep-from")
+                        keep_btn = gr.Button("Keep; retry the other spans", size="sm", scale=2,
+                                             elem_id="edlm-keep")
+                    var_cards = []
+                    for i in range(MAX_VARIANTS):
+                        box = gr.HighlightedText(visible=False, combine_adjacent=False, show_legend=False,
+                                                 elem_id=f"edlm-variant-{i}", elem_classes=["edlm-flow"])
+                        btn = gr.Button("Use this", size="sm", visible=False, elem_id=f"edlm-use-{i}")
+                        var_cards.append((box, btn))
             # A full-width line of the same row (see CSS): under text and result, so a phone shows the result
             # right under the text and its buttons, before the examples.
             examples_slot = gr.Column(elem_id="edlm-examples")
-        with gr.Column(visible=False, elem_id="edlm-variant-box") as var_box:
-            var_note = gr.Markdown()
-            var_cards = []
-            for row in range(2):
-                with gr.Row():
-                    for col in range(MAX_VARIANTS // 2):
-                        with gr.Column(min_width=220):
-                            i = row * (MAX_VARIANTS // 2) + col
-                            box = gr.Textbox(lines=4, buttons=["copy"], interactive=False, visible=False,
-                                             elem_id=f"edlm-variant-{i}")
-                            btn = gr.Button("Use this", size="sm", visible=False, elem_id=f"edlm-use-{i}")
-                            var_cards.append((box, btn))
         with gr.Accordion("Settings: sampler, steps, candidates, order, weights, seed", open=False,
                           elem_id="edlm-settings"):
             with gr.Row():  # each control built from its setting's schema (edlm.limits.SETTINGS)
@@ -127,7 +137,9 @@ def build() -> gr.Blocks:
             with gr.Row():
                 replay_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last run", visible=False,
                                         elem_id="edlm-replay", scale=4)
+                back_btn = gr.Button("◀ Step", size="sm", elem_id="edlm-step-back", scale=1, min_width=70)
                 play_btn = gr.Button("▶ Play", size="sm", elem_id="edlm-play", scale=1)
+                fwd_btn = gr.Button("Step ▶", size="sm", elem_id="edlm-step-forward", scale=1, min_width=70)
                 delay = Slider(0, MAX_DELAY, value=0, step=0.05, label="Delay per step (s)", scale=2,
                                   elem_id="edlm-delay", info="slows a live run, and sets the replay speed")
                 with gr.Column(scale=1, min_width=160):
@@ -149,19 +161,46 @@ def build() -> gr.Blocks:
                                  "preferred)", wrap=True, elem_id="edlm-cands",
                                  column_widths=["6%", "14%", "16%", "22%", "42%"])
             reveal_plot = gr.Plot(label="When each token of the fill appeared")
+            with gr.Accordion("Lesson: one importance-sampling step, stage by stage", open=False,
+                              elem_id="edlm-lesson"):
+                with gr.Row(equal_height=True):
+                    lesson_step = Choice([], label="IS step of the last run", scale=2, elem_id="edlm-lesson-step")
+                    lesson_stage = gr.Radio(list(STAGES), value=STAGES[0], label="Stage", scale=4,
+                                            elem_id="edlm-lesson-stage")
+                    lesson_btn = gr.Button("Next ▶", size="sm", scale=1, elem_id="edlm-lesson-next")
+                lesson_html = gr.HTML("<p>Press Generate with an edlm sampler; then walk through one of its "
+                                      "importance-sampling steps here.</p>", elem_id="edlm-lesson-view")
+            with gr.Accordion("What the model hesitated between: click a word of the fill", open=False,
+                              elem_id="edlm-tokens"):
+                tokens_ht = gr.HighlightedText(label="The last run's text, each filled token on its own (click one)",
+                                               color_map={"filled": COLORS["filled"]}, combine_adjacent=False,
+                                               show_legend=False, show_inline_category=False,
+                                               elem_id="edlm-token-chips",
+                                               elem_classes=["edlm-flow"])
+                top_plot = gr.Plot(label="Top tokens at the clicked position", elem_id="edlm-top-tokens")
         with gr.Tab("Compare", elem_id="edlm-tab-compare"):
             gr.Markdown("The text above, the same settings and seed, through two samplers side by side.")
             with gr.Row():
                 sampler_a = setting_widget("sampler", "mdlm", label="Left", info=None)
                 sampler_b = setting_widget("sampler", "edlm-ar", label="Right", info=None)
-            cmp_btn = gr.Button("Compare", variant="primary")
+            with gr.Row():
+                cmp_btn = gr.Button("Compare", variant="primary", elem_id="edlm-compare", scale=3)
+                cmp_stop = gr.Button("Stop", variant="stop", elem_id="edlm-compare-stop", scale=1)
+            with gr.Row():  # the same replay controls as the Watch tab (its delay slider sets the speed)
+                cmp_step = gr.Slider(0, 1, value=0, step=1, label="Replay: step of the last comparison",
+                                     visible=False, elem_id="edlm-cmp-replay", scale=4)
+                cmp_back = gr.Button("◀ Step", size="sm", elem_id="edlm-cmp-back", scale=1, min_width=70)
+                cmp_play = gr.Button("▶ Play", size="sm", elem_id="edlm-cmp-play", scale=1)
+                cmp_fwd = gr.Button("Step ▶", size="sm", elem_id="edlm-cmp-forward", scale=1, min_width=70)
             with gr.Row():
                 with gr.Column():
                     live_a = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Left",
+                                                show_inline_category=False, show_legend=True,
                                                 elem_classes=["edlm-flow"])
                     status_a = gr.Markdown()
                 with gr.Column():
                     live_b = gr.HighlightedText(color_map=COLORS, combine_adjacent=False, label="Right",
+                                                show_inline_category=False, show_legend=True,
                                                 elem_classes=["edlm-flow"])
                     status_b = gr.Markdown()
             with gr.Row():
@@ -185,7 +224,9 @@ def build() -> gr.Blocks:
                 aug_btn = gr.Button("Rewrite", variant="primary", elem_id="edlm-aug-go")
                 aug_stop = gr.Button("Stop", variant="stop", elem_id="edlm-aug-stop")
             aug_note = gr.Markdown()
-            aug_table = gr.Dataframe(headers=["record", "source", "variant", "AR score / token"], wrap=True,
+            # the variant first and every column sized, so a phone shows it and a desktop cuts nothing off
+            aug_table = gr.Dataframe(headers=["#", "variant", "AR score", "source"], wrap=True,
+                                     column_widths=["6%", "48%", "14%", "32%"], elem_id="edlm-aug-table",
                                      label="Preview (up to 3 variants per record)")
             aug_out = gr.File(label="Download (JSON Lines)")
         with gr.Accordion("How it works", open=False):
@@ -227,9 +268,20 @@ def build() -> gr.Blocks:
         def stop(request: gr.Request) -> None:  # a request the session's runs see at their next step
             request_stop(request.session_hash)
 
-        go_btn.click(ask, inputs=[keep_seed, seed], outputs=[seed], api_visibility="private", queue=False).then(
+        private = dict(api_visibility="private")
+        lesson_outputs = [lesson_step, lesson_stage, lesson_html]
+
+        def after_run(event):  # the teacher's views follow every finished (or stopped) run
+            return event.then(lesson_choices, inputs=[replay], outputs=lesson_outputs, **private).then(
+                tokens_view, inputs=[replay], outputs=[tokens_ht, top_plot], **private)
+
+        after_run(go_btn.click(ask, inputs=[keep_seed, seed], outputs=[seed], queue=False, **private).then(
             run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs, api_name="infill",
-            concurrency_id="model")
+            concurrency_id="model"))
+        lesson_step.input(lesson_view, inputs=[replay, lesson_step, lesson_stage], outputs=[lesson_html], **private)
+        lesson_stage.input(lesson_view, inputs=[replay, lesson_step, lesson_stage], outputs=[lesson_html], **private)
+        lesson_btn.click(lesson_next, inputs=[replay, lesson_step, lesson_stage], outputs=lesson_outputs, **private)
+        tokens_ht.select(tokens_pick, inputs=[replay], outputs=[top_plot], **private)
         view_outputs = [live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot]
         replay_step.input(show_step, inputs=[replay, replay_step], outputs=view_outputs, api_visibility="private",
                           trigger_mode="always_last")
@@ -237,41 +289,65 @@ def build() -> gr.Blocks:
         gif_btn.click(export_gif, inputs=[replay], outputs=[export_file], api_visibility="private")
         play_btn.click(start_play, inputs=[replay, replay_step, delay], outputs=[timer, replay_step, *view_outputs],
                        api_visibility="private")
+        for btn, delta in ((back_btn, -1), (fwd_btn, 1)):
+            btn.click(lambda r, st, d=delta: step_by(r, st, d), inputs=[replay, replay_step],
+                      outputs=[replay_step, *view_outputs], **private)
         timer.tick(play_tick, inputs=[replay, replay_step], outputs=[timer, replay_step, *view_outputs],
                    api_visibility="private")
-        cmp_btn.click(run_compare, inputs=inputs_for(run_compare, controls, sampler_a=sampler_a, sampler_b=sampler_b),
-                      outputs=[live_a, status_a, live_b, status_b, cmp_masked, cmp_ess], api_name="compare",
-                      concurrency_id="model")
+        cmp_replay, cmp_timer = gr.State(None), gr.Timer(0.3, active=False)
+        cmp_views = [live_a, status_a, live_b, status_b, cmp_masked, cmp_ess]
+        def asked(request: gr.Request):  # the click, before the comparison waits in the queue (see guard)
+            mark_asked(request.session_hash)
+
+        cmp_btn.click(asked, queue=False, **private).then(
+            run_compare, inputs=inputs_for(run_compare, controls, sampler_a=sampler_a, sampler_b=sampler_b),
+            outputs=[*cmp_views, cmp_replay, cmp_step], api_name="compare", concurrency_id="model")
+        cmp_step.input(lambda r, st: r.view(int(st)) if r is not None else (gr.skip(),) * 6,
+                       inputs=[cmp_replay, cmp_step], outputs=cmp_views, trigger_mode="always_last", **private)
+        cmp_play.click(start_play, inputs=[cmp_replay, cmp_step, delay], outputs=[cmp_timer, cmp_step, *cmp_views],
+                       **private)
+        cmp_timer.tick(lambda r, st: play_tick(r, st, views=6), inputs=[cmp_replay, cmp_step],
+                       outputs=[cmp_timer, cmp_step, *cmp_views], **private)
+        for btn, delta in ((cmp_back, -1), (cmp_fwd, 1)):
+            btn.click(lambda r, st, d=delta: step_by(r, st, d), inputs=[cmp_replay, cmp_step],
+                      outputs=[cmp_step, *cmp_views], **private)
         aug_btn.click(run_augment, inputs=inputs_for(run_augment, controls, lines=aug_lines, upload=aug_file,
                                                      text_field=aug_field, n=aug_n, rewrite=aug_rewrite,
                                                      unit=aug_unit, keep=aug_keep),
                       outputs=[aug_table, aug_note, aug_out], api_name="augment", concurrency_id="model")
-        var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair]
+        var_state = gr.State(None)
+        var_outputs = [var_box, var_note] + [c for pair in var_cards for c in pair] + [var_state, keep_which,
+                                                                                       keep_from]
         var_btn.click(run_variants, inputs=inputs_for(run_variants, controls, n=var_n), outputs=var_outputs,
                       api_visibility="private", concurrency_id="model")
         tools.register()  # /fill, /variants, /augment_texts: typed endpoints for programs (and MCP tools)
         history, future = gr.State([]), gr.State([])
         keep = dict(outputs=[text, history, future], api_visibility="private")
         use_btn.click(replace_text, inputs=[plain, text, history], **keep)
-        for box, btn in var_cards:
-            btn.click(replace_text, inputs=[box, text, history], **keep)
+        for box, btn in var_cards:  # a card holds chips; its whole text goes into the writer's box
+            btn.click(lambda chips, t, h: replace_text("".join(c[0] if isinstance(c, (list, tuple)) else c["token"]
+                                                               for c in chips or []), t, h),
+                      inputs=[box, text, history], **keep)
+        keep_btn.click(keep_variant_span, inputs=[var_state, keep_which, keep_from, text, history],
+                       outputs=[text, history, future, var_state], **private)
         undo_btn.click(undo, inputs=[text, history, future], **keep)
         redo_btn.click(redo, inputs=[text, history, future], **keep)
         # Stop is a request each run sees at its next step: it ends normally, showing and keeping what it has
         # (cancelling the event instead would mark its outputs as failed and lose the run).
         stop_btn.click(stop, api_name="stop", queue=False)
+        cmp_stop.click(stop, api_visibility="private", queue=False, api_name="stop_compare")
         aug_stop.click(stop, api_visibility="private", queue=False, api_name="stop_augment")
-        mask_btn.click(lambda t, a, b, h: replace_text(mask_selection(t, a, b), t, h),
-                       inputs=[text, sel_start, sel_end, history], js=get_selection("edlm-text"), **keep)
+        mask_btn.click(lambda t, a, b, n, h: replace_text(mask_selection(t, a, b, n), t, h),
+                       inputs=[text, sel_start, sel_end, span_len, history], js=get_selection("edlm-text"), **keep)
         # Error correction by the writer: select words of the result, and only they are masked and refilled.
         def rewrite(result, start, end, current, past, request: gr.Request):  # a click that queues a run, as ask
             mark_asked(request.session_hash)
             return replace_text(rewrite_selection(result, start, end), current, past)
 
-        rewrite_btn.click(rewrite, inputs=[plain, sel_start, sel_end, text, history], js=get_selection("edlm-result"),
-                          **keep).success(
+        after_run(rewrite_btn.click(rewrite, inputs=[plain, sel_start, sel_end, text, history],
+                                    js=get_selection("edlm-result"), **keep).success(
             run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs, api_visibility="private",
-            concurrency_id="model")
+            concurrency_id="model"))
     return demo
 
 
@@ -293,11 +369,18 @@ SHORTCUTS = """() => {
 
 CSS = """
 @media (max-width: 640px) { .js-plotly-plot .modebar-container { display: none !important; } }
-#edlm-cands th, #edlm-cands th * { word-break: normal !important; overflow-wrap: normal !important; }
+#edlm-cands th, #edlm-cands th *, #edlm-aug-table th, #edlm-aug-table th * { word-break: normal !important;
+  overflow-wrap: normal !important; }
 #edlm-examples { flex: 1 1 100% !important; min-width: 100% !important; }
 #edlm-ready { display: none !important; }
 .edlm-flow .textfield { display: block !important; }
 .edlm-flow .token-container { display: inline !important; }
+.edlm-flow .text { word-break: normal !important; overflow-wrap: normal !important; }
+.edlm-guided { border-collapse: collapse; width: 100%; font-size: 0.9em; }
+.edlm-guided td, .edlm-guided th { border-bottom: 1px solid #e0e0e0; padding: 4px 6px; vertical-align: top;
+  text-align: left; word-break: normal; }
+.edlm-guided .edlm-kept td { background: #fdebd9; }
+.edlm-wbar { display: inline-block; height: 0.8em; background: #4e79a7; margin-right: 4px; max-width: 70%; }
 """
 
 

@@ -21,7 +21,7 @@ import torch
 from .energy import normalise, temper
 from .models.ar import forward_with_cache
 from .tokenizer import line_break_ids
-from .sampling import RowRandom, StepEvent, sample_categorical, shape_log_probs
+from .sampling import TOP_TOKENS, RowRandom, StepEvent, sample_categorical, shape_log_probs
 
 LOOKAHEAD = 32        # fixed tokens after a span that weigh its candidates
 CONTEXT = 768         # tokens of text before a span the AR model reads (a CPU-sized cap; SmolLM2 reads 8,192)
@@ -80,9 +80,11 @@ def draft(model, before: torch.Tensor, n: int, k: int, after: torch.Tensor, cfg,
     past.batch_repeat_interleave(k)
     prefix_past = copy.deepcopy(past) if lengths else None  # a [MASK] span scores each length from here
     logits = out.logits[:, -1].float().repeat_interleave(k, 0)  # [B*k, V]
-    calls, fills = 1, []
+    calls, fills, tops = 1, [], []
     for i in range(n):
-        log_q = shape_log_probs(logits.log_softmax(-1), cfg.temperature, cfg.top_p, banned)
+        log_p = logits.log_softmax(-1)
+        tops.append(log_p.topk(min(TOP_TOKENS, log_p.shape[-1]), dim=-1))  # what the AR model hesitated between
+        log_q = shape_log_probs(log_p, cfg.temperature, cfg.top_p, banned)
         u = gen.rand(k, 1, dtype=torch.float64)  # row b's k draws from its own stream: batch-independent
         tok = sample_categorical(log_q.double().exp().cumsum(-1), 1, u)  # [B*k, 1]
         fills.append(tok)
@@ -111,7 +113,10 @@ def draft(model, before: torch.Tensor, n: int, k: int, after: torch.Tensor, cfg,
             calls += 1
             tok_lp = lp.log_softmax(-1).gather(-1, rep.unsqueeze(-1)).squeeze(-1)
             scores[e] = tok_lp.sum(-1).view(B, k).cpu()
-    yield {"fills": fill.view(B, k, n).cpu(), "log_w": scores if lengths else scores[n], "ar_calls": calls}
+    top_ids = torch.stack([t.indices for t in tops], 1).view(B, k, n, -1).cpu()
+    top_probs = torch.stack([t.values.exp() for t in tops], 1).view(B, k, n, -1).cpu()
+    yield {"fills": fill.view(B, k, n).cpu(), "log_w": scores if lengths else scores[n], "ar_calls": calls,
+           "top_ids": top_ids, "top_probs": top_probs}
 
 
 def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[int] | None = None):
@@ -157,13 +162,17 @@ def run(bundle, ids: torch.Tensor, req, editable: torch.Tensor, row_seeds: list[
             cands = ids.unsqueeze(1).repeat(1, k, 1)
             cands[:, :, a:b] = fills
             ids[:, a:b] = fills[torch.arange(B), chosen]
+            top = {"top_ids": torch.full((B, N, item["top_ids"].shape[-1]), -1, dtype=torch.long),
+                   "top_probs": torch.zeros(B, N, item["top_ids"].shape[-1])}
+            for name in top:  # the kept fill's: the AR model's likeliest tokens as it drew each of its tokens
+                top[name][:, a:b] = item[name][torch.arange(B), chosen]
             step += 1
             last = si + 1 == len(spans)
             ev = StepEvent(step=step, total_steps=total, t=1.0 - step / total, s=1.0 - step / total,
                            tokens=ids.clone(), fixed=fixed, revealed=ids != prev, denoiser_calls=0,
                            energy_calls=si + 1, elapsed=time.perf_counter() - start, is_step=True,
                            candidates=cands, log_weights=log_w, weights=w, ess=ess, chosen=chosen,
-                           extra={"ar_calls": calls + item["ar_calls"] - (b - a)})
+                           extra={"ar_calls": calls + item["ar_calls"] - (b - a), **top})
             calls = ev.extra["ar_calls"]
             yield ev, Progress(0, 1, (0, N), 0, si + 1, calls, total, last)
 

@@ -83,7 +83,7 @@ class BenchConfig:
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
     report_only: bool = False  # tables and figures from the cells already in `out` (nothing is sampled)
     variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
-    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU]" (e.g. "mdlm+remdm")
+    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W]"
 
 
 # The plain samplers the grids and variant names start from, whatever the shipped defaults are (a variant's name
@@ -93,7 +93,7 @@ PLAIN = dict(unmask="random", remask="none", ar_weighting="ratio", final="sample
 
 # Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
 NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature", "ess": "target_ess",
-                     "resample": "resample_ess"}
+                     "resample": "resample_ess", "k": "k", "window": "is_window"}
 
 
 def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, seed: int) -> Request:
@@ -109,9 +109,11 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
         settings["ar_weighting"] = weighting
     for m in mods:
         key, eq, value = m.partition("=")
+        if eq and key in ("k", "window") and not weighted:
+            raise ValueError(f"variant modifier {m!r} in {spec!r}: {sampler} has no energy, so no candidates")
         if eq and key in NUMERIC_MODIFIERS:  # e.g. "edlm-ar+confidence+tau=2", "mdlm+temp=0.8+top-p=0.9"
             try:
-                settings[NUMERIC_MODIFIERS[key]] = float(value)
+                settings[NUMERIC_MODIFIERS[key]] = int(value) if key == "k" else float(value)
             except ValueError:
                 raise ValueError(f"variant modifier {m!r} in {spec!r} needs a number after '='") from None
             continue
@@ -124,8 +126,9 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
     return validate(**settings)
 
 
-def variant_name(req: Request, top_p: float | None = None) -> str:
-    """The variant spelling of a request (parse_variant's inverse); top-p is named when it differs from `top_p`."""
+def variant_name(req: Request, top_p: float | None = None, k: int | None = None, window: float | None = None) -> str:
+    """The variant spelling of a request (parse_variant's inverse); top-p, k and the IS window are named when they
+    differ from the grid's `top_p`, `k` and `window`."""
     weighted = get_sampler(req.sampler).energy == "ar" and not get_sampler(req.sampler).diffusion  # (SMC: product)
     name = req.sampler + ("/product" if weighted and req.ar_weighting == "product" else "")
     if req.unmask != "random":
@@ -140,6 +143,11 @@ def variant_name(req: Request, top_p: float | None = None) -> str:
         name += f"+ess={req.target_ess:g}"
     if req.resample_ess != 0.5:
         name += f"+resample={req.resample_ess:g}"
+    if get_sampler(req.sampler).energy is not None:
+        if k is not None and req.k != k:
+            name += f"+k={req.k}"
+        if window is not None and req.is_window != window:
+            name += f"+window={req.is_window:g}"
     if req.temperature != 1.0:
         name += f"+temp={req.temperature:g}"
     if top_p is not None and req.top_p != top_p:
@@ -227,7 +235,7 @@ def run_cell(bundle: Bundle, task: str, base: torch.Tensor, req: Request, cfg: B
     samples = torch.cat(outs)
     ppl, per = generative_perplexity(bundle.judge, samples, bundle.tokenizer.bos_token_id)
     n_batches = math.ceil(len(base) / cfg.batch)
-    name, weighted = variant_name(req, cfg.top_p), get_sampler(req.sampler).energy is not None
+    name, weighted = variant_name(req, cfg.top_p, cfg.ks[0], cfg.windows[0]), get_sampler(req.sampler).energy is not None
     return Cell(task=task, sampler=name, steps=req.steps, k=req.k if weighted else 1,
                 is_window=req.is_window if weighted else 0.0, samples=len(samples),
                 judge_ppl=ppl, judge_ppl_sd=statistics.pstdev(per), entropy=unigram_entropy(samples),

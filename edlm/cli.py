@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
                    "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]"
-                   "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R])")
+                   "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R][+k=K][+window=W])")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)

@@ -12,6 +12,7 @@ import statistics
 from .samplers import has_energy
 
 TEMP = re.compile(r"\+temp=([0-9.]+)")
+ENERGY_ONLY = {"k", "window", "tau", "ess", "resample"}  # variant modifiers an energy-free twin does not have
 
 
 def family_of(name: str) -> tuple[str, float]:
@@ -70,6 +71,7 @@ def frontier(cells: list) -> dict:
         base, _, mods = fam.partition("+")
         if not has_energy(base):
             continue
+        mods = "+".join(m for m in mods.split("+") if m and m.partition("=")[0] not in ENERGY_ONLY)
         twin = "mdlm" + ("+" + mods if mods else "")
         if (task, steps, twin) not in at:
             continue

@@ -59,8 +59,26 @@ class InfillEvent:
     revealed_at: list[int] = field(default_factory=list)  # per masked token, the step that revealed it (-1: not yet)
     pieces: list[str] = field(default_factory=list)       # per masked token, its text (final event)
     ids: list[int] = field(default_factory=list)          # all token ids of the layout (final event)
+    top: list[list[tuple[str, float]]] = field(default_factory=list)  # per masked token, the denoiser's likeliest
+    #                                     tokens and probabilities when it was written (final event; [] if none)
+    token_chips: list[tuple[str, int | None]] = field(default_factory=list)  # the final text in pieces: fixed
+    #                                     text (None) and each masked token's own text (its index), in order
     lengths: list[int] = field(default_factory=list)
     length_scores: dict[int, float] = field(default_factory=dict)
+
+
+def _token_view(tok, layout, row: list[int], span_pos: list[int], top_ids, top_probs, r: int) -> tuple[list, list]:
+    """The final text cut into each masked token's own piece (for clicking one), and per masked token the
+    denoiser's likeliest tokens when it was written."""
+    from .tokenizer import decode
+
+    index = {p: j for j, p in enumerate(span_pos)}
+    kinds = [f"t{index[p]}" if p in index else "filled" for p in range(len(row))]
+    chips = [(text, None if kind == "fixed" else int(kind[1:])) for text, kind, _ in layout.segments(tok, row, kinds)]
+    top = [] if top_ids is None else [
+        [(decode(tok, [i]), round(float(pr), 4)) for i, pr in zip(top_ids[r, p].tolist(), top_probs[r, p].tolist())
+         if i >= 0] for p in span_pos]
+    return top, chips
 
 
 def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request, batch: int = 1,
@@ -76,6 +94,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     uniform = bundle.process == "uniform"  # no masks: all is noise
     revealed_at = torch.full(ids.shape, -1)
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
+    top_ids = top_probs = None  # the denoiser's likeliest tokens at each position when it was last written
     step, start = 0, time.perf_counter()
     for ev, prog in run(bundle, ids, req, editable):
         step += 1
@@ -85,6 +104,12 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
         revealed_at[:, a:b][written_now] = step
         writes[:, a:b] += written_now.long()
         revealed_at[:, a:b][ev.tokens == tok.mask_token_id] = -1  # masked again (remasking)
+        if render and "top_ids" in ev.extra:
+            if top_ids is None:
+                n = ev.extra["top_ids"].shape[-1]
+                top_ids, top_probs = torch.full((*ids.shape, n), -1), torch.zeros(*ids.shape, n)
+            top_ids[:, a:b][written_now] = ev.extra["top_ids"][written_now]
+            top_probs[:, a:b][written_now] = ev.extra["top_probs"][written_now]
         events = []
         for r in range(batch):
             row = ids[r].tolist()
@@ -111,6 +136,8 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                 e.spans = layout.render(tok, row)[1]
                 e.pieces = [decode(tok, [row[p]]) for p in span_pos]
                 e.ids = row
+                if render:
+                    e.top, e.token_chips = _token_view(tok, layout, row, span_pos, top_ids, top_probs, r)
                 if step < prog.total_steps:
                     e.ended_early = f"all {len(span_pos)} tokens filled at step {step} of {prog.total_steps}"
             if ev.is_step and render:

@@ -168,6 +168,22 @@ class Proposal:
         return sample_categorical(self.cdf, k, u)
 
 
+TOP_TOKENS = 5  # the denoiser's likeliest tokens kept per predicted position and step (what it hesitated between)
+
+
+def top_tokens(q: Proposal, n: int = TOP_TOKENS) -> dict:
+    """The denoiser's n likeliest tokens (before temperature and top-p) and their probabilities at every position
+    it predicted this step, as ids and probabilities [B, L, n] on the CPU (-1 and 0 where it predicted nothing)."""
+    B, L = q.masked.shape
+    n = min(n, q.log_p.shape[-1])
+    ids, probs = torch.full((B, L, n), -1, dtype=torch.long), torch.zeros(B, L, n)
+    if q.log_p.shape[0]:
+        top = q.log_p.topk(n, dim=-1)
+        where = q.masked.cpu()
+        ids[where], probs[where] = top.indices.cpu(), top.values.exp().cpu()
+    return {"top_ids": ids, "top_probs": probs}
+
+
 def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepEvent:
     return StepEvent(step=step, total_steps=cfg.steps, t=t, s=s, tokens=x.cpu(), fixed=fixed.cpu(),
                      revealed=(x != prev).cpu(), denoiser_calls=calls, energy_calls=ecalls,
@@ -215,6 +231,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             x0 = x.clone()
             greedy = cfg.final == "greedy" and s <= 0  # the last step keeps each position's likeliest token
             x0[masked] = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
+        info["extra"] = {**info.get("extra", {}), **top_tokens(q)}
         ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
         prev = x

@@ -26,7 +26,7 @@ from .energy import Energy, normalise, temper
 from .noise import Schedule
 from .processes import process_for
 from .rand import RowRandom
-from .sampling import Proposal, SamplerConfig, StepEvent, time_grid
+from .sampling import Proposal, SamplerConfig, StepEvent, time_grid, top_tokens
 from .transitions import StepContext
 
 
@@ -89,6 +89,7 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
                         weights=w.cpu(), ess=ess.cpu())
         ctx = StepContext(x=P, x0=x0, masked=masked, editable=edit, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
+        top = top_tokens(q)  # every particle's; the shown one's is picked below
         P, again = process.step(ctx, cfg)
         w, ess = normalise(log_w)
         left = bool(process.predicted(P, edit).any())  # some particle still has positions to write
@@ -112,6 +113,8 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
             log_w = torch.where(low.unsqueeze(-1), torch.zeros_like(log_w), log_w)
             choice = (ancestors == choice.unsqueeze(-1)).double().argmax(-1)  # a descendant of the heaviest
             extra.update(ancestors=ancestors.cpu(), resampled=low.cpu())
+        shown_particle = (rows.cpu() * k + (choice if ancestors is None else ancestors[rows, choice]).cpu())
+        extra.update({name: v[shown_particle] for name, v in top.items()})  # what its proposal hesitated between
         out = P.view(B, k, L)[rows, choice]
         prev = out if shown is None else shown
         shown = out

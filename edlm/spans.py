@@ -93,6 +93,21 @@ def parse(text: str, require_span: bool = True) -> Template:
     return template
 
 
+def span_markers(text: str) -> list[tuple[int, int]]:
+    """The [start, end) character range of each span's marker in `text`, in reading order (escapes skipped), for
+    editing one span in place; raises SpanSyntaxError where `parse` would."""
+    parse(text, require_span=False)
+    return [(m.start(), m.end()) for m in _TOKEN.finditer(text) if not m.group(0).startswith("\\")]
+
+
+def escape(fixed: str) -> str:
+    """`fixed` written so that `parse` reads it back as fixed text ("[MASK" becomes "\\[MASK"); a backslash right
+    before "[MASK" cannot be written in the span syntax, so that is refused."""
+    if "\\[MASK" in fixed:
+        raise SpanSyntaxError("the text has a backslash right before [MASK, which the span syntax cannot write")
+    return fixed.replace("[MASK", "\\[MASK")
+
+
 def split_decoded(tokenizer, ids: list[int], kinds: list[str], mask_text: str) -> list[tuple[str, str]]:
     """(text, kind) runs of a span's tokens. Each stretch of unmasked tokens is decoded as a whole, so a character
     whose bytes came in separate tokens (and separate steps) is never garbled; a run boundary that falls inside

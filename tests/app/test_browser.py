@@ -176,8 +176,8 @@ def test_writer_flow_result_copy_variants_use_and_rewrite(page):
     assert page.evaluate("navigator.clipboard.readText()") == text
 
     page.locator("#edlm-variants").click()
-    page.wait_for_selector("#edlm-variant-3 textarea", timeout=WAIT_MS)
-    fills = [page.locator(f"#edlm-variant-{i} textarea").input_value() for i in range(4)]
+    page.wait_for_selector("#edlm-use-3", state="visible", timeout=WAIT_MS)
+    fills = [variant_text(page, i) for i in range(4)]
     assert len(set(fills)) > 1 and all(f.endswith(" is at peace with all nations.") for f in fills)
     assert not page.locator("#edlm-variant-4").is_visible()
     page.locator("#edlm-use-2").click()
@@ -206,6 +206,130 @@ def test_writer_flow_result_copy_variants_use_and_rewrite(page):
                            timeout=WAIT_MS)
     page.locator("#edlm-redo").click()
     page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {masked!r}", timeout=WAIT_MS)
+
+
+def variant_text(page, i: int) -> str:
+    """A variant card's text as the writer reads it (its chips' words, without the span labels)."""
+    return page.evaluate(f"""() => [...document.querySelectorAll('#edlm-variant-{i} .token-container')]
+        .map(c => c.querySelector('.text') ? c.querySelector('.text').innerText : c.innerText).join('')""")
+
+
+def test_variants_beside_the_result_and_keeping_one_spans_fill(page):
+    """Variants appear right under the result, each span's fill coloured; Keep takes one span's fill from one
+    variant into the text and leaves the other span masked, so Generate retries only it; Undo takes it back."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    box = page.locator("#edlm-text textarea")
+    text = "The [MASK:4] of the Union is strong, and our [MASK:5] grows every year."
+    box.fill(text)
+    page.locator("#edlm-generate").click()
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('done')", timeout=WAIT_MS)
+    page.locator("#edlm-variants").click()
+    page.wait_for_selector("#edlm-use-1", state="visible", timeout=WAIT_MS)
+    result, card = page.locator("#edlm-result").bounding_box(), page.locator("#edlm-variant-0").bounding_box()
+    examples = page.locator("#edlm-examples").bounding_box()
+    assert result["y"] < card["y"] < examples["y"] and abs(card["x"] - result["x"]) < 40  # in the result's column
+    fills = dict(page.evaluate("""() => [...document.querySelectorAll('#edlm-variant-1 .token.highlighted')]
+        .map(t => [t.querySelector('.label').textContent, t.querySelector('.text').textContent])"""))
+    assert set(fills) <= {"span 1", "span 2"} and fills  # the fills are coloured and labelled, fixed text is not
+    assert page.locator("#edlm-variant-1 .token:not(.highlighted)").count() >= 2
+    second = variant_text(page, 1)
+    prefix = "The "
+    fill_1 = second[len(prefix):second.index(" of the Union is strong, and our ")]
+    assert fills.get("span 1", "") == fill_1
+    page.locator("#edlm-keep-span input").fill("span 1")
+    page.locator("#edlm-keep-span input").press("Enter")
+    page.locator("#edlm-keep-from input").fill("#2")
+    page.locator("#edlm-keep-from input").press("Enter")
+    page.locator("#edlm-keep").click()
+    kept = text.replace("[MASK:4]", fill_1)
+    page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {kept!r}", timeout=WAIT_MS)
+    before = page.locator("#edlm-status").inner_text()
+    page.locator("#edlm-generate").click()
+    page.wait_for_function(f"(s => s !== {before!r} && s.includes('5 of 5 tokens filled') && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
+    assert page.locator("#edlm-result textarea").input_value().startswith(prefix + fill_1 + " of the Union")
+    page.locator("#edlm-undo").click()
+    page.wait_for_function(f"document.querySelector('#edlm-text textarea').value === {text!r}", timeout=WAIT_MS)
+
+
+def test_a_selection_becomes_a_span_of_words(page):
+    box = page.locator("#edlm-text textarea")
+    box.fill("We hold these truths to be self-evident.")
+    page.locator("#edlm-span-length input").fill("let the model choose")
+    page.locator("#edlm-span-length input").press("Enter")
+    box.evaluate("el => { el.focus(); el.setSelectionRange(14, 20); }")  # "truths"
+    page.locator("#edlm-mask").click()
+    page.wait_for_function("document.querySelector('#edlm-text textarea').value === "
+                           "'We hold these [MASK] to be self-evident.'", timeout=WAIT_MS)
+    page.locator("#edlm-span-length input").fill("as selected")
+    page.locator("#edlm-span-length input").press("Enter")
+
+
+def test_the_teachers_lesson_step_buttons_guided_step_and_top_tokens(page):
+    """After a run: the step buttons walk the replay; the guided view shows one IS step stage by stage (the kept
+    candidate marked at stage 4); clicking a filled word charts the denoiser's top tokens there."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
+    set_steps(page, 8)
+    page.locator("#edlm-generate").click()
+    page.wait_for_function("(s => s.includes('8 of 8 tokens filled') && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
+    page.get_by_role("tab", name="Watch").click()
+    page.locator("#edlm-step-back").click()
+    page.wait_for_function("document.querySelector('#edlm-status').innerText.match(/replay: step (\\d+) of "
+                           "(\\d+)/) && RegExp.$1 !== RegExp.$2", timeout=WAIT_MS)
+    shown = page.locator("#edlm-status").inner_text()
+    page.locator("#edlm-step-forward").click()
+    page.wait_for_function(f"document.querySelector('#edlm-status').innerText !== {shown!r}", timeout=WAIT_MS)
+
+    page.locator("#edlm-lesson").get_by_text("Lesson: one importance-sampling step").click()
+    page.wait_for_function("document.querySelector('#edlm-lesson-view').innerText.includes('stage 1')",
+                           timeout=WAIT_MS)
+    for _ in range(4):
+        page.locator("#edlm-lesson-next").click()
+        page.wait_for_timeout(300)
+    page.wait_for_function("document.querySelector('#edlm-lesson-view').innerText.includes('Stage 5')",
+                           timeout=WAIT_MS)
+    assert page.locator("#edlm-lesson-view tr.edlm-kept").count() == 1
+    page.locator("#edlm-lesson-view").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#edlm-lesson").screenshot(path=str(SHOTS / "lesson.png"))
+
+    page.locator("#edlm-tokens").get_by_text("What the model hesitated between").click()
+    chip = page.locator("#edlm-token-chips .token-container").nth(1)  # the first filled token after "The "
+    chip.wait_for(state="visible", timeout=WAIT_MS)
+    chip.click()
+    page.wait_for_function("(document.querySelector('#edlm-top-tokens .gtitle') || {}).textContent"
+                           "?.includes(\"the model's top tokens\")", timeout=WAIT_MS)
+    page.locator("#edlm-tokens").screenshot(path=str(SHOTS / "top_tokens.png"))
+    set_steps(page, 32)
+
+
+def test_compare_replays_and_stops_like_the_main_view(page, app_log):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
+    set_steps(page, 8)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#edlm-compare").click()
+    page.wait_for_selector("#edlm-cmp-replay", state="visible", timeout=WAIT_MS)
+    page.locator("#edlm-cmp-back").click()
+    page.wait_for_function("document.querySelector('#edlm-tab-compare').innerText.includes('replay: step')",
+                           timeout=WAIT_MS)
+    page.locator("#edlm-cmp-play").click()
+    page.wait_for_function("document.querySelector('#edlm-tab-compare').innerText.match(/replay: step (\\d+) of "
+                           "\\1\\b/)", timeout=WAIT_MS)
+    # a long comparison, stopped: both sides end normally and say where
+    page.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 3))
+    set_steps(page, 256)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#edlm-compare").click()
+    page.wait_for_function("/step \\d+ \\/ (\\d{3,})/.test(document.querySelector('#edlm-tab-compare').innerText)",
+                           timeout=WAIT_MS)  # running, hundreds of steps to go
+    page.locator("#edlm-compare-stop").click()
+    page.wait_for_function("document.querySelector('#edlm-tab-compare').innerText.includes('stopped at step')",
+                           timeout=WAIT_MS)
+    assert page.locator("#edlm-tab-compare .error, #edlm-tab-compare [data-testid=error]").count() == 0
+    set_steps(page, 32)
 
 
 def test_replay_slider_and_play_show_earlier_steps(page):
@@ -278,3 +402,44 @@ def test_the_denoising_view_never_breaks_a_line_inside_a_word(page, app_url):
     }""")
     phone.close()
     assert broken[0] > 10 and broken[1] == [], broken
+
+
+def test_generate_again_draws_a_new_seed_and_the_run_downloads(page):
+    """Pressing Generate again retries with a new seed (shown), unless the writer keeps it; the finished run
+    downloads as JSON and as a GIF from the Watch tab."""
+    import re
+
+    page.locator("#edlm-text textarea").fill("The [MASK:6] of the Union is strong.")
+    seeds = ["none yet"]
+    for _ in range(2):  # each run's status names its seed: wait for one other than the last run's
+        page.locator("#edlm-generate").click()
+        page.wait_for_function(f"(s => /seed \\d+/.test(s) && !s.includes('seed {seeds[-1]} ') && s.includes('done')"
+                               " && !s.includes('processing'))(document.querySelector('#edlm-status').innerText)",
+                               timeout=WAIT_MS)
+        seeds.append(re.search(r"seed (\d+)", page.locator("#edlm-status").inner_text()).group(1))
+    assert len(set(seeds)) == 3
+    page.get_by_role("tab", name="Watch").click()
+    for button, name in (("#edlm-export", "edlm-run.json"), ("#edlm-export-gif", "edlm-run.gif")):
+        page.locator(button).click()
+        page.wait_for_function(f"[...document.querySelectorAll('#edlm-export-file a')].some(a => "
+                               f"(a.href || '').endsWith({name!r}))", timeout=WAIT_MS)
+
+
+def test_the_augment_preview_fits_a_desktop_and_a_phone(page, app_url):
+    """Every column of the preview is on screen, the variant first, and headers wrap by word, not by letter."""
+    for width, height in ((1280, 900), (390, 844)):
+        tab = page.context.browser.new_page(viewport={"width": width, "height": height})
+        open_app(tab, app_url)
+        tab.get_by_role("tab", name="Augment").click()
+        tab.locator("#edlm-aug-lines textarea").fill("The state of the Union is strong and our people are free.\n"
+                                                   "We shall pay the public debt in full and on time.")
+        tab.locator("#edlm-aug-go").click()
+        tab.wait_for_function("document.querySelector('#edlm-tab-augment').innerText.includes('variants kept')",
+                              timeout=WAIT_MS)
+        heads = tab.evaluate("""() => [...document.querySelectorAll('#edlm-aug-table th')].map(th => {
+            const r = th.getBoundingClientRect(); return [th.innerText.trim(), r.left, r.right, r.height]; })""")
+        heads = [h for h in heads if h[0]]
+        assert [h[0] for h in heads][:2] == ["#", "variant"]
+        assert all(0 <= left and right <= width + 1 for _, left, right, _ in heads), heads
+        assert all(h[3] < 80 for h in heads), heads  # a header of one or two lines, never a letter per line
+        tab.close()
