@@ -103,6 +103,12 @@ def test_a_temperature_sweep_is_read_at_real_texts_diversity(bundle, corpus, tmp
 
     with pytest.raises(ValueError, match="needs a number"):
         parse_variant("mdlm+temp=hot", 8, 4, 0.5, 1.0, 0)
+    paper = parse_variant("edlm-ar+k=2+window=0.4+top-p=1", 8, 4, 0.5, 0.95, 0)  # the paper's IS setting
+    assert (paper.k, paper.is_window, paper.top_p) == (2, 0.4, 1.0)
+    assert variant_name(paper, 0.95, 4, 0.5) == "edlm-ar+k=2+window=0.4+top-p=1"
+    assert variant_name(parse_variant("edlm-ar", 8, 4, 0.5, 0.95, 0), 0.95, 4, 0.5) == "edlm-ar"
+    with pytest.raises(ValueError, match="has no energy"):
+        parse_variant("mdlm+k=2", 8, 4, 0.5, 1.0, 0)
     assert all("temp=" in v for v in PRESETS["frontier"]["variants"])
     cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
                       windows=(0.5,), variants=("mdlm+temp=0.3", "mdlm+temp=1.0", "mdlm+temp=3.0"),
