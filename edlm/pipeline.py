@@ -17,6 +17,7 @@ from .limits import GENERATE_TEMPERATURE, LIMITS, validate
 from .runner import (Tick, check_work, choose_lengths, layout_editable, length_steps, run, score_fill,
                      with_bundle_defaults, work_steps)
 from .samplers import get_sampler
+from .sampling import TOP_TOKENS
 from .spans import Span, Template, build_layout, parse
 from .tokenizer import decode
 
@@ -96,7 +97,7 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     top_ids = top_probs = None  # the denoiser's likeliest tokens at each position when it was last written
     step, start = 0, time.perf_counter()
-    for ev, prog in run(bundle, ids, req, editable):
+    for ev, prog in run(bundle, ids, req, editable, top_tokens=TOP_TOKENS if render else 0):
         step += 1
         last_step = prog.last
         a, b = prog.span

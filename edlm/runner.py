@@ -85,12 +85,14 @@ class Progress:
 
 
 def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
-        row_seeds: list[int] | None = None, banned: tuple[int, ...] | None = None) -> Iterator[tuple]:
+        row_seeds: list[int] | None = None, banned: tuple[int, ...] | None = None,
+        top_tokens: int = 0) -> Iterator[tuple]:
     """Fill every editable position of ids [B, N] window by window, in place; fixed text is never written.
     `editable` is bool [N] (the layout's span positions, the same for every row), or bool [B, N] (rows with
     spans of their own, e.g. augmentation's; then the rows must fit one window). `row_seeds` gives row b the
     random stream of a batch-of-one run with that seed (default: rows derived from req.seed); `banned` replaces
-    the tokens a fill may not contain (default `banned_ids`). Yields (StepEvent, Progress) after every step."""
+    the tokens a fill may not contain (default `banned_ids`); `top_tokens` > 0 has each step report the model's
+likeliest tokens per predicted position (the app's teaching view). Yields (StepEvent, Progress) after every step."""
     sampler = get_sampler(req.sampler)
     per_row = editable.dim() == 2
     if per_row and ids.shape[1] > bundle.window:
@@ -105,7 +107,8 @@ def run(bundle: Bundle, ids: torch.Tensor, req: Request, editable: torch.Tensor,
     banned = banned_ids(bundle.tokenizer) if banned is None else banned
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
                     banned=banned, unmask=req.unmask, remask=req.remask, final=req.final,
-                    is_temperature=req.is_temperature, resample_ess=req.resample_ess, target_ess=req.target_ess)
+                    is_temperature=req.is_temperature, resample_ess=req.resample_ess, target_ess=req.target_ess,
+                    top_tokens=top_tokens)
     if sampler.autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())

@@ -41,6 +41,7 @@ class SamplerConfig:
     is_temperature: float = 1.0  # importance log-weights are divided by this before normalising
     resample_ess: float = 0.5    # particle samplers: resample when the ESS falls below this share of k
     target_ess: float = 0.0      # > 0: temper each step's weights, as little as needed, to this ESS share of k
+    top_tokens: int = 0          # > 0: each step reports the denoiser's likeliest tokens per predicted position
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -231,7 +232,8 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
             x0 = x.clone()
             greedy = cfg.final == "greedy" and s <= 0  # the last step keeps each position's likeliest token
             x0[masked] = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
-        info["extra"] = {**info.get("extra", {}), **top_tokens(q)}
+        if cfg.top_tokens:  # for the teaching view only: bulk work does not pay for it
+            info["extra"] = {**info.get("extra", {}), **top_tokens(q, cfg.top_tokens)}
         ctx = StepContext(x=x, x0=x0, masked=masked, editable=editable, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
         prev = x

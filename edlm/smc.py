@@ -89,7 +89,7 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
                         weights=w.cpu(), ess=ess.cpu())
         ctx = StepContext(x=P, x0=x0, masked=masked, editable=edit, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
-        top = top_tokens(q)  # every particle's; the shown one's is picked below
+        top = top_tokens(q, cfg.top_tokens) if cfg.top_tokens else {}  # every particle's; the shown one's below
         P, again = process.step(ctx, cfg)
         w, ess = normalise(log_w)
         left = bool(process.predicted(P, edit).any())  # some particle still has positions to write

@@ -126,3 +126,18 @@ def test_the_lesson_names_the_is_temperature_a_tempered_step_used():
     assert "÷ 5.0" in guided_is(step, [], 3) and "÷" not in guided_is((2, [0.5, 0.5], 0, ["a", "b"], 2.0,
                                                                         [0.0, 0.0], "", None), [], 3)
     assert temperature_of(None, w) is None and temperature_of([0.0, -50.0], [1.0, 0.0]) is None
+
+
+def test_bulk_sampling_does_not_compute_top_tokens(bundle):
+    """The top tokens are for the teaching view: the runner computes them only when asked."""
+    import torch
+
+    from edlm.limits import validate
+    from edlm.runner import run
+
+    ids = torch.full((2, 12), bundle.tokenizer.mask_token_id)
+    editable = torch.ones(12, dtype=torch.bool)
+    req = validate(sampler="mdlm", steps=4, seed=0)
+    assert all("top_ids" not in ev.extra for ev, _ in run(bundle, ids.clone(), req, editable))
+    asked = [ev.extra["top_ids"] for ev, _ in run(bundle, ids.clone(), req, editable, top_tokens=3)]
+    assert asked[0].shape == (2, 12, 3) and bool((asked[0] >= 0).all())  # every position predicted at step 1
