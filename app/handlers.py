@@ -494,6 +494,15 @@ def run_variants(text: str, n: int, sampler: str, steps: int, k: int, is_window:
            gr.update(choices=[f"#{i + 1}" for i in range(len(out))], value="#1")]
 
 
+def use_variant(chips, current: str, history: list | None):
+    """A variant card's Use this: its whole text (the chips joined, as Gradio sends them back) into the writer's
+    box, kept for Undo."""
+    from .editing import replace_text
+
+    text = "".join(c[0] if isinstance(c, (list, tuple)) else c.get("token", "") for c in chips or [])
+    return replace_text(text, current, history)
+
+
 def keep_variant_span(state: dict | None, span: str, variant: str, current: str, history: list | None):
     """Keep one span's fill from one variant: it goes into the writer's text (kept for Undo) in place of that
     span's marker, and the other spans stay marked to fill again."""

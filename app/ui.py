@@ -18,7 +18,7 @@ from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, star
 from .guard import mark_asked, request_stop
 from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, keep_variant_span, lesson_choices,
                        lesson_next, lesson_view, load_model, play_tick, run_augment, run_compare, run_infill,
-                       run_variants, show_step, start_play, step_by, tokens_pick, tokens_view)
+                       run_variants, show_step, start_play, step_by, tokens_pick, tokens_view, use_variant)
 from .lesson import STAGES
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .replay import CANDIDATE_HEADERS
@@ -324,10 +324,8 @@ def build() -> gr.Blocks:
         history, future = gr.State([]), gr.State([])
         keep = dict(outputs=[text, history, future], api_visibility="private")
         use_btn.click(replace_text, inputs=[plain, text, history], **keep)
-        for box, btn in var_cards:  # a card holds chips; its whole text goes into the writer's box
-            btn.click(lambda chips, t, h: replace_text("".join(c[0] if isinstance(c, (list, tuple)) else c["token"]
-                                                               for c in chips or []), t, h),
-                      inputs=[box, text, history], **keep)
+        for box, btn in var_cards:
+            btn.click(use_variant, inputs=[box, text, history], **keep)
         keep_btn.click(keep_variant_span, inputs=[var_state, keep_which, keep_from, text, history],
                        outputs=[text, history, future, var_state], **private)
         undo_btn.click(undo, inputs=[text, history, future], **keep)

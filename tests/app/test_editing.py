@@ -84,3 +84,12 @@ def test_the_variants_button_fills_the_cards_and_the_keep_lists(page_model):
     state, which, source = last[-3:]
     assert state["text"] == text and len(state["fills"]) == 3
     assert which["choices"] == ["span 1", "span 2"] and source["choices"] == ["#1", "#2", "#3"]
+
+
+def test_use_this_on_a_card_puts_its_whole_text_in_the_box():
+    from app.handlers import use_variant
+
+    chips = [("The ", None), ("great", "span 1"), (" nation.", None)]
+    assert use_variant(chips, "The [MASK:2] nation.", [])[:2] == ("The great nation.", ["The [MASK:2] nation."])
+    as_sent = [{"token": t, "class_or_confidence": c} for t, c in chips]  # the form a browser sends back
+    assert use_variant(as_sent, "x", [])[0] == "The great nation."
