@@ -56,6 +56,17 @@ def generate(page, text: str) -> None:
     page.wait_for_timeout(1500)  # the views that follow a run (lesson, tokens) are filled after it
 
 
+def writer_journey(page, model: str) -> None:
+    """The writer's fill with a fixed seed, then four variants under it."""
+    use_model(page, model)
+    settings(page)
+    generate(page, WRITER_TEXT)
+    page.locator("#edlm-variants").click()
+    page.wait_for_selector("#edlm-use-3", state="visible", timeout=WAIT)
+    page.wait_for_function("document.querySelector('#edlm-variant-box').innerText.includes('best first')",
+                           timeout=WAIT)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -75,25 +86,14 @@ def main() -> None:
         page.wait_for_selector("#edlm-ready [data-ready]", state="attached", timeout=WAIT)
 
         # Writer: a fill, then four variants beside it, each span's fill coloured
-        use_model(page, args.writer_model)
-        settings(page)
-        generate(page, WRITER_TEXT)
-        page.locator("#edlm-variants").click()
-        page.wait_for_selector("#edlm-use-3", state="visible", timeout=WAIT)
-        page.wait_for_function("document.querySelector('#edlm-variant-box').innerText.includes('best first')",
-                               timeout=WAIT)
+        writer_journey(page, args.writer_model)
         page.screenshot(path=str(out / "writer.png"), full_page=True, clip=dict(x=0, y=0, width=1280, height=1250))
 
         # Phone: the same page at 390x844, variants right under the result
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(args.url)
         phone.wait_for_selector("#edlm-ready [data-ready]", state="attached", timeout=WAIT)
-        use_model(phone, args.writer_model)
-        settings(phone)
-        generate(phone, WRITER_TEXT)
-        phone.locator("#edlm-variants").click()
-        phone.wait_for_selector("#edlm-use-1", state="visible", timeout=WAIT)
-        phone.locator("#edlm-result").scroll_into_view_if_needed()
+        writer_journey(phone, args.writer_model)
         phone.evaluate("document.querySelector('#edlm-result').scrollIntoView({block: 'start'})")
         phone.wait_for_timeout(500)
         phone.screenshot(path=str(out / "phone.png"))

@@ -87,8 +87,8 @@ def test_ctrl_enter_in_the_text_box_runs_generate(page):
     box = page.locator("#edlm-text textarea")
     box.fill("We hold these [MASK:3] to be self-evident.")
     box.press("Control+Enter")  # this run's own end: all 3 of its tokens (the last run filled 9)
-    page.wait_for_function("document.querySelector('#edlm-status').innerText.includes('done: all 3 tokens filled')",
-                           timeout=WAIT_MS)
+    page.wait_for_function("(s => s.includes('3 of 3 tokens filled') && s.includes('done'))"
+                           "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
     assert box.input_value() == "We hold these [MASK:3] to be self-evident."  # no line break typed into it
     done = page.locator("#edlm-status").inner_text()
     page.wait_for_timeout(1500)
@@ -267,9 +267,17 @@ def test_a_selection_becomes_a_span_of_words(page):
     page.locator("#edlm-span-length input").press("Enter")
 
 
-def test_the_teachers_lesson_step_buttons_guided_step_and_top_tokens(page):
-    """After a run: the step buttons walk the replay; the guided view shows one IS step stage by stage (the kept
-    candidate marked at stage 4); clicking a filled word charts the denoiser's top tokens there."""
+def set_delay(page, seconds: float) -> None:
+    """The delay per step (Watch tab), typed and committed."""
+    box = page.locator("#edlm-delay input[type=number]")
+    box.fill(str(seconds))
+    box.press("Tab")
+    page.wait_for_function(f"Number(document.querySelector('#edlm-delay input[type=range]').value) === {seconds}",
+                           timeout=WAIT_MS)
+
+
+def run_eight_steps(page) -> None:
+    """A finished 8-step run of one 8-token span at a laptop's size, the Watch tab open (steps left at 8)."""
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
     set_steps(page, 8)
@@ -277,6 +285,12 @@ def test_the_teachers_lesson_step_buttons_guided_step_and_top_tokens(page):
     page.wait_for_function("(s => s.includes('8 of 8 tokens filled') && s.includes('done'))"
                            "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
     page.get_by_role("tab", name="Watch").click()
+
+
+def test_the_teachers_lesson_step_buttons_guided_step_and_top_tokens(page):
+    """After a run: the step buttons walk the replay; the guided view shows one IS step stage by stage (the kept
+    candidate marked at stage 4); clicking a filled word charts the denoiser's top tokens there."""
+    run_eight_steps(page)
     page.locator("#edlm-step-back").click()
     page.wait_for_function("document.querySelector('#edlm-status').innerText.match(/replay: step (\\d+) of "
                            "(\\d+)/) && RegExp.$1 !== RegExp.$2", timeout=WAIT_MS)
@@ -320,9 +334,12 @@ def test_compare_replays_and_stops_like_the_main_view(page, app_log):
     page.locator("#edlm-cmp-play").click()
     page.wait_for_function("document.querySelector('#edlm-tab-compare').innerText.match(/replay: step (\\d+) of "
                            "\\1\\b/)", timeout=WAIT_MS)
-    # a long comparison, stopped: both sides end normally and say where
+    # a long comparison, stopped: both sides end normally and say where (slowed down, as a teacher would, so the
+    # page is not flooded with two texts' updates at the tiny model's hundreds of steps a second)
     page.locator("#edlm-text textarea").fill(" ".join(["[MASK:40] and the nation"] * 3))
     set_steps(page, 256)
+    page.get_by_role("tab", name="Watch").click()
+    set_delay(page, 0.05)
     page.get_by_role("tab", name="Compare").click()
     page.locator("#edlm-compare").click()
     page.wait_for_function("/step \\d+ \\/ (\\d{3,})/.test(document.querySelector('#edlm-tab-compare').innerText)",
@@ -333,16 +350,11 @@ def test_compare_replays_and_stops_like_the_main_view(page, app_log):
     assert page.locator("#edlm-tab-compare .error, #edlm-tab-compare [data-testid=error]").count() == 0
     set_steps(page, 32)
     page.get_by_role("tab", name="Watch").click()  # the page as the other tests expect it
+    set_delay(page, 0)
 
 
 def test_replay_slider_and_play_show_earlier_steps(page):
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
-    set_steps(page, 8)
-    page.locator("#edlm-generate").click()
-    page.wait_for_function("(s => s.includes('8 of 8 tokens filled') && s.includes('done'))"
-                           "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
-    page.get_by_role("tab", name="Watch").click()
+    run_eight_steps(page)
     page.wait_for_selector("#edlm-replay", state="visible", timeout=WAIT_MS)
     assert "▒" not in page.locator("#edlm-live").inner_text()
     number = page.locator("#edlm-replay input[type=number]")
@@ -414,14 +426,15 @@ def test_generate_again_draws_a_new_seed_and_the_run_downloads(page):
     import re
 
     page.locator("#edlm-text textarea").fill("The [MASK:6] of the Union is strong.")
-    seeds = ["none yet"]
+    shown = re.search(r"seed (\d+)", page.locator("#edlm-status").inner_text())  # an earlier test's run, if any
+    seeds = [shown.group(1) if shown else "none yet"]
     for _ in range(2):  # each run's status names its seed: wait for one other than the last run's
         page.locator("#edlm-generate").click()
         page.wait_for_function(f"(s => /seed \\d+/.test(s) && !s.includes('seed {seeds[-1]} ') && s.includes('done')"
                                " && !s.includes('processing'))(document.querySelector('#edlm-status').innerText)",
                                timeout=WAIT_MS)
         seeds.append(re.search(r"seed (\d+)", page.locator("#edlm-status").inner_text()).group(1))
-    assert len(set(seeds)) == 3
+    assert len(set(seeds)) == 3  # two presses, two new seeds
     page.get_by_role("tab", name="Watch").click()
     for button, name in (("#edlm-export", "edlm-run.json"), ("#edlm-export-gif", "edlm-run.gif")):
         page.locator(button).click()
