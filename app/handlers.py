@@ -530,7 +530,7 @@ def keep_variant_span(state: dict | None, span: str, variant: str, current: str,
 def lesson_choices(replay: Replay | None):
     """After a run: the guided view's list of its IS steps (each with its ESS), starting at the step whose
     weights chose most (the largest ESS below k: the energy weighed real alternatives), at stage 1."""
-    from .lesson import STAGES, guided_is
+    from .lesson import STAGES
 
     if replay is None or not replay.is_steps:
         note = "<p>This run had no importance-sampling step (its sampler has no energy, or no step fell in the IS " \

@@ -9,11 +9,16 @@ from . import charts
 REPLAY_CHARS = 400_000  # characters of text kept per run (a long text x many steps keeps every n-th step)
 
 
+def revealed_tokens(segments) -> list[str]:
+    """The pieces of text a step wrote (new, or rewritten after remasking), in reading order."""
+    return [text.strip() for text, kind, _ in segments if kind in ("new", "rewritten") and text.strip()]
+
+
 def kept_note(kept: bool, segments) -> str:
     """The candidates table's note: the kept candidate, and which of its tokens this step actually revealed."""
     if not kept:
         return ""
-    new = [text.strip() for text, kind, _ in segments if kind in ("new", "rewritten") and text.strip()]
+    new = revealed_tokens(segments)
     if not new:
         return "kept; this step revealed none of its tokens (it only shaped the later ones)"
     return "kept; revealed from it now: " + ", ".join(f"“{t}”" for t in new)
@@ -64,8 +69,7 @@ class Replay:
         if ev.is_step:
             self.is_steps.append((ev.step, ev.weights, ev.chosen, ev.candidates, ev.ess, ev.log_weights,
                                   kept_note(True, ev.segments), ev.ancestors))
-            self.revealed[ev.step] = [text.strip() for text, kind, _ in ev.segments
-                                      if kind in ("new", "rewritten") and text.strip()]
+            self.revealed[ev.step] = revealed_tokens(ev.segments)
             self.particles = self.particles or ev.particles
         if ev.step % self.stride == 0 or ev.final or ev.step == 1:
             self.frames.append((ev.step, highlighted, status))

@@ -43,7 +43,7 @@ def settings(page, seed: int = 7, steps: int | None = None) -> None:
 
 def use_model(page, name: str) -> None:
     choose(page, "edlm-model", name)
-    page.wait_for_function(f"document.querySelector('#edlm-model-note').innerText.length > 0", timeout=WAIT)
+    page.wait_for_function("document.querySelector('#edlm-model-note').innerText.length > 0", timeout=WAIT)
     page.wait_for_timeout(1000)
 
 

@@ -3,7 +3,7 @@ import gradio as gr
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from app import editing, models
+from app import editing
 from app.handlers import keep_variant_span, run_variants, variant_chips
 from edlm.pipeline import variants
 from edlm.spans import SpanSyntaxError, escape, parse, span_markers
