@@ -115,8 +115,8 @@ def main() -> None:
         for _ in range(4):
             page.locator("#edlm-lesson-next").click()
             page.wait_for_timeout(400)
-        page.wait_for_function("document.querySelector('#edlm-lesson-view').innerText.includes('Stage 5')",
-                               timeout=WAIT)
+        page.wait_for_function("(document.querySelector('#edlm-lesson-view') || {innerText: ''}).innerText"
+                               ".includes('Stage 5')", timeout=WAIT)
         page.locator("#edlm-lesson").screenshot(path=str(out / "lesson.png"))
         page.locator("#edlm-tokens").get_by_text("What the model hesitated between").click()
         page.locator("#edlm-token-chips .token-container").nth(1).click()

@@ -267,6 +267,9 @@ def test_a_selection_becomes_a_span_of_words(page):
     page.locator("#edlm-span-length input").press("Enter")
 
 
+LESSON = "(document.querySelector('#edlm-lesson-view') || {innerText: ''}).innerText"  # (rendered once opened)
+
+
 def set_delay(page, seconds: float) -> None:
     """The delay per step (Watch tab), typed and committed."""
     box = page.locator("#edlm-delay input[type=number]")
@@ -299,12 +302,12 @@ def test_the_teachers_lesson_step_buttons_guided_step_and_top_tokens(page):
     page.wait_for_function(f"document.querySelector('#edlm-status').innerText !== {shown!r}", timeout=WAIT_MS)
 
     page.locator("#edlm-lesson").get_by_text("Lesson: one importance-sampling step").click()
-    page.wait_for_function("document.querySelector('#edlm-lesson-view').innerText.includes('stage 1')",
+    page.wait_for_function(f"{LESSON}.includes('stage 1')",
                            timeout=WAIT_MS)
     for _ in range(4):
         page.locator("#edlm-lesson-next").click()
         page.wait_for_timeout(300)
-    page.wait_for_function("document.querySelector('#edlm-lesson-view').innerText.includes('Stage 5')",
+    page.wait_for_function(f"{LESSON}.includes('Stage 5')",
                            timeout=WAIT_MS)
     assert page.locator("#edlm-lesson-view tr.edlm-kept").count() == 1
     page.locator("#edlm-lesson-view").scroll_into_view_if_needed()
