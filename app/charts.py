@@ -12,12 +12,13 @@ COLORS = {"mask": "#c9c9c9", "new": "#f28e2b", "filled": "#59a14f", "rewritten":
 def colors_for(process: str) -> dict[str, str]:
     """The denoising view's legend for one noise process: masked diffusion has masks and no rewrites of a revealed
     token by noise ("changed"); uniform noise has no masks, and tokens that change."""
-    drop = ("mask",) if process == "uniform" else ("changed",)  # every other process masks
+    drop = ("mask",) if process in ("uniform", "continuous") else ("changed",)  # every other process masks
     return {kind: color for kind, color in COLORS.items() if kind not in drop}
 
 
 REVEAL_LABELS = {"absorbing": "When each token of the fill appeared (step that revealed it)",
-                 "uniform": "How often each token of the fill was written (uniform noise rewrites tokens)"}
+                 "uniform": "How often each token of the fill was written (uniform noise rewrites tokens)",
+                 "continuous": "Where each span position is in embedding space (continuous noise moves points)"}
 
 pio.templates.default = "none"  # the app styles its own figures (see LAYOUT)
 
@@ -152,6 +153,33 @@ def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
     step, so a count above 1 is the model correcting itself)."""
     return _token_bars(pieces, changes, max(changes, default=1), "Reds", 0,
                        "uniform noise: times each token of the spans was written", "writes", "written %{y} times")
+
+
+def embedding_view(words: tuple[list[float], list[float], list[str]] | None, trails: list[list[tuple[float, float]]],
+                   pieces: list[str], step: int, total_steps: int) -> go.Figure:
+    """Continuous diffusion: every word of the vocabulary as a faint dot in the model's fixed 2-D view of its
+    embedding space, and each span position as a point moving toward a word (its trail so far, and its nearest
+    word as the label)."""
+    if not trails:
+        return _empty("", "continuous diffusion: the span positions appear here as they move")
+    fig = go.Figure()
+    if words is not None:
+        fig.add_trace(go.Scattergl(x=words[0], y=words[1], mode="markers", text=words[2], name="words",
+                                   marker=dict(size=3, color="#d0d0d0"), hovertemplate="%{text}<extra></extra>"))
+    for j, (trail, word) in enumerate(zip(trails, pieces)):
+        xs, ys = [p[0] for p in trail], [p[1] for p in trail]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=1, color=COLORS["filled"]), opacity=0.35,
+                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=xs[-1:], y=ys[-1:], mode="markers+text", text=[word.strip() or "·"],
+                                 textposition="top center", marker=dict(size=8, color=COLORS["new"]),
+                                 showlegend=False, hovertemplate=f"position {j + 1}: nearest word %{{text}}"
+                                 "<extra></extra>"))
+    fig.update_layout(**{**LAYOUT, "height": 360}, showlegend=False,
+                      title=_title(f"step {step} of {total_steps}: each span position in embedding space (2-D view), "
+                                   "labelled with its nearest word; grey dots: the words"))
+    fig.update_xaxes(showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None)
+    return fig
 
 
 def side_by_side(series: dict[str, list[tuple[int, float]]], note: str, y_title: str, y_range: list[float],

@@ -19,7 +19,7 @@ from . import charts, models
 from .errors import LOG, logged_run, loggable, rejected, user_message
 from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, download_folder, read_upload
 from .guard import RunClock, guarded
-from .replay import CompareReplay, Replay, candidate_rows, kept_note
+from .replay import CompareReplay, Replay, candidate_rows, embedding_chart, kept_note
 from .words import domain_hint, status_line
 
 
@@ -130,6 +130,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
     last_is, charted_at, new_is, ev = None, 0.0, False, None
     replay = Replay(k=k, text_chars=len(text), steps_planned=steps)
     uniform = bundle.process == "uniform"  # last chart: writes per token
+    replay.words = models.word_map(bundle) if bundle.process == "continuous" else None  # last chart: the points
 
     def run_charts(ev, weighed: bool) -> tuple:
         """Weights bar, run heatmap, ESS line, masked line, candidates table (skipped unless `weighed`)."""
@@ -162,7 +163,9 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
             charted_at = now
             chart_out = run_charts(ev, new_is or ev.step == 1)
             new_is = False
-            if ev.final:
+            if ev.points:
+                reveal = None  # drawn below from the replay's record, which has this step's points by then
+            elif ev.final:
                 reveal = charts.changes_bar(ev.pieces, ev.changes) if uniform else \
                     charts.revealed_at(ev.pieces, ev.revealed_at, ev.total_steps)
             else:
@@ -177,6 +180,8 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
         if ev.final:
             status += f" · seed {seed} · written by **{model or models.MODEL}**" + domain_hint(bundle, text)
         replay.add(ev, chips, status)
+        if ev.points and chart_out[-1] is None:
+            chart_out = (*chart_out[:-1], embedding_chart(replay.words, replay.points, ev.total_steps))
         done = (replay, gr.update(maximum=replay.last_step, value=replay.last_step, visible=True)) \
             if ev.final else (gr.skip(), gr.skip())
         if ev.step == 1:  # the legend and the last chart's label follow the model's noise process
@@ -588,3 +593,46 @@ def tokens_pick(replay: Replay | None, evt: gr.SelectData):
     top = replay.top[j] if j < len(replay.top) else []
     step = replay.revealed_at[j] if j < len(replay.revealed_at) else None
     return top_chart(replay.token_chips[evt.index][0], top, step)
+
+
+@gpu
+@logged_run("keywords", _variants_logged)
+def _keywords(keywords, model=None, progress=None, *, clock: RunClock, **settings):
+    """Ticks after every reverse step of every order tried, then the sentence (edlm.keywords)."""
+    from edlm.keywords import keywords_stream, parse_keywords
+
+    parse_keywords(keywords)  # a bad source fails before the model loads
+    bundle = models.get_bundle(model or models.MODEL, progress)
+    for item in guarded(keywords_stream(bundle, keywords, **settings), clock):
+        if isinstance(item, Tick):
+            clock.steps += 1
+            if progress is not None:
+                progress((item.done, item.total), desc="reverse steps")
+        yield item
+
+
+@with_every_setting()
+def run_keywords(keywords: str, sampler: str, steps: int, k: int, is_window: float, temperature: float,
+                 top_p: float, seed: int, model: str | None = None, unmask: str = DEFAULTS.unmask,
+                 remask: str = DEFAULTS.remask, final: str = DEFAULTS.final, progress=gr.Progress(), **more):
+    """The page's "Write from keywords": a sentence using every keyword, into the result box; the status names the
+    order of the keywords the AR model found likeliest among those tried."""
+    from edlm.keywords import coverage
+
+    out = None
+    for item in _keywords(keywords, model=model, progress=progress, sampler=sampler, steps=steps, k=k,
+                          is_window=is_window, temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
+                          remask=remask, final=final, **more):
+        if isinstance(item, Tick):
+            yield gr.skip(), f"writing from keywords: step {item.done} of {item.total}"
+        else:
+            out = item
+    if out is None:  # only a Stop ends the stream without a sentence
+        yield gr.skip(), "**stopped** before the sentence was written (press Write from keywords to run again)"
+        return
+    scored = [r for r in out.tried if r["ar_nll"] is not None]
+    how = (f"the likeliest of {len(out.tried)} orders by the AR model" if len(scored) > 1 else
+           "the keywords' own order (no AR model to compare orders)")
+    yield out.text, (f"**from keywords** ({', '.join(out.keywords)}): {how}, "
+                     f"{coverage(out.keywords, out.text):.0%} of the keywords used · {out.seconds:.1f} s · "
+                     f"seed {seed} · written by **{model or models.MODEL}**")

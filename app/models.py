@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 
 import gradio as gr
 
@@ -21,6 +22,24 @@ def _default_model() -> str:
 
 
 MODEL = _default_model()
+
+
+_WORD_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # denoiser -> its word map
+
+
+def word_map(bundle) -> tuple[list[float], list[float], list[str]]:
+    """A continuous model's words in its fixed 2-D view (x, y, label), the embedding chart's background; made
+    once per loaded denoiser (special tokens left out)."""
+    key = bundle.denoiser
+    if key not in _WORD_MAPS:
+        from edlm.continuous import word_points
+        from edlm.tokenizer import decode
+
+        xy, special = word_points(bundle.denoiser), set(bundle.tokenizer.all_special_ids)
+        keep = [i for i in range(xy.shape[0]) if i not in special]
+        _WORD_MAPS[key] = ([round(float(xy[i, 0]), 3) for i in keep], [round(float(xy[i, 1]), 3) for i in keep],
+                           [decode(bundle.tokenizer, [i]) for i in keep])
+    return _WORD_MAPS[key]
 
 
 def model_choices() -> list[str]:

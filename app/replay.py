@@ -57,6 +57,8 @@ class Replay:
     revealed: dict = field(default_factory=dict)   # IS step -> the tokens it revealed from the kept candidate
     top: list = field(default_factory=list)        # final: per filled token, the denoiser's likeliest tokens then
     token_chips: list = field(default_factory=list)  # final: the text in pieces, each filled token its own
+    points: list = field(default_factory=list)     # continuous: (step, each span position's 2-D point, its word)
+    words: tuple | None = None                     # continuous: the model's word map (x, y, labels), shared
 
     @property
     def stride(self) -> int:
@@ -75,6 +77,8 @@ class Replay:
             self.frames.append((ev.step, highlighted, status))
         if ev.changed or self.changes:
             self.changes[ev.step] = ev.changes
+        if ev.points:
+            self.points.append((ev.step, ev.points, ev.pieces))
         if ev.final:
             self.pieces, self.revealed_at = ev.pieces, ev.revealed_at
             self.top, self.token_chips = ev.top, ev.token_chips
@@ -90,7 +94,8 @@ class Replay:
     def to_json(self) -> dict:
         """The run for a lesson or a notebook: every kept step's text and status, every weighting step's
         candidates, weights and ESS (and a particle sampler's ancestors), the masked share per step, and when each
-        token of the result appeared (uniform noise: how often it was written)."""
+        token of the result appeared (uniform noise: how often it was written; continuous noise: where each span
+        position was at each step)."""
         return {"format": "edlm-run", "version": 1, "k": self.k, "total_steps": self.total_steps,
                 "stopped": self.stopped,
                 "steps": [{"step": s, "text": "".join(t for t, _ in chips), "status": status}
@@ -100,7 +105,9 @@ class Replay:
                                     for s, w, c, cands, e, lw, _, anc in self.is_steps],
                 "masked_share": [{"step": s, "share": m} for s, m in self.masked],
                 "tokens": [{"text": p, "revealed_at": r} for p, r in zip(self.pieces, self.revealed_at)],
-                "writes_per_token": self.changes.get(self.total_steps)}
+                "writes_per_token": self.changes.get(self.total_steps),
+                # continuous noise: each span position's point in the model's 2-D view, and its nearest word
+                "points": [{"step": s, "points": pts, "nearest": words} for s, pts, words in self.points] or None}
 
     @property
     def last_step(self) -> int:
@@ -108,7 +115,7 @@ class Replay:
 
     def view(self, step: int) -> tuple:
         """What the page shows at `step` (the latest kept frame at or before it): text, status, weights bar,
-        heatmap, ESS line, masked line, candidates table, revealed-at chart (uniform noise: writes per token)."""
+        heatmap, ESS line, masked line, candidates table, and the token chart (`token_chart`)."""
         frame = max((f for f in self.frames if f[0] <= step), key=lambda f: f[0], default=self.frames[0])
         step = frame[0]
         seen = [s for s in self.is_steps if s[0] <= step]
@@ -121,9 +128,25 @@ class Replay:
                 charts.run_weights([(s[0], s[1], s[7]) for s in seen], self.particles),
                 charts.ess_line([(s[0], s[4]) for s in seen], self.k),
                 charts.masked_line([m for m in self.masked if m[0] <= step], self.total_steps),
-                table,
-                charts.changes_bar(self.pieces, self.changes[step]) if step in self.changes else
-                charts.revealed_at([p for p, _ in shown], [r for _, r in shown], self.total_steps))
+                table, self.token_chart(step, shown))
+
+    def token_chart(self, step: int, shown: list) -> object:
+        """The last chart at `step`: the points in embedding space (continuous), writes per token (uniform), or
+        the step that revealed each token (masked)."""
+        if self.points:
+            return embedding_chart(self.words, [p for p in self.points if p[0] <= step], self.total_steps)
+        if step in self.changes:
+            return charts.changes_bar(self.pieces, self.changes[step])
+        return charts.revealed_at([p for p, _ in shown], [r for _, r in shown], self.total_steps)
+
+
+def embedding_chart(words, seen: list, total_steps: int):
+    """The embedding view from the recorded steps (step, points, nearest words): each position's trail so far."""
+    if not seen:
+        return charts.embedding_view(words, [], [], 0, total_steps)
+    n = len(seen[-1][1])
+    trails = [[pts[j] for _, pts, _ in seen if pts[j] is not None] for j in range(n)]
+    return charts.embedding_view(words, trails, seen[-1][2], seen[-1][0], total_steps)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .files import AUGMENT_MAX_RECORDS, FILE_SECONDS, remove_own_downloads, star
 from .guard import mark_asked, request_stop
 from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, keep_variant_span, lesson_choices,
                        lesson_next, lesson_view, load_model, play_tick, run_augment, run_compare, run_infill,
-                       run_variants, show_step, start_play, step_by, tokens_pick, tokens_view, use_variant)
+                       run_keywords, run_variants, show_step, start_play, step_by, tokens_pick, tokens_view, use_variant)
 from .lesson import STAGES
 from .models import MODEL, example_group, model_choices, model_settings, next_seed
 from .replay import CANDIDATE_HEADERS
@@ -71,6 +71,10 @@ def build() -> gr.Blocks:
                     var_btn = gr.Button("Variants", elem_id="edlm-variants", scale=2)
                     var_n = Slider(2, MAX_VARIANTS, value=4, step=1, label="How many", scale=3,
                                    elem_id="edlm-variants-n")
+                with gr.Row(equal_height=True):  # the model writes a sentence that uses every keyword
+                    kw_text = gr.Textbox(label="…or a sentence from keywords", placeholder="taxes, families, relief",
+                                         scale=3, max_lines=1, elem_id="edlm-keywords", max_length=400)
+                    kw_btn = gr.Button("Write from keywords", size="sm", scale=1, elem_id="edlm-keywords-go")
                 sel_start = gr.Number(visible=False, precision=0)
                 sel_end = gr.Number(visible=False, precision=0)
             with gr.Column(scale=1, min_width=340):
@@ -160,7 +164,7 @@ def build() -> gr.Blocks:
             cands = gr.Dataframe(headers=CANDIDATE_HEADERS, label="Candidates of the latest IS step (what the energy "
                                  "preferred)", wrap=True, elem_id="edlm-cands",
                                  column_widths=["6%", "14%", "16%", "22%", "42%"])
-            reveal_plot = gr.Plot(label="When each token of the fill appeared")
+            reveal_plot = gr.Plot(label="When each token of the fill appeared", elem_id="edlm-reveal")
             with gr.Accordion("Lesson: one importance-sampling step, stage by stage", open=False,
                               elem_id="edlm-lesson"):
                 with gr.Row(equal_height=True):
@@ -278,6 +282,9 @@ def build() -> gr.Blocks:
         after_run(go_btn.click(ask, inputs=[keep_seed, seed], outputs=[seed], queue=False, **private).then(
             run_infill, inputs=inputs_for(run_infill, controls), outputs=run_outputs, api_name="infill",
             concurrency_id="model"))
+        kw_btn.click(ask, inputs=[keep_seed, seed], outputs=[seed], queue=False, **private).then(
+            run_keywords, inputs=inputs_for(run_keywords, dict(controls, keywords=kw_text)), outputs=[plain, status],
+            api_name="keywords", concurrency_id="model")
         lesson_step.input(lesson_view, inputs=[replay, lesson_step, lesson_stage], outputs=[lesson_html], **private)
         lesson_stage.input(lesson_view, inputs=[replay, lesson_step, lesson_stage], outputs=[lesson_html], **private)
         lesson_btn.click(lesson_next, inputs=[replay, lesson_step, lesson_stage], outputs=lesson_outputs, **private)

@@ -48,6 +48,15 @@ After a run, the *replay* slider and **Play** show any step again, with every ch
 step* slows a live run down. `mdlm` is the plain diffusion sampler, `ar` writes left to right (prefix
 continuation only).
 
+**Continuous noise (the `continuous` model).** Masks and random words are *discrete* noise: a position is a
+token or a mask, nothing in between. Continuous diffusion (Diffusion-LM, DiffuSeq, CDCD) puts every word at a
+point of an *embedding space* and adds Gaussian noise to the points instead, so a span starts as points scattered
+far from every word. At each step the denoiser reads the points (your text sits exactly on its words' points and
+never moves) and guesses each position's word; each point then moves part of the way toward its guess, with a
+little fresh noise, and the next step guesses again. The text you watch is each point's *nearest word*, so early
+words are nonsense that settles as the points close in; the last chart draws the points in a fixed 2-D view of the
+space (grey dots are the words). The AR energy (`edlm-ar`) weighs the guesses as it does for masks.
+
 **The general model (`ar-is`).** SmolLM2 is a left-to-right model, so it fills a span differently: it drafts *k*
 complete fills at once, one token per step, each from the text *before* the span (grey blocks stay until the
 drafts are done); then one importance-sampling step weighs every draft by how likely the text *after* the span is
@@ -101,7 +110,10 @@ def status_line(ev, k: int) -> str:
         parts += [f"denoiser passes: {ev.denoiser_calls}", f"energy passes: {ev.energy_calls}"]
     if ev.remasked:
         parts.append(f"{ev.remasked} masked again to be rewritten")
-    if ev.changed:
+    if ev.changed and ev.points:
+        parts.append(f"{ev.changed} span positions moved to another nearest word this step (continuous noise: every "
+                     "position is a point that moves)")
+    elif ev.changed:
         parts.append(f"{ev.changed} tokens changed this step (uniform noise: every token may change)")
     if ev.windows > 1:
         parts.append(f"window {ev.window + 1} of {ev.windows}")
@@ -119,7 +131,7 @@ def model_note(model: str) -> str:
     name = model.partition(":")[0]
     knows = KNOWS.get(name)
     help_ = PRESETS[name].help if name in PRESETS else "a local model folder"
-    if knows and name in ("general", "default", "sotu", "uniform"):  # offline models: what they know is the news
+    if knows and name in ("general", "default", "sotu", "uniform", "continuous"):  # offline models: what they know is the news
         return f"**{model}** knows {knows}."
     return f"**{model}** knows {knows}. {help_}." if knows else f"**{model}**: {help_}."
 

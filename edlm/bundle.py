@@ -28,7 +28,7 @@ def _assets_folder() -> Path:
 
 
 ASSETS = _assets_folder()
-PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge", "uniform")
+PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge", "uniform", "continuous")
 
 
 class ModelFilesError(RuntimeError):
@@ -59,7 +59,7 @@ class Bundle:
 
     @property
     def process(self) -> str:
-        """The denoiser's noise process ("absorbing", "uniform"), or "none" without a denoiser."""
+        """The denoiser's noise process ("absorbing", "uniform", "continuous", ...), or "none" without one."""
         return "none" if self.denoiser is None else process_name(self.denoiser.config)
 
 
@@ -265,7 +265,8 @@ def export_bundle(parts: dict[str, str | os.PathLike], out_dir: str | os.PathLik
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classes = {"denoiser": AutoModelForMaskedLM, "ar": AutoModelForCausalLM, "nce": AutoModel,
-               "judge": AutoModelForCausalLM, "uniform": AutoModelForMaskedLM}
+               "judge": AutoModelForCausalLM, "uniform": AutoModelForMaskedLM,
+               "continuous": AutoModelForMaskedLM}
     for part, src in parts.items():
         dst = out / part
         if dst.exists():

@@ -39,9 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     _sampler_flags(p)
     p.add_argument("--stream", action="store_true", help="print every reverse step (with --json: JSON Lines)")
 
-    p = sub.add_parser("generate", help="unconditional generation or prefix continuation")
-    p.add_argument("--length", type=int, required=True, help="tokens to generate")
-    p.add_argument("--prefix", default="", help="text to continue")
+    p = sub.add_parser("generate", help="unconditional generation, prefix continuation, or a sentence from keywords")
+    p.add_argument("--length", type=int, default=None, help="tokens to generate (not with --source)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--prefix", default="", help="text to continue")
+    given.add_argument("--source", default=None, metavar="KEYWORDS",
+                       help="keywords the sentence must use, separated by commas or spaces (up to 8): the model "
+                            "writes around them (edlm.keywords)")
+    p.add_argument("--orders", type=int, default=None,
+                   help="with --source: orders of the keywords tried, the AR model's likeliest sentence kept (1..8; "
+                        "default 3)")
     p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
     _sampler_flags(p)
 
@@ -155,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-conditioning", action="store_true")
     p.add_argument("--process", default="absorbing",
                    help="denoiser: absorbing (masked, the default), spindle (masked, DiffusionBERT's per-token "
-                        "schedule), uniform (uniform-noise diffusion, time-conditioned), or another process "
-                        "registered in edlm.processes")
+                        "schedule), uniform (uniform-noise diffusion, time-conditioned), continuous (Gaussian noise on the "
+                        "token embeddings, partial noising), or another process registered in edlm.processes")
     p.add_argument("--self-conditioning", action="store_true",
                    help="denoiser: feed the previous x0 prediction back as an input (trained on half the batches)")
     p.add_argument("--spindle-lambda", type=float, default=0.25,

@@ -118,6 +118,12 @@ def generate(args) -> int:
 
     settings = _settings(args)
     validate(**settings)
+    if args.source is not None:
+        return from_keywords(args, settings)
+    if args.orders is not None:
+        raise ValueError("--orders goes with --source (the keywords whose orders are tried)")
+    if args.length is None:
+        raise ValueError("give --length (tokens to generate), or --source (keywords to write a sentence from)")
     from .pipeline import generate as run
     from .presets import load_bundle
     bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
@@ -131,6 +137,30 @@ def generate(args) -> int:
                               "seconds": round(ev.elapsed, 4), "sampler": settings["sampler"]}))
         else:
             print(ev.text + ("\n" if i + 1 < len(events) else ""))
+    return 0
+
+
+def from_keywords(args, settings: dict) -> int:
+    """`generate --source`: a sentence that uses the given keywords (edlm.keywords)."""
+    from .keywords import ORDERS, coverage, from_keywords as write, orders_of, parse_keywords
+
+    keywords = parse_keywords(args.source)  # fail fast on bad input, before loading any model
+    orders = ORDERS if args.orders is None else args.orders
+    orders_of(keywords, orders, 0)
+    if args.length is not None or args.num_samples != 1:
+        raise ValueError("with --source the sentence's length follows the keywords: leave out --length and "
+                         "--num-samples")
+    from .presets import load_bundle
+
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    settings = resolved(bundle, settings)
+    out = write(bundle, args.source, orders=orders, **settings)
+    if args.json:
+        print(json.dumps({"text": out.text, "keywords": out.keywords, "order": out.order,
+                          "coverage": coverage(out.keywords, out.text), "tried": out.tried,
+                          "seconds": round(out.seconds, 4), "sampler": settings["sampler"], "seed": settings["seed"]}))
+    else:
+        print(out.text)
     return 0
 
 
@@ -215,12 +245,16 @@ def figures(bundle, corpus: str, split: str, windows: int, mc_draws: int, seed: 
     stream = token_stream(bundle.tokenizer, read_split(corpus, split))
     windows = consecutive_windows(stream, bundle.window, limit=windows)
     torch.manual_seed(seed)
+    # The continuous process's loss is the x0 cross-entropy at its training noising (the rounding loss), not a bound
+    bound = bundle.process != "continuous"
+    key = "denoiser_elbo_ppl" if bound else "denoiser_rounding_ppl"
     res = {"split": split, "windows": len(windows), "window_tokens": bundle.window,
-           "mc_draws": mc_draws, "denoiser_elbo_ppl": elbo_perplexity(bundle.denoiser, windows, mc_draws, seed)}
+           "mc_draws": mc_draws, key: elbo_perplexity(bundle.denoiser, windows, mc_draws, seed)}
     bos = bundle.tokenizer.bos_token_id
     if bundle.ar is not None:
         res["ar_ppl"] = ar_perplexity(bundle.ar, windows, bos)
-        res["ratio_denoiser_to_ar"] = res["denoiser_elbo_ppl"] / res["ar_ppl"]
+        if bound:
+            res["ratio_denoiser_to_ar"] = res["denoiser_elbo_ppl"] / res["ar_ppl"]
     if bundle.judge is not None:
         res["judge_ppl"] = ar_perplexity(bundle.judge, windows, bos)
     if bundle.nce is not None:

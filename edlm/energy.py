@@ -232,6 +232,6 @@ def _nce_energy(bundle: Bundle, req: Request) -> Energy:
     from .processes import MASKED
 
     if bundle.process not in MASKED:
-        raise ValueError("the NCE energy was trained on masked text; with a uniform-noise denoiser use mdlm or "
-                         "edlm-ar")
+        raise ValueError(f"the NCE energy was trained on masked text; with a {bundle.process} denoiser use mdlm "
+                         "or edlm-ar")
     return NCEEnergy(bundle.nce)

@@ -15,8 +15,9 @@ from .processes import process_for
 def elbo_perplexity(denoiser, windows: torch.Tensor, draws: int = 8, seed: int = 0, batch: int = 32) -> float:
     """exp of the mean negative ELBO per token, Monte Carlo over t: `draws` stratified times per window.
 
-    The ELBO bounds the likelihood, so this is an upper bound on the denoiser's perplexity."""
-    process = process_for(denoiser.config)
+    The ELBO bounds the likelihood, so this is an upper bound on the denoiser's perplexity. (For the continuous
+    process it is exp of its training loss, the x0 cross-entropy at the noised positions: no bound.)"""
+    process = process_for(denoiser.config, model=denoiser)
     gen = torch.Generator().manual_seed(seed)
     device = next(denoiser.parameters()).device
     total, count = 0.0, 0

@@ -22,7 +22,7 @@ class AbsorbingProcess:
         self.mask_id, self.schedule = mask_id, schedule
 
     @classmethod
-    def from_config(cls, config, schedule: Schedule) -> AbsorbingProcess:
+    def from_config(cls, config, schedule: Schedule, model=None) -> AbsorbingProcess:
         return cls(config.mask_token_id, schedule)
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -41,6 +41,14 @@ class AbsorbingProcess:
     def start(self, x: torch.Tensor, editable: torch.Tensor, gen: RowRandom) -> torch.Tensor:
         """The spans start as masks, which they are already."""
         return x
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the denoiser reads: the tokens themselves."""
+        return x
+
+    def report(self) -> dict:
+        """Nothing beyond the tokens to show."""
+        return {}
 
     def predicted(self, x: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
         """The positions the denoiser predicts: the editable ones still masked."""

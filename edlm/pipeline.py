@@ -14,6 +14,7 @@ import torch
 
 from .bundle import Bundle
 from .limits import GENERATE_TEMPERATURE, LIMITS, validate
+from .processes import MASKED
 from .runner import (Tick, check_work, choose_lengths, layout_editable, length_steps, run, score_fill,
                      with_bundle_defaults, work_steps)
 from .samplers import get_sampler
@@ -66,6 +67,9 @@ class InfillEvent:
     #                                     text (None) and each masked token's own text (its index), in order
     lengths: list[int] = field(default_factory=list)
     length_scores: dict[int, float] = field(default_factory=dict)
+    points: list[tuple[float, float] | None] = field(default_factory=list)  # continuous process: per masked
+    #                                     token, its point in the embedding space's fixed 2-D view (None: its
+    #                                     window not reached yet), with `pieces` its nearest word every step
 
 
 def _token_view(tok, layout, row: list[int], span_pos: list[int], top_ids, top_probs, r: int) -> tuple[list, list]:
@@ -92,10 +96,11 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
     editable = layout_editable(layout)
     check_work(req, editable, bundle.window, batch, bundle)
     span_pos = [p for a, b in layout.span_ranges for p in range(a, b)]
-    uniform = bundle.process == "uniform"  # no masks: all is noise
+    uniform = bundle.process not in MASKED  # no masks (uniform or continuous noise): every span token may change
     revealed_at = torch.full(ids.shape, -1)
     writes = torch.zeros(ids.shape, dtype=torch.long)  # how often each position was written (remasking: > 1)
     top_ids = top_probs = None  # the denoiser's likeliest tokens at each position when it was last written
+    points = None  # continuous process: each position's point in the 2-D view, as of its window's last step
     step, start = 0, time.perf_counter()
     for ev, prog in run(bundle, ids, req, editable, top_tokens=TOP_TOKENS if render else 0):
         step += 1
@@ -111,6 +116,10 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                 top_ids, top_probs = torch.full((*ids.shape, n), -1), torch.zeros(*ids.shape, n)
             top_ids[:, a:b][written_now] = ev.extra["top_ids"][written_now]
             top_probs[:, a:b][written_now] = ev.extra["top_probs"][written_now]
+        if render and "points" in ev.extra:
+            if points is None:  # NaN: a position of a window not reached yet
+                points = torch.full((*ids.shape, 2), float("nan"))
+            points[:, a:b] = ev.extra["points"]
         events = []
         for r in range(batch):
             row = ids[r].tolist()
@@ -133,6 +142,11 @@ def _stream(bundle: Bundle, template: Template, lengths: list[int], req: Request
                 e.segments = layout.segments(tok, row, kinds)
                 e.text = "".join(seg for seg, _, _ in e.segments)
                 e.revealed_at = [int(revealed_at[r, p]) for p in span_pos]
+                if points is not None:  # each position's point and its nearest word (the token shown)
+                    e.points = [None if bool(points[r, p].isnan().any()) else
+                                (round(float(points[r, p, 0]), 4), round(float(points[r, p, 1]), 4))
+                                for p in span_pos]
+                    e.pieces = [decode(tok, [row[p]]) for p in span_pos]
             if final:
                 e.spans = layout.render(tok, row)[1]
                 e.pieces = [decode(tok, [row[p]]) for p in span_pos]

@@ -78,6 +78,21 @@ def _uniform(arg: str | None, device, dtype) -> Bundle:
     return bundle
 
 
+@preset("continuous", "the embedded continuous-embedding denoiser (assets/continuous) with the embedded AR energy: "
+        "each span position is a point in embedding space that Gaussian noise moved, pulled step by step toward "
+        "a word; any CPU")
+def _continuous(arg: str | None, device, dtype) -> Bundle:
+    if arg:
+        raise ValueError("the continuous model takes no argument")
+    if not (ASSETS / "continuous").is_dir():
+        raise ModelFilesError(f"the embedded continuous denoiser is missing from {ASSETS}; reinstall the project or "
+                              "train it with scripts/train_default_models.sh")
+    bundle = load_folder(ASSETS, device=device, dtype=dtype, name="continuous", require_manifest=True,
+                         denoiser="continuous")
+    bundle.defaults = dict(CONTINUOUS_DEFAULTS)
+    return bundle
+
+
 @preset("mdlm-owt", "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "
         "~1 GB once; a GPU is advised (CPU works, ~1-2 s per step)")
 def _mdlm_owt(arg: str | None, device, dtype) -> Bundle:
@@ -113,6 +128,7 @@ _llada_preset("llada-instruct", "LLADA_INSTRUCT", "LLaDA 8B Instruct (GSAI-ML): 
 
 # What each model knows (shown beside the model choice in the app) and the settings it runs best with.
 KNOWS = {"general": GENERAL_KNOWS, "default": SOTU_KNOWS, "sotu": SOTU_KNOWS, "uniform": SOTU_KNOWS,
+         "continuous": SOTU_KNOWS,
          "mdlm-owt": "English web text (OpenWebText, about 9 B tokens; GPT-2's tokenizer)",
          "sedd": "English web text (OpenWebText; GPT-2's tokenizer)",
          "llada": "English and Chinese web text, books and code (2.3 T tokens)",
@@ -127,7 +143,9 @@ GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess
 # The uniform model as measured (README "Uniform-noise diffusion": the greedy last step halves its judge perplexity;
 # the frontier that chose the library's temperature and target ESS was measured on the masked models).
 UNIFORM_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0, "final": "greedy"}
-MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "uniform": UNIFORM_DEFAULTS}
+# The continuous model: its untempered proposal (target ESS off: the frontier that chose it was the masked models').
+CONTINUOUS_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0}
+MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "uniform": UNIFORM_DEFAULTS, "continuous": CONTINUOUS_DEFAULTS}
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:

@@ -21,6 +21,12 @@ class RowRandom:
         return torch.cat([torch.rand(n, *shape, generator=g, device=self.device, dtype=dtype)
                           for g, n in zip(self.gens, counts)])
 
+    def normal(self, per_row: list[int] | int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal draws, stacked in row order like `rand` (the continuous process's noise)."""
+        counts = [per_row] * len(self.gens) if isinstance(per_row, int) else per_row
+        return torch.cat([torch.randn(n, *shape, generator=g, device=self.device, dtype=dtype)
+                          for g, n in zip(self.gens, counts)])
+
 
 def sample_categorical(cdf: torch.Tensor, k: int, gen: torch.Generator | torch.Tensor) -> torch.Tensor:
     """k independent draws per row [N, k] by inverting the cumulative distribution cdf [N, V].

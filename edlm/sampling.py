@@ -204,7 +204,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
     `editable` (default: the masked positions of x) is where the sampler may write; the rest stays fixed.
     `row_seeds` gives each row its own seed (default: derived from cfg.seed and the row's index).
     """
-    process = process_for(denoiser.config, schedule)
+    process = process_for(denoiser.config, schedule, denoiser)
     process.check(cfg)
     gen = RowRandom(cfg.seed, x.shape[0], x.device, row_seeds)
     editable = (x == denoiser.config.mask_token_id) if editable is None else editable.to(x.device)
@@ -218,7 +218,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
         # A row whose text did not change keeps its prediction (a network without time input would repeat it):
         # only changed rows go through the denoiser, so rows never depend on the batch they run in.
         if q is None or denoiser.config.time_conditioning or bool(stale.all()):
-            q = Proposal(denoiser, x, t, masked, cfg, previous=q)
+            q = Proposal(denoiser, process.inputs(x), t, masked, cfg, previous=q)
             calls += 1
         elif bool(stale.any()):
             fresh = Proposal(denoiser, x[stale], t, masked[stale], cfg, previous=q.rows(stale))
@@ -238,6 +238,7 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
                           schedule=process.schedule, generator=gen)
         prev = x
         x, again = process.step(ctx, cfg)
+        info["extra"] = {**info.get("extra", {}), **process.report()}
         stale = (x != prev).any(-1)
         yield _event(i + 1, cfg, t, s, x, fixed, prev, calls, ecalls, start,
                      remasked=None if again is None else again.cpu(), **info)

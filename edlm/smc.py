@@ -55,7 +55,10 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
     show, per row, the particle with the largest weight (the last: the one drawn), and at weighting steps every
     particle's draw (`candidates`), the weights, the ESS, and after a resampling its ancestors (extra)."""
     B, L, k = x.shape[0], x.shape[1], max(1, cfg.k)
-    process = process_for(denoiser.config, schedule)
+    process = process_for(denoiser.config, schedule, denoiser)
+    if process.name == "continuous":
+        raise ValueError("edlm-smc resamples its particles' tokens, and the continuous process carries points the "
+                         "resampling does not move: use mdlm or edlm-ar with the continuous model")
     process.check(cfg)
     seeds = row_seeds if row_seeds is not None else [cfg.seed + 1_000_003 * b for b in range(B)]
     gen = RowRandom(cfg.seed, B * k, x.device, particle_seeds(seeds, k))  # each particle's draws

@@ -103,7 +103,7 @@ class SpindleProcess(AbsorbingProcess):
         self.spindle = spindle
 
     @classmethod
-    def from_config(cls, config, schedule: Schedule) -> SpindleProcess:
+    def from_config(cls, config, schedule: Schedule, model=None) -> SpindleProcess:
         info, lam = getattr(config, "spindle_info", None), getattr(config, "spindle_lambda", None)
         if info is None or lam is None:
             raise ValueError("a spindle denoiser's config needs spindle_info (one value per token) and "

@@ -90,15 +90,20 @@ def _build_model(cfg: TrainConfig, tokenizer):
 
         if cfg.process not in PROCESSES:
             raise ValueError(f"unknown noise process {cfg.process!r}: choose one of {', '.join(PROCESSES)}")
-        if cfg.process == "uniform" and cfg.self_conditioning:
+        if cfg.process in ("uniform", "continuous") and cfg.self_conditioning:
             raise ValueError("self-conditioning is for the absorbing process only (its input marks visible tokens)")
+        continuous = cfg.process == "continuous"
         model = DenoiserModel(DiTConfig(
             vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, n_blocks=cfg.n_layers, n_heads=cfg.n_heads,
             dropout=cfg.dropout, length=cfg.seq_len, mask_token_id=tokenizer.mask_token_id,
-            time_conditioning=cfg.time_conditioning or cfg.process == "uniform",  # the noise level is not visible
-            self_conditioning=cfg.self_conditioning, process=cfg.process))
+            # the noise level is not visible in the input of these processes
+            time_conditioning=cfg.time_conditioning or cfg.process in ("uniform", "continuous"),
+            self_conditioning=cfg.self_conditioning, process=cfg.process,
+            schedule="logsnr" if continuous else "loglinear"))
         if cfg.init_from:
             warm_start(model, cfg.init_from)
+        if continuous:  # the space is the (warm-started) token table; points enter through a fitted projection
+            model.backbone.fit_in_proj()
         return model
     if cfg.kind == "ar":
         model = new_ar_model(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
@@ -238,7 +243,8 @@ class Objective:
 
     def loss(self, model, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict]:
         if self.kind == "denoiser":
-            process = process_for(model.config)
+            network = getattr(model, "module", model)  # under accelerate's distributed wrapper
+            process = process_for(network.config, model=network)
             t = sample_times(x0.shape[0], gen, device=x0.device)
             x_t = process.add_noise(x0, t, gen)
             self_cond = None

@@ -36,7 +36,7 @@ class UniformProcess:
         self._ids = self.allowed.nonzero()[:, 0]
 
     @classmethod
-    def from_config(cls, config, schedule: Schedule) -> UniformProcess:
+    def from_config(cls, config, schedule: Schedule, model=None) -> UniformProcess:
         return cls(config.vocab_size, schedule, exclude=(config.mask_token_id,), mask_id=config.mask_token_id)
 
     def random_tokens(self, shape, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
@@ -98,6 +98,14 @@ class UniformProcess:
         x = x.clone()
         x[where] = self._ids.to(x.device)[(u * self.n).long().clamp_(max=self.n - 1)]
         return x
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the denoiser reads: the tokens themselves."""
+        return x
+
+    def report(self) -> dict:
+        """Nothing beyond the tokens to show."""
+        return {}
 
     def predicted(self, x: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
         """Every editable position is noise to denoise at every step."""

@@ -23,8 +23,12 @@ def main() -> None:
         if not folder.exists():
             raise SystemExit(f"missing {folder}: train it first (scripts/train_default_models.sh)")
         parts[part] = folder
-    if (runs / "uniform" / "best" / "model").exists():  # the uniform-noise denoiser (the `uniform` preset)
-        parts["uniform"] = runs / "uniform" / "best" / "model"
+    for folder in ("uniform-unrolled", "uniform"):  # the uniform-noise denoiser (the `uniform` preset)
+        if (runs / folder / "best" / "model").exists():
+            parts["uniform"] = runs / folder / "best" / "model"
+            break
+    if (runs / "continuous" / "best" / "model").exists():  # the continuous-embedding denoiser (`continuous`)
+        parts["continuous"] = runs / "continuous" / "best" / "model"
     export_bundle(parts, out, dtype=torch.float16)
     total = sum(p.stat().st_size for p in out.rglob("*.safetensors"))
     print(f"exported to {out}: weights {total / 1e6:.1f} MB")

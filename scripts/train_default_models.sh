@@ -38,6 +38,19 @@ $PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --ou
   --process uniform --init "$RUNS/denoiser-dit/best/model" --ema 0.995,0.999 --batch-size 64 \
   --steps 1700 --minutes 85 --lr 5e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 30 \
   --eval-every 250 --save-every 250
+# Then unrolled denoising (SUNDAE; docs/bench_training_methods_cpu.md section 2): 300 steps planned at lr 2e-4, the
+# best EMA copy by VALIDATION ELBO kept (the shipped one: step 100). This is the shipped `uniform/`.
+$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/uniform-unrolled" \
+  --process uniform --init "$RUNS/uniform/best/model" --unroll 2 --ema 0.995 --batch-size 64 \
+  --steps 300 --lr 2e-4 --warmup 20 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 0 \
+  --eval-every 50 --save-every 50
+# The continuous-embedding denoiser (the `continuous` preset, assets/continuous): warm start from the shipped uniform
+# DiT (its token table becomes the frozen embedding space; the input projection is fitted to it), time-conditioned,
+# the log-SNR schedule, lr 5e-4 with a cosine decay planned over 2,800 steps, EMA 0.995, a 70-minute budget.
+$PY -m edlm train denoiser --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/continuous" \
+  --process continuous --init "$RUNS/uniform-unrolled/best/model" --ema 0.995 --batch-size 64 \
+  --steps 2800 --minutes 70 --lr 5e-4 --warmup 100 --hidden 256 --layers 4 --heads 4 --dropout 0.1 --seed 40 \
+  --eval-every 250 --save-every 250
 # The AR model: EDLM-AR energy and the `ar` baseline (AR models stop gaining after a few passes over small data).
 $PY -m edlm train ar --corpus "$CORPUS" --tokenizer "$RUNS/tokenizer" --out "$RUNS/ar" \
   --steps 1800 --minutes 40 --lr 1e-3 --warmup 100 --hidden 256 --layers 4 --heads 4 --seed 1

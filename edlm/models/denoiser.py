@@ -5,6 +5,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
+from ..continuous import Points, embedding_space
 from ..noise import get_schedule
 from ..processes import process_name
 from .dit import DiTBackbone, DiTConfig
@@ -36,16 +37,21 @@ class DenoiserModel(PreTrainedModel):
     def _init_weights(self, module):  # keep the DiT's own initialisation (zeroed adaLN and output layer)
         pass
 
+    def embedding_space(self) -> torch.Tensor:
+        """The continuous process's space: the token table, rows scaled to norm sqrt(D) (`edlm.continuous`)."""
+        return embedding_space(self.backbone.vocab_embed.embedding)
+
     def sigma_of(self, t: torch.Tensor) -> torch.Tensor:
         """The network's time input: sigma(t) if time-conditioned, else zeros (MDLM's convention)."""
         if not self.config.time_conditioning:
             return torch.zeros_like(t, dtype=torch.float32)
         return self.schedule.sigma(t)
 
-    def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.Tensor | Points, t: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, self_cond: torch.Tensor | str | None = "auto",
                 **_) -> MaskedLMOutput:
-        """x_t [B, L] and t [B] -> SUBS log-probs [B, L, V], or [N, V] at `positions` (bool [B, L]) only.
+        """x_t [B, L] and t [B] -> SUBS log-probs [B, L, V], or [N, V] at `positions` (bool [B, L]) only. A
+        continuous denoiser takes `Points` and returns plain log-probabilities over every token but the mask.
 
         Self-conditioning models take the previous x0 prediction `self_cond` (probabilities [B, L, V], or a
         `SparseSelfCond` at the masked positions); None
@@ -58,8 +64,11 @@ class DenoiserModel(PreTrainedModel):
         elif isinstance(self_cond, str):
             with torch.no_grad():
                 self_cond = self.forward(input_ids, t, self_cond=None).logits.exp()
-        raw = self.backbone(input_ids, self.sigma_of(t), positions=positions, self_cond=self_cond)
-        if process_name(self.config) == "uniform":  # every position is predicted; never a mask
+        if isinstance(input_ids, Points):  # the continuous process: points of the embedding space
+            raw = self.backbone(None, self.sigma_of(t), positions=positions, points=input_ids.z)
+        else:
+            raw = self.backbone(input_ids, self.sigma_of(t), positions=positions, self_cond=self_cond)
+        if process_name(self.config) in ("uniform", "continuous"):  # every position is predicted; never a mask
             raw = raw.float().index_fill(-1, torch.tensor([self.config.mask_token_id], device=raw.device),
                                          float("-inf"))
             return MaskedLMOutput(logits=raw.log_softmax(-1))

@@ -37,7 +37,7 @@ class DiTConfig(PretrainedConfig):
         self.time_conditioning = time_conditioning
         self.schedule = schedule
         self.self_conditioning = self_conditioning  # input: the previous x0 prediction (MDLM / Chen et al. 2022)
-        self.process = process  # "absorbing" (masked diffusion, SUBS outputs) or "uniform" (edlm.uniform)
+        self.process = process  # "absorbing" (masked, SUBS outputs), "uniform" or "continuous" (edlm.processes)
         super().__init__(**kwargs)
 
 
@@ -165,6 +165,12 @@ class DiTBackbone(nn.Module):
             # Zero-initialised: a network without self-conditioning loads into this one unchanged (warm start).
             self.self_cond_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
             nn.init.zeros_(self.self_cond_proj.weight)
+        self.in_proj = None
+        if getattr(config, "process", "absorbing") == "continuous":
+            # Continuous diffusion reads points of the (frozen) embedding space, not token ids: the table is the
+            # space (edlm.continuous), and this projection maps a point into the network.
+            self.vocab_embed.embedding.requires_grad_(False)
+            self.in_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
 
     def expected_embedding(self, ids: torch.Tensor, self_cond, embedded: torch.Tensor) -> torch.Tensor:
         """The self-conditioning input as an expected token embedding [B, L, H]. Dense probabilities [B, L, V]
@@ -178,18 +184,32 @@ class DiTBackbone(nn.Module):
             return h
         return self_cond.to(table.dtype) @ table
 
-    def forward(self, ids: torch.Tensor, sigma: torch.Tensor, extra_embed: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None, self_cond: torch.Tensor | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def fit_in_proj(self) -> None:
+        """Start the continuous input projection where a word's point lands on that word's own embedding (least
+        squares over the table), so a warm start from a token DiT reads clean text as before."""
+        from ..continuous import embedding_space
+
+        table = self.vocab_embed.embedding.float()
+        solution = torch.linalg.lstsq(embedding_space(table), table).solution  # [D, H]: point @ W = embedding
+        self.in_proj.weight.copy_(solution.T.to(self.in_proj.weight.dtype))
+
+    def forward(self, ids: torch.Tensor | None, sigma: torch.Tensor, extra_embed: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None, self_cond: torch.Tensor | None = None,
+                points: torch.Tensor | None = None) -> torch.Tensor:
         """`positions` (bool [B, L]) restricts the output layer to those positions: returns [N, out_dim].
         `self_cond` (x0 probabilities [B, L, V], or a `SparseSelfCond`) enters as the expected token embedding,
-        projected."""
-        x = self.vocab_embed(ids)
+        projected. A continuous network reads `points` [B, L, D] of its embedding space instead of ids."""
+        if points is not None:
+            x = self.in_proj(points.to(self.in_proj.weight.dtype))
+        else:
+            x = self.vocab_embed(ids)
         if self_cond is not None and self.self_cond_proj is not None:
             x = x + self.self_cond_proj(self.expected_embedding(ids, self_cond, x))
         if extra_embed is not None:
             x = x + extra_embed
         c = F.silu(self.sigma_map(sigma)).to(x.dtype)
-        cos, sin = rotary_cos_sin(ids.shape[1], self.config.hidden_size // self.config.n_heads, ids.device)
+        cos, sin = rotary_cos_sin(x.shape[1], self.config.hidden_size // self.config.n_heads, x.device)
         for block in self.blocks:
             x = block(x, cos, sin, c)
         if positions is not None:

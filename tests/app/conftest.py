@@ -38,6 +38,11 @@ def gradio_tmp(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(bundle_dir, gradio_tmp):
+    yield from serve(bundle_dir, gradio_tmp, APP_LOG)
+
+
+def serve(bundle_dir: Path, gradio_tmp: Path, log: list[str]):
+    """Run `python app.py` on the bundle folder until the test session (or module) is done; yields its URL."""
     port = free_port()
     env = dict(os.environ, EDLM_MODEL=str(bundle_dir), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
                PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(gradio_tmp), EDLM_FILE_SECONDS=str(FILE_SECONDS),
@@ -45,14 +50,14 @@ def app_url(bundle_dir, gradio_tmp):
     env.pop("GRADIO_SERVER_NAME", None)
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    threading.Thread(target=lambda: APP_LOG.extend(proc.stdout), daemon=True).start()
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
     url = f"http://127.0.0.1:{port}/"
     limit = float(os.environ.get("EDLM_TEST_WAIT_SECONDS", "300"))  # a safety net: the signal is the server answering
     deadline = time.time() + limit
     while time.time() < deadline:
         if proc.poll() is not None:
             time.sleep(0.5)
-            raise RuntimeError("app exited: " + "".join(APP_LOG))
+            raise RuntimeError("app exited: " + "".join(log))
         try:
             urllib.request.urlopen(url, timeout=2)
             break

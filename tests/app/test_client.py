@@ -289,3 +289,14 @@ def test_variant_seeds_stay_in_the_range_infill_accepts(client):
         client.predict(text, 4, "mdlm", 4, 2**63 - 2, api_name="/variants")
     out = client.predict(text, 4, "mdlm", 4, 2**63 - 4, api_name="/variants")
     assert max(v["seed"] for v in out) == 2**63 - 1
+
+
+def test_keywords_become_a_sentence_that_uses_each_of_them(client):
+    job = client.submit("people, union, states", "mdlm", 4, api_name="/keywords")
+    updates = list(job)
+    text, status = updates[-1]
+    assert all(w in text.lower() for w in ("people", "union", "states")) and "[MASK" not in text
+    assert "100% of the keywords used" in status and "likeliest of 3 orders" in status
+    assert any("writing from keywords: step" in u[1] for u in updates[:-1])  # progress while it writes
+    with pytest.raises(Exception, match="give the keywords"):
+        client.predict(" , ", api_name="/keywords")
