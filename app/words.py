@@ -119,6 +119,10 @@ def status_line(ev, k: int) -> str:
         parts.append(f"window {ev.window + 1} of {ev.windows}")
     if ev.is_step:
         parts.append(f"importance-sampling step: ESS {ev.ess:.2f} of {k} ({ess_meaning(ev.ess, k)})")
+    if ev.final and ev.points and ev.changes:  # continuous against discrete noise, on this run
+        mean = sum(ev.changes) / len(ev.changes)
+        parts.append(f"each span position changed its nearest word {mean:.1f} times on average before it settled "
+                     "(under masking a position is written once)")
     if ev.final:
         parts.append(f"done: {ev.ended_early}" if ev.ended_early else "done")
     return " · ".join(parts)

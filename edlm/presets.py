@@ -65,32 +65,29 @@ def _general(arg: str | None, device, dtype) -> Bundle:
     return general_bundle(arg, device=device, dtype=dtype)
 
 
+def _embedded_part(name: str, arg: str | None, device, dtype, defaults: dict) -> Bundle:
+    """The embedded bundle with another of its denoisers (assets/NAME) and that model's own settings."""
+    if arg:
+        raise ValueError(f"the {name} model takes no argument")
+    if not (ASSETS / name).is_dir():
+        raise ModelFilesError(f"the embedded {name} denoiser is missing from {ASSETS}; reinstall the project or "
+                              "train it with scripts/train_default_models.sh")
+    bundle = load_folder(ASSETS, device=device, dtype=dtype, name=name, require_manifest=True, denoiser=name)
+    bundle.defaults = dict(defaults)
+    return bundle
+
+
 @preset("uniform", "the embedded uniform-noise denoiser (assets/uniform) with the embedded AR energy: a span starts "
         "as random words and every token can change at every step; any CPU")
 def _uniform(arg: str | None, device, dtype) -> Bundle:
-    if arg:
-        raise ValueError("the uniform model takes no argument")
-    if not (ASSETS / "uniform").is_dir():
-        raise ModelFilesError(f"the embedded uniform denoiser is missing from {ASSETS}; reinstall the project or "
-                              "train it with scripts/train_default_models.sh")
-    bundle = load_folder(ASSETS, device=device, dtype=dtype, name="uniform", require_manifest=True, denoiser="uniform")
-    bundle.defaults = dict(UNIFORM_DEFAULTS)
-    return bundle
+    return _embedded_part("uniform", arg, device, dtype, UNIFORM_DEFAULTS)
 
 
 @preset("continuous", "the embedded continuous-embedding denoiser (assets/continuous) with the embedded AR energy: "
         "each span position is a point in embedding space that Gaussian noise moved, pulled step by step toward "
         "a word; any CPU")
 def _continuous(arg: str | None, device, dtype) -> Bundle:
-    if arg:
-        raise ValueError("the continuous model takes no argument")
-    if not (ASSETS / "continuous").is_dir():
-        raise ModelFilesError(f"the embedded continuous denoiser is missing from {ASSETS}; reinstall the project or "
-                              "train it with scripts/train_default_models.sh")
-    bundle = load_folder(ASSETS, device=device, dtype=dtype, name="continuous", require_manifest=True,
-                         denoiser="continuous")
-    bundle.defaults = dict(CONTINUOUS_DEFAULTS)
-    return bundle
+    return _embedded_part("continuous", arg, device, dtype, CONTINUOUS_DEFAULTS)
 
 
 @preset("mdlm-owt", "MDLM on OpenWebText (170M, 1024 tokens) + GPT-2 energy, the EDLM paper's setting; downloads "

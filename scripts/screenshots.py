@@ -4,7 +4,8 @@
     python scripts/screenshots.py --url http://127.0.0.1:7860/ --out docs
 
 Writer journeys (fill, variants beside the result, a phone) run on the general model where it is installed;
-teacher journeys (replay, the guided IS step, top tokens, Compare) on the embedded diffusion model `default`.
+teacher journeys (replay, the guided IS step, top tokens, Compare) on the embedded diffusion model `default`,
+and the embedding view on `continuous`.
 Seeds are fixed, so the same models give the same pictures.
 """
 from __future__ import annotations
@@ -136,8 +137,21 @@ def main() -> None:
                                timeout=WAIT)
         page.wait_for_timeout(1000)
         page.locator("#edlm-tab-compare").screenshot(path=str(out / "compare.png"))
+
+        # Continuous noise: the span positions' points in embedding space, replayed part way
+        page.get_by_role("tab", name="Watch").click()
+        use_model(page, "continuous")
+        settings(page, seed=3, steps=16)
+        generate(page, TEACHER_TEXT)
+        replay = page.locator("#edlm-replay input[type=number]")
+        replay.fill("10")
+        replay.press("Enter")
+        page.wait_for_function("(document.querySelector('#edlm-reveal .gtitle') || {}).textContent"
+                               "?.includes('step 10 of 16')", timeout=WAIT)
+        page.wait_for_timeout(1000)
+        page.locator("#edlm-reveal").screenshot(path=str(out / "embedding_view.png"))
         browser.close()
-    for name in ("writer", "phone", "teacher", "lesson", "top_tokens", "compare"):
+    for name in ("writer", "phone", "teacher", "lesson", "top_tokens", "compare", "embedding_view"):
         print(out / f"{name}.png", (out / f"{name}.png").stat().st_size, "bytes")
 
 

@@ -221,8 +221,9 @@ def test_the_app_draws_the_points_moving_toward_words_live_and_in_the_replay(con
     early = replay.view(3)[7]
     assert "step 3 of 8" in early.layout.title.text and all(len(tr.x) == 3 for tr in early.data[1::2])
     assert "embedding space" in outs[0][8]["label"]  # the chart's label follows the process
-    assert any("moved to another nearest word" in status_line(e, 2) for e in infill_stream(
-        bundle, text, sampler="mdlm", steps=8, seed=4))
+    events = list(infill_stream(bundle, text, sampler="mdlm", steps=8, seed=4))
+    assert any("moved to another nearest word" in status_line(e, 2) for e in events)
+    assert "changed its nearest word" in status_line(events[-1], 2)
 
 
 def test_any_text_around_the_spans_survives_and_every_point_is_finite(continuous_bundle):
