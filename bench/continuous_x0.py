@@ -46,7 +46,7 @@ def main() -> None:
         if estimate == "expected":
             bundle.denoiser.config.process = "continuous-expected"
         bundle.name = f"continuous-{estimate}"
-        cfg = BenchConfig(corpus=DEFAULT_CORPUS, out=str(Path(args.out) / estimate), samples=args.samples,
+        cfg = BenchConfig(corpus=str(DEFAULT_CORPUS), out=str(Path(args.out) / estimate), samples=args.samples,
                           batch=args.samples, steps=tuple(int(s) for s in args.steps.split(",")), top_p=0.95,
                           parts=("generate", "infill"), variants=tuple(args.variants.split(",")))
         print(f"## x0 estimate: {estimate}\n")

@@ -140,7 +140,8 @@ GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess
 # The uniform model as measured (README "Uniform-noise diffusion": the greedy last step halves its judge perplexity;
 # the frontier that chose the library's temperature and target ESS was measured on the masked models).
 UNIFORM_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0, "final": "greedy"}
-# The continuous model: its untempered proposal (target ESS off: the frontier that chose it was the masked models').
+# The continuous model as measured (README "Continuous-embedding diffusion": the AR energy's importance sampling
+# helps its infilling, a greedy last step changes nothing; untempered weights, as for the uniform model).
 CONTINUOUS_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0}
 MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "uniform": UNIFORM_DEFAULTS, "continuous": CONTINUOUS_DEFAULTS}
 

@@ -137,6 +137,17 @@ def test_the_projection_is_fixed_and_orthonormal():
     assert bool((axes.gather(0, axes.abs().argmax(0, keepdim=True)) > 0).all())
 
 
+def test_token_ids_given_to_a_continuous_network_read_as_their_clean_points():
+    from edlm.models.denoiser import DenoiserModel
+
+    model = continuous_denoiser()
+    ids = torch.randint(5, 40, (2, 7))
+    t = torch.full((2,), 0.3)
+    clean = Points(model.embedding_space()[ids], torch.zeros(2, 7, dtype=torch.bool))
+    assert torch.equal(model(ids, t).logits, model(clean, t).logits)
+    assert isinstance(model, DenoiserModel) and bool((model(ids, t).logits[..., 4] == float("-inf")).all())
+
+
 def test_points_index_and_move_like_a_batch():
     pts = Points(torch.randn(3, 5, 4), torch.ones(3, 5, dtype=torch.bool))
     assert pts[1:].shape == (2, 5) and pts.to("cpu").device.type == "cpu"

@@ -64,11 +64,14 @@ class DenoiserModel(PreTrainedModel):
         elif isinstance(self_cond, str):
             with torch.no_grad():
                 self_cond = self.forward(input_ids, t, self_cond=None).logits.exp()
+        if self.backbone.in_proj is not None and not isinstance(input_ids, Points):  # ids: their clean points
+            input_ids = Points(self.embedding_space().to(input_ids.device)[input_ids],
+                               torch.zeros_like(input_ids, dtype=torch.bool))
         if isinstance(input_ids, Points):  # the continuous process: points of the embedding space
             raw = self.backbone(None, self.sigma_of(t), positions=positions, points=input_ids.z)
         else:
             raw = self.backbone(input_ids, self.sigma_of(t), positions=positions, self_cond=self_cond)
-        if process_name(self.config) in ("uniform", "continuous"):  # every position is predicted; never a mask
+        if isinstance(input_ids, Points) or process_name(self.config) == "uniform":  # every position predicted
             raw = raw.float().index_fill(-1, torch.tensor([self.config.mask_token_id], device=raw.device),
                                          float("-inf"))
             return MaskedLMOutput(logits=raw.log_softmax(-1))
