@@ -284,8 +284,9 @@ def run_eight_steps(page) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#edlm-text textarea").fill("The [MASK:8] of the Union is strong.")
     set_steps(page, 8)
+    before = page.locator("#edlm-status").inner_text()  # an earlier test's run may have ended with the same words
     page.locator("#edlm-generate").click()
-    page.wait_for_function("(s => s.includes('8 of 8 tokens filled') && s.includes('done'))"
+    page.wait_for_function(f"(s => s !== {before!r} && s.includes('8 of 8 tokens filled') && s.includes('done'))"
                            "(document.querySelector('#edlm-status').innerText)", timeout=WAIT_MS)
     page.get_by_role("tab", name="Watch").click()
 
@@ -359,7 +360,8 @@ def test_compare_replays_and_stops_like_the_main_view(page, app_log):
 def test_replay_slider_and_play_show_earlier_steps(page):
     run_eight_steps(page)
     page.wait_for_selector("#edlm-replay", state="visible", timeout=WAIT_MS)
-    assert "▒" not in page.locator("#edlm-live").inner_text()
+    # the finished text (the live view renders the run's last update a moment after the status line)
+    page.wait_for_function("!document.querySelector('#edlm-live').innerText.includes('▒')", timeout=WAIT_MS)
     number = page.locator("#edlm-replay input[type=number]")
     number.fill("1")
     number.press("Enter")
