@@ -157,9 +157,9 @@ def changes_bar(pieces: list[str], changes: list[int]) -> go.Figure:
 
 def embedding_view(words: tuple[list[float], list[float], list[str]] | None, trails: list[list[tuple[float, float]]],
                    pieces: list[str], step: int, total_steps: int) -> go.Figure:
-    """Continuous diffusion: every word of the vocabulary as a faint dot in the model's fixed 2-D view of its
+    """Continuous diffusion: the words of the vocabulary as faint dots in the model's fixed 2-D view of its
     embedding space, and each span position as a point moving toward a word (its trail so far, and its nearest
-    word as the label)."""
+    word as the label), zoomed to where the positions have been."""
     if not trails:
         return _empty("", "continuous diffusion: the span positions appear here as they move")
     fig = go.Figure()
@@ -177,8 +177,13 @@ def embedding_view(words: tuple[list[float], list[float], list[str]] | None, tra
     fig.update_layout(**{**LAYOUT, "height": 360}, showlegend=False,
                       title=_title(f"step {step} of {total_steps}: each span position in embedding space (2-D view), "
                                    "labelled with its nearest word; grey dots: the words"))
-    fig.update_xaxes(showticklabels=False, title=None)
-    fig.update_yaxes(showticklabels=False, title=None)
+    # Zoomed to where the span positions have been: isotropic noise projects near the middle of the words' cloud,
+    # so a view of every word would show the points as one dot until the last steps.
+    xs = [p[0] for trail in trails for p in trail]
+    ys = [p[1] for trail in trails for p in trail]
+    pad_x, pad_y = 0.15 * (max(xs) - min(xs)) + 0.1, 0.15 * (max(ys) - min(ys)) + 0.1
+    fig.update_xaxes(showticklabels=False, title=None, range=[min(xs) - pad_x, max(xs) + pad_x])
+    fig.update_yaxes(showticklabels=False, title=None, range=[min(ys) - pad_y, max(ys) + pad_y])
     return fig
 
 

@@ -82,17 +82,19 @@ class GaussianProcess:
 
     name = "continuous"
 
-    def __init__(self, space: torch.Tensor | None, schedule: Schedule, mask_id: int):
+    def __init__(self, space: torch.Tensor | None, schedule: Schedule, mask_id: int,
+                 view: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.space, self.schedule, self.mask_id = space, schedule, mask_id
         self.z: torch.Tensor | None = None  # the run's points [B, L, D] (sampling state)
         self.editable: torch.Tensor | None = None
         self.banned: tuple[int, ...] = (mask_id,)
-        self._view = None
+        self.view = view  # the 2-D view of the space (`projection`), made on first use unless the model has one
 
     @classmethod
     def from_config(cls, config, schedule: Schedule, model=None) -> GaussianProcess:
-        space = model.embedding_space() if model is not None else None
-        return cls(space, schedule, config.mask_token_id)
+        if model is None:
+            return cls(None, schedule, config.mask_token_id)
+        return cls(model.embedding_space(), schedule, config.mask_token_id, view=model.embedding_view())
 
     def _space(self, device) -> torch.Tensor:
         if self.space is None:
@@ -117,9 +119,11 @@ class GaussianProcess:
 
     # sampling
     def check(self, cfg) -> None:
+        """Remasking does not apply; the run's banned tokens (special tokens) are never a position's shown word."""
         if cfg.remask != "none":
             raise ValueError("remasking is for masked diffusion: the continuous process moves every position of a "
                              "span at every step already")
+        self.banned = tuple(sorted({self.mask_id, *cfg.banned}))
 
     def finite(self, cfg) -> bool:
         """Never: every position moves at every step until the last."""
@@ -174,14 +178,13 @@ class GaussianProcess:
 
     def report(self) -> dict:
         """Each position's point in the space's fixed 2-D view (`projection`), [B, L, 2], for the teaching view."""
-        if self._view is None:
-            self._view = projection(self._space(self.z.device))
-        mean, axes = self._view
+        if self.view is None:
+            self.view = projection(self._space(self.z.device))
+        mean, axes = self.view
         return {"points": ((self.z.float() - mean) @ axes).cpu()}
 
 
 def word_points(denoiser) -> torch.Tensor:
     """Every word of a continuous denoiser's vocabulary in the fixed 2-D view [V, 2] (the teaching view's map)."""
-    space = denoiser.embedding_space()
-    mean, axes = projection(space)
-    return (space - mean) @ axes
+    mean, axes = denoiser.embedding_view()
+    return (denoiser.embedding_space() - mean) @ axes

@@ -111,8 +111,10 @@ def test_sampling_keeps_fixed_text_is_seeded_and_ends_on_the_drawn_words():
     editable = torch.ones(3, 20, dtype=torch.bool)
     for p, tok in ((0, 10), (6, 4), (19, 12)):
         x[:, p], editable[:, p] = tok, False
-    cfg = SamplerConfig(steps=10, seed=3, banned=(4,))
+    cfg = SamplerConfig(steps=10, seed=3, banned=(4, 0, 1, 2))
     events = list(sample(model, x, cfg, editable=editable))
+    shown = torch.stack([ev.tokens for ev in events])[:, editable]
+    assert not bool(torch.isin(shown, torch.tensor([0, 1, 2, 4])).any())  # never a banned word, mid-run either
     out = events[-1].tokens
     assert torch.equal(out[~editable], x[~editable]) and not bool((out[editable] == 4).any())
     assert torch.equal(out, list(sample(model, x, cfg, editable=editable))[-1].tokens)

@@ -5,7 +5,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
-from ..continuous import Points, embedding_space
+from ..continuous import Points, embedding_space, projection
 from ..noise import get_schedule
 from ..processes import process_name
 from .dit import DiTBackbone, DiTConfig
@@ -40,6 +40,12 @@ class DenoiserModel(PreTrainedModel):
     def embedding_space(self) -> torch.Tensor:
         """The continuous process's space: the token table, rows scaled to norm sqrt(D) (`edlm.continuous`)."""
         return embedding_space(self.backbone.vocab_embed.embedding)
+
+    def embedding_view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The space's fixed 2-D view (its mean and first two principal directions), computed once per model."""
+        if getattr(self, "_embedding_view", None) is None:
+            self._embedding_view = projection(self.embedding_space())
+        return self._embedding_view
 
     def sigma_of(self, t: torch.Tensor) -> torch.Tensor:
         """The network's time input: sigma(t) if time-conditioned, else zeros (MDLM's convention)."""
