@@ -116,18 +116,15 @@ def from_keywords(bundle, source: str, orders: int = ORDERS, gap: int = GAP, **s
 
 
 def ar_score(bundle, text: str) -> float | None:
-    """The AR model's mean negative log-likelihood of a sentence (per token; per character for an AR model with
-    its own tokenizer); None without an AR model."""
+    """The AR model's mean negative log-likelihood of a sentence (per token, `edlm.augment.ar_scores`; per character
+    for an AR model with its own tokenizer); None without an AR model."""
     if bundle.ar is None:
         return None
-    import torch
-
-    from .energy import TextAREnergy, ar_log_likelihood
-    from .tokenizer import encode
-
     if bundle.energy_tokenizer is not None:
+        from .energy import TextAREnergy
+
         energy = TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer)
         return -float(energy.text_log_likelihood([text])[0]) / max(1, len(text))
-    ids = encode(bundle.tokenizer, text)[: bundle.ar.config.max_position_embeddings - 1]
-    x = torch.tensor([ids], device=bundle.device)
-    return -float(ar_log_likelihood(bundle.ar, x, bundle.tokenizer.bos_token_id)) / max(1, len(ids))
+    from .augment import ar_scores
+
+    return -ar_scores(bundle, [text])[0]
