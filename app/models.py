@@ -58,7 +58,7 @@ def model_settings(model: str) -> dict:
 
 def example_group(model: str) -> str:
     """Which examples a model shows: everyday text for the general model, speeches for every other."""
-    return "general" if model.partition(":")[0] == "general" else "default"
+    return "general" if model.partition(":")[0] in ("general", "general-diffusion") else "default"
 
 
 def next_seed(keep: bool, seed):

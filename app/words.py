@@ -135,7 +135,8 @@ def model_note(model: str) -> str:
     name = model.partition(":")[0]
     knows = KNOWS.get(name)
     help_ = PRESETS[name].help if name in PRESETS else "a local model folder"
-    if knows and name in ("general", "default", "sotu", "uniform", "continuous"):  # offline models: what they know is the news
+    offline = ("general", "general-diffusion", "default", "sotu", "uniform", "continuous")
+    if knows and name in offline:  # offline models: what they know is the news
         return f"**{model}** knows {knows}."
     return f"**{model}** knows {knows}. {help_}." if knows else f"**{model}**: {help_}."
 

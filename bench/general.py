@@ -37,12 +37,21 @@ SYSTEMS = {  # name -> (model, settings)
     "sotu-mdlm": ("default", {"sampler": "mdlm"}),
     "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}),
 }
+# SmolLM2 adapted into a masked denoiser (general-diffusion), alone (`mdlm`) and with SmolLM2 as the EDLM energy,
+# at 8, 16 and 32 steps; `-tT` suffixes try another proposal temperature.
+for _steps in (8, 16, 32):
+    for _sampler in ("mdlm", "edlm-ar"):
+        _name = f"gd-{_sampler.split('-')[0]}-{_steps}"
+        SYSTEMS[_name] = ("general-diffusion", {"sampler": _sampler, "steps": _steps})
+        for _temp in (0.8, 1.0):
+            SYSTEMS[f"{_name}-t{_temp:g}"] = ("general-diffusion", {"sampler": _sampler, "steps": _steps,
+                                                                    "temperature": _temp})
 
 
-def passages(task: str, n: int, corpus: str | None) -> list[str]:
+def passages(task: str, n: int, corpus: str | None, split: str = "test") -> list[str]:
     if task == "general":
-        rows = [json.loads(line)["text"] for line in open(ROOT / "data" / "general" / "test.jsonl", encoding="utf-8")]
-        return rows[:n]
+        with open(ROOT / "data" / "general" / f"{split}.jsonl", encoding="utf-8") as f:
+            return [json.loads(line)["text"] for line in f][:n]
     from edlm.commands import DEFAULT_CORPUS
     from edlm.data import read_split
 
@@ -115,6 +124,8 @@ def main() -> None:
     p.add_argument("--model", default="general", help="with --latency: the model to time")
     p.add_argument("--passages", type=int, default=64)
     p.add_argument("--task", choices=["general", "sotu"], default="general")
+    p.add_argument("--split", choices=["test", "validation"], default="test",
+                   help="task general: held-out mail passages to fill (choose settings on validation)")
     p.add_argument("--systems", default="general,general-k1,sotu,sotu-mdlm")
     p.add_argument("--judge", default="gemma3-270m")
     p.add_argument("--corpus", default=None, help="State of the Union folder (--task sotu)")
@@ -133,7 +144,7 @@ def main() -> None:
     from edlm.tokenizer import encode
 
     torch.manual_seed(args.seed)
-    texts = passages(args.task, args.passages, args.corpus)
+    texts = passages(args.task, args.passages, args.corpus, args.split)
     cuts = [cut(t, random.Random(args.seed * 100_003 + i)) for i, t in enumerate(texts)]
     judge = Judge(args.judge)
     rows = {"real span": [], "random words": []}
@@ -174,7 +185,7 @@ def main() -> None:
                      f"{statistics.mean(r['sec'] for r in rs):.2f} |")
     table = "\n".join(lines)
     print(table)
-    out_dir = Path(args.out) / args.task
+    out_dir = Path(args.out) / (args.task if args.split == "test" else f"{args.task}-{args.split}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.md").write_text(table + "\n")
     (out_dir / "rows.json").write_text(json.dumps({"cuts": cuts, "rows": rows}, indent=1))

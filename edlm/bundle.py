@@ -28,7 +28,7 @@ def _assets_folder() -> Path:
 
 
 ASSETS = _assets_folder()
-PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge", "uniform", "continuous")
+PARTS = ("tokenizer", "denoiser", "ar", "nce", "judge", "uniform", "continuous", "general-diffusion")
 
 
 class ModelFilesError(RuntimeError):

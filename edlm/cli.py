@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")
     p.add_argument("kind", choices=["tokenizer", "denoiser", "ar", "nce"])
-    p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files (TEST split never used)")
+    p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files, or of train/validation/test.jsonl (TEST never used)")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--tokenizer", help="tokenizer folder (denoiser, ar, nce)")
     p.add_argument("--denoiser", help="nce: the trained denoiser whose samples are the negatives (any masked "
@@ -177,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["dit", "llama"], default="dit",
                    help="denoiser network: DiT with adaLN, or a bidirectional Llama with shifted outputs")
     p.add_argument("--init-ar", default=None,
-                   help="denoiser with --arch llama: start from this trained AR model folder (AR initialisation)")
+                   help="denoiser with --arch llama: start from this causal LM (AR initialisation): a trained AR "
+                        "folder, a .gguf file or `smollm2`; without --tokenizer its own tokenizer is used")
+    p.add_argument("--lora", type=int, default=0,
+                   help="denoiser with --arch llama: train LoRA adapters of this rank only (0: every weight)")
+    p.add_argument("--anneal-steps", type=int, default=0,
+                   help="denoiser with --arch llama: anneal the attention from causal to bidirectional over N steps")
     p.add_argument("--ema", default="", help="comma-separated EMA decays to keep and validate, e.g. 0.999,0.9995")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
@@ -231,8 +236,8 @@ def _train(args) -> int:
     if args.kind == "tokenizer":
         print(train_tokenizer_cmd(args.corpus, args.out, args.vocab_size))
         return 0
-    if not args.tokenizer:
-        raise ValueError("--tokenizer is required to train a network")
+    if not args.tokenizer and not (args.kind == "denoiser" and args.init_ar):
+        raise ValueError("--tokenizer is required to train a network (a denoiser with --init-ar may use its model's)")
     cfg = TrainConfig(kind=args.kind, out_dir=args.out, corpus=args.corpus, tokenizer=args.tokenizer,
                       denoiser=args.denoiser, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                       warmup_steps=args.warmup, max_steps=args.steps, max_minutes=args.minutes, stop_at=args.stop_at,
@@ -240,7 +245,8 @@ def _train(args) -> int:
                       mixed_precision=args.precision, hidden_size=args.hidden, n_layers=args.layers,
                       n_heads=args.heads, dropout=args.dropout, time_conditioning=args.time_conditioning,
                       self_conditioning=args.self_conditioning, init_from=args.init, process=args.process,
-                      arch=args.arch, init_ar=args.init_ar, unroll=args.unroll,
+                      arch=args.arch, init_ar=args.init_ar, lora=args.lora, anneal_steps=args.anneal_steps,
+                      unroll=args.unroll,
                       spindle_lambda=args.spindle_lambda,
                       ema_decays=tuple(float(d) for d in args.ema.split(",") if d.strip()))
     print(train(cfg))

@@ -27,12 +27,21 @@ def split_of(filename: str) -> str:
 
 
 def read_split(corpus_dir: str | os.PathLike, split: str) -> list[str]:
-    """Texts of one split, in file-name order. A directory of .txt files named YEAR_*.txt."""
+    """Texts of one split, in file-name order: a directory of .txt files named YEAR_*.txt (split by year), or a
+    directory already split into train.jsonl / validation.jsonl / test.jsonl (one {"text": ...} per line)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     folder = Path(corpus_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {folder}")
+    if any((folder / f"{s}.jsonl").is_file() for s in SPLITS):
+        import json
+
+        path = folder / f"{split}.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"corpus {folder} has no {path.name} (a folder of .jsonl splits)")
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line)["text"] for line in f if line.strip()]
     files = sorted(f for f in folder.glob("*.txt") if f.name[:4].isdigit())
     if not files:
         raise FileNotFoundError(f"no YEAR_*.txt files in {folder}")

@@ -425,15 +425,46 @@ def general_bundle(gguf: str | None = None, device=None, dtype: torch.dtype | No
                    name: str = "general") -> Bundle:
     """The general-English bundle: a GGUF Llama (SmolLM2-135M from its package unless `gguf` names a file) with
     its own tokenizer, "[MASK]" added as the span marker (an id the model never reads), run by the `ar-is`
-    sampler. No diffusion denoiser yet (README "General English"). What it knows: `edlm.presets.KNOWS`."""
+    sampler (its diffusion twin: `adapted_bundle`, the `general-diffusion` preset). What it knows:
+    `edlm.presets.KNOWS`."""
     from .presets import GENERAL_DEFAULTS
 
     dev = pick_device(device)
     model, tok = load_causal_lm(gguf or "smollm2", device=dev, dtype=dtype or torch.float32)
+    return Bundle(name=name, tokenizer=with_mask_token(tok), denoiser=None, ar=model, device=dev,
+                  defaults=dict(GENERAL_DEFAULTS))
+
+
+def with_mask_token(tok):
+    """A causal LM's tokenizer with "[MASK]" added after its vocabulary where it has no mask token; special
+    tokens typed in text ("[MASK]", "<|im_start|>") stay text."""
     if tok.mask_token_id is None:
         tok.add_special_tokens({"mask_token": "[MASK]"})
-    tok.backend_tokenizer.encode_special_tokens = True  # "[MASK]" or "<|im_start|>" typed in text are text
-    return Bundle(name=name, tokenizer=tok, denoiser=None, ar=model, device=dev, defaults=dict(GENERAL_DEFAULTS))
+    tok.backend_tokenizer.encode_special_tokens = True
+    return tok
+
+
+def adapted_bundle(folder: str | os.PathLike, device=None, dtype: torch.dtype | None = None,
+                   name: str = "general-diffusion") -> Bundle:
+    """A causal LM made a masked denoiser by a LoRA adapter (`edlm.adapters`): the base model named in the
+    adapter folder (SmolLM2 from its GGUF package for `assets/general-diffusion`) is loaded once, copied into the
+    bidirectional network with the adapter merged, and kept unchanged as the AR energy."""
+    from .adapters import merge_adapter, read_base
+    from .bundle import resolve_dtype
+    from .models.llada import from_causal_lm
+    from .presets import ADAPTED_DEFAULTS
+
+    dev = pick_device(device)
+    dt = resolve_dtype(dtype, dev)
+    info = read_base(folder)
+    ar, tok = load_causal_lm(info["base"], dtype=torch.float32)
+    tok = with_mask_token(tok)
+    if tok.mask_token_id != info["mask_token_id"]:
+        raise ModelFilesError(f"{folder} was trained with the mask at id {info['mask_token_id']}, and the tokenizer "
+                              f"of {info['base']} puts it at {tok.mask_token_id}")
+    den = merge_adapter(from_causal_lm(ar, tok.mask_token_id, info["length"]), folder)
+    return Bundle(name=name, tokenizer=tok, denoiser=den.to(dev, dt).eval(), ar=ar.to(dev, dt).eval(), device=dev,
+                  defaults=dict(ADAPTED_DEFAULTS))
 
 
 

@@ -29,7 +29,7 @@ class TrainConfig:
     kind: str
     out_dir: str
     corpus: str
-    tokenizer: str
+    tokenizer: str | None  # None: a denoiser with init_ar uses that causal LM's tokenizer
     denoiser: str | None = None  # NCE: the trained denoiser that draws the negatives (and the start, unless init_from)
     seq_len: int = 128
     batch_size: int = 32
@@ -58,7 +58,10 @@ class TrainConfig:
     unroll: int = 1                  # denoiser: > 1 adds SUNDAE-style unrolled steps (see Objective.unrolled)
     init_from: str | None = None     # warm start: a saved model folder of the same kind (new layers start at zero)
     arch: str = "dit"                # denoiser network: "dit" (adaLN DiT) or "llama" (bidirectional Llama, shifted)
-    init_ar: str | None = None       # denoiser, arch llama: start from this trained AR model's weights (AR init)
+    init_ar: str | None = None       # denoiser, arch llama: start from this causal LM's weights (AR init): a trained
+    #                                  AR folder of this project, or any `edlm.hub.load_causal_lm` name (`smollm2`)
+    lora: int = 0                    # denoiser, arch llama: train LoRA adapters of this rank, the rest frozen (0: all)
+    anneal_steps: int = 0            # denoiser, arch llama: attention from causal to bidirectional over these steps
     ema_decays: tuple[float, ...] = ()  # EMA copies of the weights, each scored on validation; the best is kept
     extra: dict = field(default_factory=dict)
 
@@ -81,6 +84,8 @@ def _build_model(cfg: TrainConfig, tokenizer):
 
     if cfg.kind == "denoiser" and cfg.arch == "llama":
         return build_llama_denoiser(cfg, tokenizer)
+    if cfg.lora or cfg.anneal_steps:
+        raise ValueError("--lora and --anneal-steps are for a denoiser with --arch llama")
     if cfg.init_ar:
         raise ValueError("--init-ar starts a denoiser with --arch llama from an AR model")
     if cfg.kind == "denoiser":
@@ -146,10 +151,12 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
     if cfg.self_conditioning or cfg.time_conditioning or cfg.process not in MASKED:
         raise ValueError("the llama denoiser is masked diffusion only, without self- or time-conditioning")
     if cfg.init_ar:
-        from transformers import LlamaForCausalLM
+        from .hub import load_causal_lm
 
-        ar = LlamaForCausalLM.from_pretrained(cfg.init_ar, use_safetensors=True, dtype=torch.float32)
-        if ar.config.vocab_size != len(tokenizer) or ar.config.bos_token_id != tokenizer.bos_token_id:
+        ar, _ = load_causal_lm(cfg.init_ar, dtype=torch.float32)
+        # the tokenizer may add "[MASK]" after the model's own vocabulary (from_causal_lm adds its row)
+        if ar.config.vocab_size not in (len(tokenizer), tokenizer.mask_token_id) or \
+                ar.config.bos_token_id != tokenizer.bos_token_id:
             raise ValueError(f"the AR model in {cfg.init_ar} was trained with another tokenizer (vocabulary "
                              f"{ar.config.vocab_size}, this one {len(tokenizer)})")
     else:  # the control: a freshly initialised AR network of the same size, so both arms are one architecture
@@ -160,7 +167,30 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
     model = from_causal_lm(ar, tokenizer.mask_token_id, cfg.seq_len)
     if cfg.init_from:
         warm_start(model, cfg.init_from)
+    if cfg.lora:
+        from .adapters import with_lora
+
+        model = with_lora(model, cfg.lora)
     return model
+
+
+def training_tokenizer(cfg: TrainConfig):
+    """The tokenizer folder `cfg.tokenizer`; without one, a denoiser started from an outside causal LM (`init_ar`)
+    uses that model's own tokenizer with "[MASK]" added."""
+    if cfg.tokenizer:
+        return load_tokenizer(cfg.tokenizer)
+    if cfg.kind == "denoiser" and cfg.init_ar:
+        from .hub import load_causal_lm, with_mask_token
+
+        return with_mask_token(load_causal_lm(cfg.init_ar, dtype=torch.float32)[1])
+    raise ValueError("--tokenizer is required to train a network (a denoiser with --init-ar may use its model's)")
+
+
+def set_future_share(model: torch.nn.Module, share: float) -> None:
+    """Attention-mask annealing: how much of the future each query of a Llama denoiser sees (1 = bidirectional)."""
+    for m in model.modules():
+        if hasattr(type(m), "future_share"):
+            m.future_share = share
 
 
 def warm_start(model: torch.nn.Module, folder: str) -> None:
@@ -320,16 +350,16 @@ def train(cfg: TrainConfig) -> Path:
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     out = Path(cfg.out_dir)
     ckpt_dir, best_dir = out / "checkpoint", out / "best"
-    tokenizer = load_tokenizer(cfg.tokenizer)
+    tokenizer = training_tokenizer(cfg)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tokenizer)
     schedule = getattr(model.config, "schedule", "loglinear")
     train_stream = token_stream(tokenizer, read_split(cfg.corpus, "train"))
     val_windows = consecutive_windows(token_stream(tokenizer, read_split(cfg.corpus, "validation")), cfg.seq_len,
                                       limit=cfg.eval_batches * cfg.batch_size)
-    decayed = [p.ndim >= 2 and "embed" not in n and ".wte." not in n for n, p in model.named_parameters()]
-    decay = [p for (n, p), d in zip(model.named_parameters(), decayed) if d]
-    no_decay = [p for (n, p), d in zip(model.named_parameters(), decayed) if not d]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # (LoRA: the adapters only)
+    decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n and ".wte." not in n]
+    no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n and ".wte." not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     model, opt = acc.prepare(model, opt)
@@ -350,6 +380,7 @@ def train(cfg: TrainConfig) -> Path:
 
     def evaluate() -> dict:
         model.eval()
+        set_future_share(model, 1.0)  # validation scores the denoiser the samplers run
         eval_gen = torch.Generator().manual_seed(1234)
         sums: dict[str, float] = {}
         with torch.no_grad(), acc.autocast():
@@ -387,6 +418,10 @@ def train(cfg: TrainConfig) -> Path:
             unwrapped = acc.unwrap_model(model)
             unwrapped.save_pretrained(dst / "model", safe_serialization=True)
             tokenizer.save_pretrained(dst / "model")
+            if cfg.lora:  # an adapter folder: say which causal LM it adapts
+                from .adapters import write_base
+
+                write_base(dst / "model", cfg.init_ar, tokenizer.mask_token_id, cfg.seq_len)
             (dst / "train_config.json").write_text(json.dumps(asdict(cfg) | {"weights": weights}, indent=2))
         if swap:
             ema.swap([f"ema{d:g}" for d in ema.decays].index(weights))
@@ -396,6 +431,13 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     start = time.time() - state["seconds"]
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
+    if state["step"] == 0 and cfg.init_ar:  # the learning curve starts where the causal LM stands
+        vals, best_name = evaluate_all()
+        record = {"step": 0, "tokens": 0, "seconds": 0.0, "val": vals[best_name], "weights": best_name}
+        if log:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        acc.print(json.dumps(record))
     spent = (cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes) or \
         (cfg.stop_at is not None and state["step"] >= cfg.stop_at)  # a finished run: nothing to do
     while state["step"] < cfg.max_steps and not spent:
@@ -403,6 +445,8 @@ def train(cfg: TrainConfig) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         x0 = random_windows(train_stream, cfg.batch_size, cfg.seq_len, gen).to(acc.device)
+        if cfg.anneal_steps:
+            set_future_share(model, min(1.0, step / cfg.anneal_steps))
         with acc.autocast():
             loss, metrics = objective.loss(model, x0, gen)
         acc.backward(loss)

@@ -1,6 +1,7 @@
 """Export trained models from a run folder into the shipped bundle (float16 safetensors + sha256 manifest).
 
 Usage: python scripts/export_assets.py [RUN_DIR] [OUT_DIR]     (defaults: runs assets)
+       python scripts/export_assets.py --adapter ADAPTER_DIR assets/general-diffusion   (a LoRA adapter, bfloat16)
 """
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ from edlm.bundle import export_bundle  # noqa: E402
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--adapter"]:
+        from edlm.adapters import export_adapter
+        from edlm.bundle import write_manifest
+
+        out = export_adapter(sys.argv[2], sys.argv[3])
+        write_manifest(out.parent)
+        print(f"exported to {out}: {(out / 'adapter_model.safetensors').stat().st_size / 1e6:.1f} MB")
+        return
     runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs")
     out = Path(sys.argv[2] if len(sys.argv) > 2 else "assets")
     parts = {"tokenizer": runs / "tokenizer"}

