@@ -44,23 +44,34 @@ def read_base(folder: str | os.PathLike) -> dict:
     return info
 
 
-def merge_adapter(model: torch.nn.Module, folder: str | os.PathLike) -> torch.nn.Module:
-    """`model` with the LoRA adapter in `folder` added into its weights (no adapter layers left to run)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+def load_adapter(peft_model: torch.nn.Module, folder: str | os.PathLike) -> None:
+    """Put the adapter weights of `folder` (safetensors only) into a model `with_lora` wrapped, to run or to train
+    on from there (a later session resumes from the shipped adapter)."""
+    from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     from .bundle import ModelFilesError
 
-    folder = Path(folder)
-    weights = folder / "adapter_model.safetensors"
+    weights = Path(folder) / "adapter_model.safetensors"
     if not weights.is_file():
         raise ModelFilesError(f"no adapter_model.safetensors in {folder} (only safetensors adapters are read)")
-    config = LoraConfig.from_pretrained(str(folder))  # JSON only
-    peft_model = get_peft_model(model, config)
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     result = set_peft_model_state_dict(peft_model, state)
     if not state or getattr(result, "unexpected_keys", None):
-        raise ModelFilesError(f"{weights.name} in {folder} does not fit the model: {result.unexpected_keys[:3]}")
+        raise ModelFilesError(f"{weights.name} in {folder} does not fit the model: "
+                              f"{(getattr(result, 'unexpected_keys', None) or ['no weights'])[:3]}")
+
+
+def merge_adapter(model: torch.nn.Module, folder: str | os.PathLike) -> torch.nn.Module:
+    """`model` with the LoRA adapter in `folder` added into its weights (no adapter layers left to run)."""
+    from peft import LoraConfig, get_peft_model
+
+    from .bundle import ModelFilesError
+
+    if not (Path(folder) / "adapter_model.safetensors").is_file():
+        raise ModelFilesError(f"no adapter_model.safetensors in {folder} (only safetensors adapters are read)")
+    peft_model = get_peft_model(model, LoraConfig.from_pretrained(str(folder)))  # the config is JSON only
+    load_adapter(peft_model, folder)
     return peft_model.merge_and_unload()
 
 

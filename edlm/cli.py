@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="denoiser, uniform process: also train on the states N-1 of the model's own reverse steps "
                         "reach from each noised window (SUNDAE's unrolled denoising); 1 = off")
     p.add_argument("--init", default=None, help="warm start from this saved model folder (same kind and shape); nce: a "
-                   "trained energy to fine-tune, or a DiT denoiser to start its trunk from")
+                   "trained energy to fine-tune, or a DiT denoiser to start its trunk from; with --lora: an adapter "
+                   "folder of the same rank (assets/general-diffusion) to train on from")
     p.add_argument("--arch", choices=["dit", "llama"], default="dit",
                    help="denoiser network: DiT with adaLN, or a bidirectional Llama with shifted outputs")
     p.add_argument("--init-ar", default=None,

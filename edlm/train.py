@@ -165,12 +165,17 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
                           hidden_size=cfg.hidden_size, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                           max_length=cfg.seq_len + 1)
     model = from_causal_lm(ar, tokenizer.mask_token_id, cfg.seq_len)
-    if cfg.init_from:
+    if cfg.init_from and not cfg.lora:
         warm_start(model, cfg.init_from)
     if cfg.lora:
-        from .adapters import with_lora
+        from .adapters import load_adapter, with_lora
 
         model = with_lora(model, cfg.lora)
+        if cfg.init_from:  # an adapter folder (e.g. the shipped assets/general-diffusion): train on from it
+            rank = json.loads((Path(cfg.init_from) / "adapter_config.json").read_text())["r"]
+            if rank != cfg.lora:
+                raise ValueError(f"the adapter in {cfg.init_from} has rank {rank}, not --lora {cfg.lora}")
+            load_adapter(model, cfg.init_from)
     return model
 
 

@@ -143,3 +143,20 @@ def test_the_general_diffusion_preset_names_a_missing_adapter_folder(tmp_path):
 
     with pytest.raises(ModelFilesError, match="no adapter folder"):
         resolve(f"general-diffusion:{tmp_path / 'absent'}")
+
+
+@needs_gguf
+def test_training_resumes_from_a_shipped_adapter_folder(adapter, tmp_path):
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from edlm.train import build_model, training_tokenizer
+
+    folder, gguf_file = adapter
+    cfg = TrainConfig(kind="denoiser", out_dir=str(tmp_path / "again"), corpus=str(folder), tokenizer=None,
+                      arch="llama", init_ar=str(gguf_file), lora=4, init_from=str(folder), **TINY)
+    model = build_model(cfg, training_tokenizer(cfg))
+    saved, own = load_file(str(folder / "adapter_model.safetensors")), get_peft_model_state_dict(model)
+    assert saved.keys() == own.keys() and all(torch.equal(saved[k], own[k]) for k in saved)
+    with pytest.raises(ValueError, match="rank 4, not --lora 8"):
+        build_model(TrainConfig(**{**cfg.__dict__, "lora": 8}), training_tokenizer(cfg))
