@@ -363,8 +363,9 @@ def train(cfg: TrainConfig) -> Path:
     val_windows = consecutive_windows(token_stream(tokenizer, read_split(cfg.corpus, "validation")), cfg.seq_len,
                                       limit=cfg.eval_batches * cfg.batch_size)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # (LoRA: the adapters only)
-    decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n and ".wte." not in n]
-    no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n and ".wte." not in n)]
+    decayed = [p.ndim >= 2 and "embed" not in n and ".wte." not in n for n, p in named]
+    decay = [p for (_, p), d in zip(named, decayed) if d]
+    no_decay = [p for (_, p), d in zip(named, decayed) if not d]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     model, opt = acc.prepare(model, opt)
@@ -433,9 +434,6 @@ def train(cfg: TrainConfig) -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "a") if acc.is_main_process else None
-    model.train()
-    start = time.time() - state["seconds"]
-    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
     if state["step"] == 0 and cfg.init_ar:  # the learning curve starts where the causal LM stands
         vals, best_name = evaluate_all()
         record = {"step": 0, "tokens": 0, "seconds": 0.0, "val": vals[best_name], "weights": best_name}
@@ -443,6 +441,9 @@ def train(cfg: TrainConfig) -> Path:
             log.write(json.dumps(record) + "\n")
             log.flush()
         acc.print(json.dumps(record))
+    model.train()
+    start = time.time() - state["seconds"]
+    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not acc.is_main_process, desc=f"train {cfg.kind}")
     spent = (cfg.max_minutes is not None and state["seconds"] > 60 * cfg.max_minutes) or \
         (cfg.stop_at is not None and state["step"] >= cfg.stop_at)  # a finished run: nothing to do
     while state["step"] < cfg.max_steps and not spent:
