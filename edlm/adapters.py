@@ -44,6 +44,16 @@ def read_base(folder: str | os.PathLike) -> dict:
     return info
 
 
+def _weights(folder: str | os.PathLike) -> Path:
+    """The adapter's weights file; a folder without one (a pickled adapter_model.bin, say) is refused."""
+    from .bundle import ModelFilesError
+
+    weights = Path(folder) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ModelFilesError(f"no adapter_model.safetensors in {folder} (only safetensors adapters are read)")
+    return weights
+
+
 def load_adapter(peft_model: torch.nn.Module, folder: str | os.PathLike) -> None:
     """Put the adapter weights of `folder` (safetensors only) into a model `with_lora` wrapped, to run or to train
     on from there (a later session resumes from the shipped adapter)."""
@@ -52,9 +62,7 @@ def load_adapter(peft_model: torch.nn.Module, folder: str | os.PathLike) -> None
 
     from .bundle import ModelFilesError
 
-    weights = Path(folder) / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise ModelFilesError(f"no adapter_model.safetensors in {folder} (only safetensors adapters are read)")
+    weights = _weights(folder)
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     result = set_peft_model_state_dict(peft_model, state)
     if not state or getattr(result, "unexpected_keys", None):
@@ -66,10 +74,7 @@ def merge_adapter(model: torch.nn.Module, folder: str | os.PathLike) -> torch.nn
     """`model` with the LoRA adapter in `folder` added into its weights (no adapter layers left to run)."""
     from peft import LoraConfig, get_peft_model
 
-    from .bundle import ModelFilesError
-
-    if not (Path(folder) / "adapter_model.safetensors").is_file():
-        raise ModelFilesError(f"no adapter_model.safetensors in {folder} (only safetensors adapters are read)")
+    _weights(folder)  # before anything else is read
     peft_model = get_peft_model(model, LoraConfig.from_pretrained(str(folder)))  # the config is JSON only
     load_adapter(peft_model, folder)
     return peft_model.merge_and_unload()
