@@ -38,9 +38,11 @@ def read_base(folder: str | os.PathLike) -> dict:
     from .bundle import ModelFilesError, read_json
 
     info = read_json(Path(folder) / BASE_FILE)
-    if not isinstance(info.get("base"), str) or not all(isinstance(info.get(k), int) and info[k] > 0
-                                                        for k in ("mask_token_id", "length")):
-        raise ModelFilesError(f"{folder}/{BASE_FILE} needs a base name, a mask_token_id and a length")
+    ok = isinstance(info.get("base"), str) and all(isinstance(info.get(k), int) and not isinstance(info[k], bool)
+                                                   for k in ("mask_token_id", "length"))
+    if not ok or info["mask_token_id"] < 0 or not 8 <= info["length"] <= 1 << 16:
+        raise ModelFilesError(f"{folder}/{BASE_FILE} needs a base name, a mask_token_id and a length from 8 to "
+                              "65536 (the window)")
     return info
 
 

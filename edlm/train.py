@@ -172,9 +172,10 @@ def build_llama_denoiser(cfg: TrainConfig, tokenizer):
 
         model = with_lora(model, cfg.lora)
         if cfg.init_from:  # an adapter folder (e.g. the shipped assets/general-diffusion): train on from it
-            rank = json.loads((Path(cfg.init_from) / "adapter_config.json").read_text())["r"]
-            if rank != cfg.lora:
-                raise ValueError(f"the adapter in {cfg.init_from} has rank {rank}, not --lora {cfg.lora}")
+            saved = json.loads((Path(cfg.init_from) / "adapter_config.json").read_text())
+            if (saved.get("r"), saved.get("lora_alpha")) != (cfg.lora, 2 * cfg.lora):
+                raise ValueError(f"the adapter in {cfg.init_from} has rank {saved.get('r')} (alpha "
+                                 f"{saved.get('lora_alpha')}), not --lora {cfg.lora} (alpha {2 * cfg.lora})")
             load_adapter(model, cfg.init_from)
     return model
 

@@ -131,9 +131,10 @@ def test_adapter_folders_that_do_not_fit_are_one_clear_error(tmp_path):
     den = from_causal_lm(_tiny_llama(), mask_token_id=40, length=16)
     with pytest.raises(ModelFilesError, match="only safetensors"):
         merge_adapter(den, tmp_path)  # a pickled adapter_model.bin is never read
-    (tmp_path / "adapter_base.json").write_text(json.dumps({"base": "smollm2", "length": 0}))
-    with pytest.raises(ModelFilesError, match="mask_token_id"):
-        read_base(tmp_path)
+    for bad in ({"base": "smollm2", "length": 128}, {"base": "smollm2", "mask_token_id": 5, "length": 1 << 20}):
+        (tmp_path / "adapter_base.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelFilesError, match="mask_token_id and a length from 8"):
+            read_base(tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         with_lora(den, 0)
 
@@ -158,5 +159,5 @@ def test_training_resumes_from_a_shipped_adapter_folder(adapter, tmp_path):
     model = build_model(cfg, training_tokenizer(cfg))
     saved, own = load_file(str(folder / "adapter_model.safetensors")), get_peft_model_state_dict(model)
     assert saved.keys() == own.keys() and all(torch.equal(saved[k], own[k]) for k in saved)
-    with pytest.raises(ValueError, match="rank 4, not --lora 8"):
+    with pytest.raises(ValueError, match=r"rank 4 \(alpha 8\), not --lora 8"):
         build_model(TrainConfig(**{**cfg.__dict__, "lora": 8}), training_tokenizer(cfg))
