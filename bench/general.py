@@ -3,6 +3,7 @@ the proposal nor the energy. Prints a Markdown table (and writes it with the raw
 
     python bench/general.py [--passages 64] [--task general|sotu] [--systems general,general-k1,sotu,sotu-mdlm]
     python bench/general.py --latency 20          # seconds per fill of a 10-word span in a 60-word passage
+    python bench/general.py --systems gd-mdlm-32,gd-mdlm-8+cache_refresh=4 --pairs gd-mdlm-8+cache_refresh=4:gd-mdlm-32
 
 Passages: data/general/test.jsonl (everyday and mailing-list English of 2002, scripts/build_general_text.py) or
 State of the Union TEST text (--task sotu, 60-120-word stretches of the corpus's TEST split). In each passage a
@@ -11,7 +12,8 @@ as it holds in each system's tokenizer; the system fills it. Judge (default gemm
 system uses): perplexity of the fill and the 12 words after it given the text before, per judge token; with the
 real span and with random words of the same passage as references. Beside it, repetition inside a fill (share of
 repeated word trigrams), distinct-2 over all fills, and seconds per fill; paired differences against the real
-span with their standard error.
+span with their standard error; `--pairs A:B` prints A against B passage by passage (systems of earlier runs on
+the same passages are kept in rows.json for it), with each side's seconds per fill.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ SYSTEMS = {  # name -> (model, settings)
     "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}),
 }
 # SmolLM2 adapted into a masked denoiser (general-diffusion), alone (`mdlm`) and with SmolLM2 as the EDLM energy,
-# at 8, 16 and 32 steps; `-tT` suffixes try another proposal temperature.
+# at 8, 16 and 32 steps; `-tT` suffixes try another proposal temperature, `-cN` the context cache with a full pass
+# every N passes (`-c32`: only the first pass is full at these lengths).
 for _steps in (8, 16, 32):
     for _sampler in ("mdlm", "edlm-ar"):
         _name = f"gd-{_sampler.split('-')[0]}-{_steps}"
@@ -46,6 +49,30 @@ for _steps in (8, 16, 32):
         for _temp in (0.8, 1.0):
             SYSTEMS[f"{_name}-t{_temp:g}"] = ("general-diffusion", {"sampler": _sampler, "steps": _steps,
                                                                     "temperature": _temp})
+        for _refresh in (4, 32):
+            SYSTEMS[f"{_name}-c{_refresh}"] = ("general-diffusion", {"sampler": _sampler, "steps": _steps,
+                                                                     "cache_refresh": _refresh})
+
+
+def system(name: str) -> tuple[str, dict]:
+    """(model, settings) of a system name: one of SYSTEMS, optionally with "+SETTING=VALUE" overrides
+    ("gd-mdlm-32+unmask=threshold", "gd-mdlm-8+cache_refresh=4")."""
+    base, *mods = name.split("+")
+    if base not in SYSTEMS:
+        raise SystemExit(f"unknown system {base!r}: choose one of {', '.join(SYSTEMS)}")
+    model, settings = SYSTEMS[base]
+    settings = dict(settings)
+    for mod in mods:
+        key, eq, value = mod.partition("=")
+        if not eq:
+            raise SystemExit(f"system modifier {mod!r} in {name!r}: write SETTING=VALUE")
+        for kind in (int, float, str):
+            try:
+                settings[key] = kind(value)
+                break
+            except ValueError:
+                continue
+    return model, settings
 
 
 def passages(task: str, n: int, corpus: str | None, split: str = "test") -> list[str]:
@@ -126,14 +153,23 @@ def main() -> None:
     p.add_argument("--task", choices=["general", "sotu"], default="general")
     p.add_argument("--split", choices=["test", "validation"], default="test",
                    help="task general: held-out mail passages to fill (choose settings on validation)")
-    p.add_argument("--systems", default="general,general-k1,sotu,sotu-mdlm")
+    p.add_argument("--systems", default="general,general-k1,sotu,sotu-mdlm",
+                   help="comma-separated names of SYSTEMS, each optionally with +SETTING=VALUE overrides")
     p.add_argument("--judge", default="gemma3-270m")
     p.add_argument("--corpus", default=None, help="State of the Union folder (--task sotu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/general")
+    p.add_argument("--pairs", default="",
+                   help="comma-separated A:B: print A's judge NLL minus B's, per passage, mean and standard error "
+                   "(A and B from this run or from the rows already written under --out)")
+    p.add_argument("--pairs-only", action="store_true", help="sample nothing: only the --pairs of earlier runs")
     args = p.parse_args()
     if args.latency:
         print(latency(args.model, args.latency, {}))
+        return
+    out_dir = Path(args.out) / (args.task if args.split == "test" else f"{args.task}-{args.split}")
+    if args.pairs_only:
+        print(pairs_table(args.pairs, json.loads((out_dir / "rows.json").read_text())["rows"]))
         return
     import torch
 
@@ -155,7 +191,7 @@ def main() -> None:
         rnd = " ".join(random.Random(i).sample(words, min(len(words), len(span.split()))))
         rows["random words"].append({"fill": rnd, "nll": judge.nll(before, " " + rnd + follow), "sec": 0.0})
     for name in args.systems.split(","):
-        model, settings = SYSTEMS[name]
+        model, settings = system(name)
         bundle = load_bundle(model)
         out = []
         for i, (before, span, after) in enumerate(cuts):
@@ -185,10 +221,33 @@ def main() -> None:
                      f"{statistics.mean(r['sec'] for r in rs):.2f} |")
     table = "\n".join(lines)
     print(table)
-    out_dir = Path(args.out) / (args.task if args.split == "test" else f"{args.task}-{args.split}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "rows.json").is_file():  # systems of earlier runs on the same passages stay for --pairs
+        earlier = json.loads((out_dir / "rows.json").read_text())
+        if earlier["cuts"] == [list(c) for c in cuts]:
+            rows = {**earlier["rows"], **rows}
     (out_dir / "table.md").write_text(table + "\n")
     (out_dir / "rows.json").write_text(json.dumps({"cuts": cuts, "rows": rows}, indent=1))
+    if args.pairs:
+        print(pairs_table(args.pairs, rows))
+
+
+def pairs_table(spec: str, rows: dict) -> str:
+    """A Markdown table of paired judge-NLL differences (A minus B per passage: below 0, A reads better) with
+    their standard error and each side's mean seconds per fill."""
+    lines = ["| A | B | mean NLL diff (A - B) ± SE | SEs | s / fill A | s / fill B | speed-up of A |",
+             "|---|---|---|---|---|---|---|"]
+    for pair in filter(None, spec.split(",")):
+        a, _, b = pair.partition(":")
+        for name in (a, b):
+            if name not in rows:
+                raise SystemExit(f"--pairs: no rows for {name!r} (have: {', '.join(rows)})")
+        diff = [x["nll"] - y["nll"] for x, y in zip(rows[a], rows[b])]
+        se = statistics.stdev(diff) / math.sqrt(len(diff))
+        sa, sb = (statistics.mean(r["sec"] for r in rows[n]) for n in (a, b))
+        lines.append(f"| {a} | {b} | {statistics.mean(diff):+.3f} ± {se:.3f} | {statistics.mean(diff) / se:+.1f} | "
+                     f"{sa:.2f} | {sb:.2f} | {sb / sa if sa else float('nan'):.2f}x |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

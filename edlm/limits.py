@@ -47,6 +47,7 @@ class Defaults:
     resample_ess: float = 0.5    # edlm-smc: resample the particles when the ESS falls below this share of k
     target_ess: float = 0.5      # each IS step's weights tempered, as little as needed, to an ESS of k / 2: the same
     #                              judge within noise (41.4 against 39.8) and the energy visibly chooses among a few
+    cache_refresh: int = 0       # no context cache: every denoiser pass sees the whole window as it stands
 
 
 LIMITS = Limits()
@@ -138,6 +139,12 @@ SETTINGS = (
             help="0 = off; else each importance-sampling step's weights are tempered, as little as needed (never "
             "below the IS temperature), until their effective sample size reaches this share of k: the energy then "
             "chooses among a few candidates however long the spans"),
+    Setting("cache_refresh", int, 0, LIMITS.max_steps, label="Context cache", control="number",
+            help="0 = off; else a full denoiser pass every this many passes, and the passes between recompute only "
+            "the spans, reading the rest of the window's keys and values from the last full pass (Fast-dLLM's "
+            "cache, for infilling): faster where the spans are a small part of the window, approximate between "
+            "refreshes (llama-architecture denoisers)",
+            hint="0 = off; N = a full pass every N, the spans alone between"),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -161,6 +168,7 @@ class Request:
     unmask: str = DEFAULTS.unmask
     remask: str = DEFAULTS.remask
     final: str = DEFAULTS.final
+    cache_refresh: int = DEFAULTS.cache_refresh
 
 
 def _number(name: str, value, kind: type, lo, hi):

@@ -17,6 +17,7 @@ import torch
 
 from .energy import Energy, normalise, temper
 from .models.ar import forward_with_cache
+from .models.cache import ContextCache
 from .noise import Schedule
 from .processes import process_for
 from .rand import RowRandom, sample_categorical  # noqa: F401 (re-exported: samplers and tests draw from here)
@@ -42,6 +43,7 @@ class SamplerConfig:
     resample_ess: float = 0.5    # particle samplers: resample when the ESS falls below this share of k
     target_ess: float = 0.0      # > 0: temper each step's weights, as little as needed, to this ESS share of k
     top_tokens: int = 0          # > 0: each step reports the denoiser's likeliest tokens per predicted position
+    cache_refresh: int = 0       # > 0: a context cache, a full denoiser pass every this many (edlm.models.cache)
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -50,6 +52,8 @@ class SamplerConfig:
             raise ValueError(f"unknown remask rule {self.remask!r}: choose one of {', '.join(REMASK)}")
         if self.final not in FINALS:
             raise ValueError(f"unknown final step {self.final!r}: choose {' or '.join(FINALS)}")
+        if self.cache_refresh < 0:
+            raise ValueError(f"cache_refresh = {self.cache_refresh} must be 0 (no cache) or more")
 
 
 @dataclass
@@ -98,12 +102,23 @@ def shape_log_probs(log_probs: torch.Tensor, temperature: float, top_p: float,
         return torch.full_like(log_probs, float("-inf")).scatter(-1, log_probs.argmax(-1, keepdim=True), 0.0)
     lp = (log_probs / temperature).log_softmax(-1)
     if top_p < 1.0:
-        sorted_lp, order = lp.sort(-1, descending=True)
-        cum = sorted_lp.exp().cumsum(-1)
-        drop_sorted = (cum - sorted_lp.exp()) >= top_p  # keep the smallest prefix reaching top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        lp = lp.masked_fill(drop, float("-inf")).log_softmax(-1)
+        top, order = nucleus_prefix(lp, top_p)
+        keep_sorted = (top.exp().cumsum(-1) - top.exp()) < top_p  # the smallest prefix reaching top_p
+        keep = torch.zeros_like(lp, dtype=torch.bool).scatter(-1, order, keep_sorted)
+        lp = lp.masked_fill(~keep, float("-inf")).log_softmax(-1)
     return lp
+
+
+def nucleus_prefix(lp: torch.Tensor, top_p: float, first: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The likeliest tokens of each row of log-probs [N, V], in descending order, enough of them for every row's
+    mass to reach top_p: a top-k that grows fourfold until it does (a full sort of a 49k vocabulary per position
+    costs more than the rest of a step's sampling)."""
+    k = min(first, lp.shape[-1])
+    while True:
+        top, order = lp.topk(k, dim=-1)
+        if k == lp.shape[-1] or bool((top.exp().sum(-1) >= top_p).all()):
+            return top, order
+        k = min(4 * k, lp.shape[-1])
 
 
 class Proposal:
@@ -113,12 +128,13 @@ class Proposal:
     step has none, which the network was also trained with."""
 
     def __init__(self, denoiser, x: torch.Tensor, t: float, masked: torch.Tensor, cfg: SamplerConfig,
-                 previous: "Proposal | None" = None):
+                 previous: "Proposal | None" = None, cache: ContextCache | None = None,
+                 cache_rows: torch.Tensor | None = None):
         t_batch = torch.full((x.shape[0],), t, device=x.device)
-        self_cond = None
+        self_cond, kw = None, {} if cache is None else {"cache": cache, "cache_rows": cache_rows}
         if getattr(denoiser.config, "self_conditioning", False) and previous is not None:
             self_cond = previous.self_cond_for(x, masked, denoiser.config)
-        log_p = denoiser(x, t_batch, positions=masked, self_cond=self_cond).logits.float()
+        log_p = denoiser(x, t_batch, positions=masked, self_cond=self_cond, **kw).logits.float()
         self.masked, self.log_p = masked, log_p
         self.log_q = shape_log_probs(log_p, cfg.temperature, cfg.top_p, cfg.banned)
         self.cdf = self.log_q.double().exp().cumsum(-1)  # float64: see sample_categorical
@@ -185,6 +201,17 @@ def top_tokens(q: Proposal, n: int = TOP_TOKENS) -> dict:
     return {"top_ids": ids, "top_probs": probs}
 
 
+def context_cache(denoiser, editable: torch.Tensor, cfg: SamplerConfig, batch: int) -> ContextCache | None:
+    """The run's context cache for `batch` rows (None when cfg.cache_refresh is 0); `editable` is bool [L] or
+    [batch, L]. A network without one is a clear error."""
+    if not cfg.cache_refresh:
+        return None
+    if not getattr(denoiser, "supports_context_cache", False):
+        raise ValueError("cache_refresh needs a denoiser with a context cache (the llama architecture: the default "
+                         "and general-diffusion models); set it to 0 for this one")
+    return ContextCache(editable.expand(batch, -1), cfg.cache_refresh, bool(getattr(denoiser.config, "shift", False)))
+
+
 def _event(step, cfg, t, s, x, fixed, prev, calls, ecalls, start, **kw) -> StepEvent:
     return StepEvent(step=step, total_steps=cfg.steps, t=t, s=s, tokens=x.cpu(), fixed=fixed.cpu(),
                      revealed=(x != prev).cpu(), denoiser_calls=calls, energy_calls=ecalls,
@@ -212,16 +239,18 @@ def sample(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | None 
     calls, ecalls, q, k = 0, 0, None, cfg.k
     stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)  # rows whose text changed since predicted
     x = process.start(x, editable, gen)
+    cache = context_cache(denoiser, editable, cfg, x.shape[0])
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
         masked = process.predicted(x, editable)
         # A row whose text did not change keeps its prediction (a network without time input would repeat it):
         # only changed rows go through the denoiser, so rows never depend on the batch they run in.
         if q is None or denoiser.config.time_conditioning or bool(stale.all()):
-            q = Proposal(denoiser, process.inputs(x), t, masked, cfg, previous=q)
+            q = Proposal(denoiser, process.inputs(x), t, masked, cfg, previous=q, cache=cache)
             calls += 1
         elif bool(stale.any()):
-            fresh = Proposal(denoiser, x[stale], t, masked[stale], cfg, previous=q.rows(stale))
+            fresh = Proposal(denoiser, x[stale], t, masked[stale], cfg, previous=q.rows(stale), cache=cache,
+                             cache_rows=stale.nonzero()[:, 0])
             q = q.refreshed(fresh, stale)
             calls += 1
         info = {}

@@ -26,7 +26,7 @@ from .energy import Energy, normalise, temper
 from .noise import Schedule
 from .processes import process_for
 from .rand import RowRandom
-from .sampling import Proposal, SamplerConfig, StepEvent, time_grid, top_tokens
+from .sampling import Proposal, SamplerConfig, StepEvent, context_cache, time_grid, top_tokens
 from .transitions import StepContext
 
 
@@ -71,10 +71,11 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
     potential = torch.zeros(B, k, dtype=torch.float64, device=x.device)  # G of each particle's last draw
     ts, start, calls, ecalls, q, shown = time_grid(cfg.steps), time.perf_counter(), 0, 0, None, None
     rows = torch.arange(B, device=x.device)
+    cache = context_cache(denoiser, edit, cfg, B * k)
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
         masked = process.predicted(P, edit)
-        q = Proposal(denoiser, P, t, masked, cfg, previous=q)
+        q = Proposal(denoiser, P, t, masked, cfg, previous=q, cache=cache)
         calls += 1
         x0 = P.clone()
         greedy = cfg.final == "greedy" and s <= 0
@@ -113,6 +114,8 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
             flat = (rows.unsqueeze(-1) * k + ancestors).view(-1)
             P, potential, again = P[flat], potential.view(-1)[flat].view(B, k), None if again is None else again[flat]
             q = q.take(flat.tolist())
+            if cache is not None:
+                cache.take(flat)
             log_w = torch.where(low.unsqueeze(-1), torch.zeros_like(log_w), log_w)
             choice = (ancestors == choice.unsqueeze(-1)).double().argmax(-1)  # a descendant of the heaviest
             extra.update(ancestors=ancestors.cpu(), resampled=low.cpu())

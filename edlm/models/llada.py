@@ -137,13 +137,17 @@ class LLaDABlock(nn.Module):
         self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=c.include_bias)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attn_mask: torch.Tensor | None = None, kv=None) -> torch.Tensor:
+        """x [B, L, D]; `kv` (a context cache's `keys_values` for this layer) stores this pass's keys and values
+        or, when x holds only the active positions, supplies every position's."""
         B, L, D = x.shape
         h = self.attn_norm(x)
         q = self.q_proj(h).view(B, L, self.n_heads, -1).transpose(1, 2)
         k = self.k_proj(h).view(B, L, self.n_kv_heads, -1).transpose(1, 2)
         v = self.v_proj(h).view(B, L, self.n_kv_heads, -1).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if kv is not None:
+            k, v = kv(k, v)
         if self.n_kv_heads != self.n_heads:  # grouped-query attention: each key/value head serves a group
             k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)
@@ -183,31 +187,50 @@ class LLaDADenoiser(PreTrainedModel):
     # Attention-mask annealing (DiffuLLaMA): while training sets this below 1, each query sees a later position
     # only with this probability (a fresh draw per pass); 0 is a causal LM's attention, 1 (the default) bidirectional.
     future_share: float = 1.0
+    supports_context_cache = True  # samplers may pass a `ContextCache` (SamplerConfig.cache_refresh)
 
     def forward(self, input_ids: torch.Tensor, t: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None, **_) -> MaskedLMOutput:
+                positions: torch.Tensor | None = None, cache=None, cache_rows: torch.Tensor | None = None,
+                **_) -> MaskedLMOutput:
+        """`cache` (an `edlm.models.cache.ContextCache`, with `positions`) reuses the fixed text's keys and
+        values between full passes; `cache_rows` says which of its rows these are (default all)."""
+        if cache is None:
+            return MaskedLMOutput(logits=self._log_probs(input_ids, positions))
+        if positions is None:
+            raise ValueError("a cached pass computes the asked positions only: give positions")
+        return MaskedLMOutput(logits=cache.run(self._log_probs, input_ids, positions, cache_rows))
+
+    def _log_probs(self, input_ids: torch.Tensor, positions: torch.Tensor | None, run=None) -> torch.Tensor:
+        """SUBS log-probabilities at `positions` ([N, V]; [B, L, V] when None); `run` is one pass of a context
+        cache (`LayerPass`): a full pass that stores, or one over the active positions only."""
         tr, c = self.model.transformer, self.config
         ids = input_ids
         if c.shift:  # read [BOS] + x_t; the output at position i predicts token i (drop the last one)
             ids = torch.cat([torch.full_like(input_ids[:, :1], c.bos_token_id), input_ids], 1)
-        x = tr.wte(ids)
         cos, sin = rotary_cos_sin(ids.shape[1], c.d_model // c.n_heads, ids.device, base=c.rope_theta)
+        if run is not None:
+            ids, (cos, sin) = run.inputs(ids), run.rotary(cos, sin)
+        x = tr.wte(ids)
         mask = None
-        if self.future_share < 1.0:
+        if self.future_share < 1.0 and run is None:  # training only
             n = ids.shape[1]
             future = torch.rand(n, n, device=ids.device) < self.future_share
             mask = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril() | future
-        for block in tr.blocks:
-            x = block(x, cos, sin, mask)
+        for n, block in enumerate(tr.blocks):
+            kv = None if run is None else (lambda k, v, n=n: run.keys_values(n, k, v))
+            x = block(x, cos, sin, mask, kv)
         x = tr.ln_f(x)
-        if c.shift:
-            x = x[:, :-1]
         x_t = input_ids
-        if positions is not None:
-            x, x_t = x[positions], input_ids[positions]
+        if run is not None and not run.full:
+            x, x_t = run.outputs(x, positions), input_ids[positions]
+        else:
+            if c.shift:
+                x = x[:, :-1]
+            if positions is not None:
+                x, x_t = x[positions], input_ids[positions]
         logits = F.linear(x, tr.wte.weight) if c.weight_tying else tr.ff_out(x)
         logits = logits[..., : c.vocab_size]  # rows past the tokenizer's vocabulary (embedding padding) never drawn
-        return MaskedLMOutput(logits=subs_log_probs(logits, x_t, c.mask_token_id))
+        return subs_log_probs(logits, x_t, c.mask_token_id)
 
 
 # transformers Llama names -> this module's names (the published LLaDA layout).
