@@ -4,6 +4,7 @@ the proposal nor the energy. Prints a Markdown table (and writes it with the raw
     python bench/general.py [--passages 64] [--task general|sotu] [--systems general,general-k1,sotu,sotu-mdlm]
     python bench/general.py --latency 20          # seconds per fill of a 10-word span in a 60-word passage
     python bench/general.py --systems gd-mdlm-32,gd-mdlm-8+cache_refresh=4 --pairs gd-mdlm-8+cache_refresh=4:gd-mdlm-32
+    python bench/general.py --systems gd-mdlm-16,gd-mdlm-16+adapter=runs/general-diffusion-2/best/model
 
 Passages: data/general/test.jsonl (everyday and mailing-list English of 2002, scripts/build_general_text.py) or
 State of the Union TEST text (--task sotu, 60-120-word stretches of the corpus's TEST split). In each passage a
@@ -56,7 +57,8 @@ for _steps in (8, 16, 32):
 
 def system(name: str) -> tuple[str, dict]:
     """(model, settings) of a system name: one of SYSTEMS, optionally with "+SETTING=VALUE" overrides
-    ("gd-mdlm-32+unmask=threshold", "gd-mdlm-8+cache_refresh=4")."""
+    ("gd-mdlm-32+unmask=threshold", "gd-mdlm-8+cache_refresh=4"); "+adapter=FOLDER" runs a `gd-` system on
+    another adapter (a training run's checkpoint against the shipped one)."""
     base, *mods = name.split("+")
     if base not in SYSTEMS:
         raise SystemExit(f"unknown system {base!r}: choose one of {', '.join(SYSTEMS)}")
@@ -66,6 +68,11 @@ def system(name: str) -> tuple[str, dict]:
         key, eq, value = mod.partition("=")
         if not eq:
             raise SystemExit(f"system modifier {mod!r} in {name!r}: write SETTING=VALUE")
+        if key == "adapter":
+            if model != "general-diffusion":
+                raise SystemExit(f"system modifier {mod!r} in {name!r}: only a gd- system takes an adapter")
+            model = f"general-diffusion:{value}"
+            continue
         for kind in (int, float, str):
             try:
                 settings[key] = kind(value)

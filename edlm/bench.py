@@ -83,7 +83,7 @@ class BenchConfig:
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
     report_only: bool = False  # tables and figures from the cells already in `out` (nothing is sampled)
     variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
-    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W][+cache=N]"
+    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W][+cache=N][+horizon=H]"
 
 
 # The plain samplers the grids and variant names start from, whatever the shipped defaults are (a variant's name
@@ -93,7 +93,8 @@ PLAIN = dict(unmask="random", remask="none", ar_weighting="ratio", final="sample
 
 # Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
 NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature", "ess": "target_ess",
-                     "resample": "resample_ess", "k": "k", "window": "is_window", "cache": "cache_refresh"}
+                     "resample": "resample_ess", "k": "k", "window": "is_window", "cache": "cache_refresh",
+                     "horizon": "energy_horizon"}
 
 
 def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, seed: int) -> Request:
@@ -113,7 +114,7 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
             raise ValueError(f"variant modifier {m!r} in {spec!r}: {sampler} has no energy, so no candidates")
         if eq and key in NUMERIC_MODIFIERS:  # e.g. "edlm-ar+confidence+tau=2", "mdlm+temp=0.8+top-p=0.9"
             try:
-                settings[NUMERIC_MODIFIERS[key]] = int(value) if key in ("k", "cache") else float(value)
+                settings[NUMERIC_MODIFIERS[key]] = int(value) if key in ("k", "cache", "horizon") else float(value)
             except ValueError:
                 raise ValueError(f"variant modifier {m!r} in {spec!r} needs a number after '='") from None
             continue
@@ -145,6 +146,8 @@ def variant_name(req: Request, top_p: float | None = None, k: int | None = None,
         name += f"+resample={req.resample_ess:g}"
     if req.cache_refresh:
         name += f"+cache={req.cache_refresh}"
+    if req.energy_horizon:
+        name += f"+horizon={req.energy_horizon}"
     if get_sampler(req.sampler).energy is not None:
         if k is not None and req.k != k:
             name += f"+k={req.k}"

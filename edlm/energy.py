@@ -51,12 +51,14 @@ def ar_log_likelihood(model, ids: torch.Tensor, bos_id: int, score: torch.Tensor
 
 @torch.inference_mode()
 def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, score: torch.Tensor | None = None,
-                                chunk: int = 64) -> torch.Tensor:
+                                chunk: int = 64, horizon: int = 0) -> torch.Tensor:
     """`ar_log_likelihood` of ids [B*k, L] in groups of k candidates, up to a constant per group.
 
     The tokens before the first position where a group's candidates differ are the same for all k, so their
     log-probabilities are that constant: the shared prefix runs once per group (its key/value cache is repeated
-    k times) and only the positions from the first difference on go through the model and its output layer."""
+    k times) and only the positions from the first difference on go through the model and its output layer.
+    `horizon` > 0 also stops `horizon` tokens after the last difference: the fixed text further on is left out
+    of the score (an approximation: how a candidate leads into its next `horizon` tokens is still scored)."""
     if k == 1:  # one candidate per row: nothing is shared
         return ar_log_likelihood(model, ids, bos_id, score, chunk)
     N, L = ids.shape
@@ -65,8 +67,9 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
     if not bool(differ.any()):  # every group's candidates are identical (greedy decoding): equal weights
         return torch.zeros(N, device=ids.device)
     P = int(differ.float().argmax())
+    Q = L if horizon <= 0 else min(L, L - int(differ.flip(0).float().argmax()) + horizon)  # score [P, Q)
     if P == 0:
-        return ar_log_likelihood(model, ids, bos_id, score, chunk)
+        return ar_log_likelihood(model, ids[:, :Q], bos_id, None if score is None else score[:, :Q], chunk)
     sel = (score if score is not None else torch.ones_like(ids, dtype=torch.bool)).view(N // k, k, L)
     out = []
     for part, part_sel in zip(groups.split(max(1, chunk // k)), sel.split(max(1, chunk // k))):
@@ -75,9 +78,9 @@ def ar_candidate_log_likelihood(model, ids: torch.Tensor, k: int, bos_id: int, s
         _, past = forward_with_cache(model, prefix, None, logits_to_keep=1)
         past.batch_repeat_interleave(k)
         flat = part.reshape(g * k, L)
-        logits = forward_with_cache(model, flat[:, P - 1:L - 1], past)[0].logits.float()
-        tok = logits.gather(-1, flat[:, P:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-        tok = torch.where(part_sel.reshape(g * k, L)[:, P:], tok, torch.zeros_like(tok))
+        logits = forward_with_cache(model, flat[:, P - 1:Q - 1], past)[0].logits.float()
+        tok = logits.gather(-1, flat[:, P:Q].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+        tok = torch.where(part_sel.reshape(g * k, L)[:, P:Q], tok, torch.zeros_like(tok))
         out.append(tok.sum(-1))
     return torch.cat(out)
 
@@ -92,19 +95,21 @@ class AREnergy:
     whole sequence, which is what infilling needs: it includes how a filled span leads into the text after it.
     `weighting="ratio"` is the paper's target (the AR likelihood: log w = log p_AR - log q); `"product"` keeps
     the denoiser in the target (p ∝ q · p_AR: log w = log p_AR), which degenerates less when the denoiser is weak.
+    `horizon` > 0 scores only up to that many tokens after the last position where the candidates differ.
     """
 
     name = "edlm-ar"
 
-    def __init__(self, model, bos_id: int, mask_id: int, carry_over: bool = False, weighting: str = "ratio"):
+    def __init__(self, model, bos_id: int, mask_id: int, carry_over: bool = False, weighting: str = "ratio",
+                 horizon: int = 0):
         if weighting not in AR_WEIGHTINGS:
             raise ValueError(f"unknown AR weighting {weighting!r}: choose one of {', '.join(AR_WEIGHTINGS)}")
         self.model, self.bos_id, self.mask_id = model, bos_id, mask_id
-        self.carry_over, self.weighting = carry_over, weighting
+        self.carry_over, self.weighting, self.horizon = carry_over, weighting, horizon
 
     def log_weights(self, candidates, x_t, t, log_q, k=1):
         score = (x_t == self.mask_id) if self.carry_over else None
-        log_p = ar_candidate_log_likelihood(self.model, candidates, k, self.bos_id, score)
+        log_p = ar_candidate_log_likelihood(self.model, candidates, k, self.bos_id, score, horizon=self.horizon)
         return log_p - log_q if self.weighting == "ratio" else log_p
 
 
@@ -220,9 +225,12 @@ def _ar_energy(bundle: Bundle, req: Request) -> Energy:
         if req.carry_over:
             raise ValueError("carry_over scores the masked token positions, which do not exist for an energy "
                              "with another tokenizer (text-level energy); leave carry_over off")
+        if req.energy_horizon:
+            raise ValueError("energy_horizon counts tokens of the denoiser's tokenizer, which an energy with another "
+                             "tokenizer (text-level energy) does not read; leave energy_horizon at 0")
         return TextAREnergy(bundle.ar, bundle.energy_tokenizer, bundle.tokenizer, weighting=req.ar_weighting)
     return AREnergy(bundle.ar, bundle.tokenizer.bos_token_id, bundle.tokenizer.mask_token_id, req.carry_over,
-                    req.ar_weighting)
+                    req.ar_weighting, req.energy_horizon)
 
 
 @energy_source("nce")

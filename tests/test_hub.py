@@ -140,7 +140,8 @@ def test_unwritable_cache_is_named_with_the_fix(monkeypatch, tmp_path):
 
 def test_text_level_energy_chooses_mask_lengths_and_honours_its_settings(bundle, gpt2_style):
     """[MASK] lengths are scored on text (no diffusion ids reach the other tokenizer's model); product weighting
-    is honoured; carry-over, which needs shared token positions, is refused with a reason; `ar` is refused."""
+    is honoured; carry-over and the energy horizon, which need shared token positions, are refused with a reason;
+    `ar` is refused."""
     from dataclasses import replace
 
     from edlm.energy import TextAREnergy
@@ -152,6 +153,8 @@ def test_text_level_energy_chooses_mask_lengths_and_honours_its_settings(bundle,
     assert ev.final and ev.lengths[0] in ev.length_scores and ev.text.endswith(" of the Union.")
     with pytest.raises(ValueError, match="carry_over"):
         infill(paired, "We the people [MASK:3] of it.", sampler="edlm-ar", carry_over=True)
+    with pytest.raises(ValueError, match="leave energy_horizon at 0"):
+        infill(paired, "We the people [MASK:3] of it.", sampler="edlm-ar", energy_horizon=8)
     with pytest.raises(ValueError, match="another tokenizer"):
         infill(paired, "We the people [MASK:3]", sampler="ar")
     energy = TextAREnergy(ar, ar_tok, bundle.tokenizer, weighting="product")
