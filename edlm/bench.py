@@ -83,7 +83,8 @@ class BenchConfig:
     ar_product: bool = True  # also run EDLM-AR with product weights (target q * p_AR)
     report_only: bool = False  # tables and figures from the cells already in `out` (nothing is sampled)
     variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
-    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W][+cache=N][+horizon=H]"
+    #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W][+cache=N]"
+    #   "[+horizon=H]"
 
 
 # The plain samplers the grids and variant names start from, whatever the shipped defaults are (a variant's name
