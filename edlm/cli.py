@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", default="", help="comma-separated EMA decays to keep and validate, e.g. 0.999,0.9995")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
-    p.add_argument("--precision", choices=["no", "bf16", "fp16"], default="bf16")
+    p.add_argument("--precision", choices=["auto", "no", "bf16", "fp16"], default="auto",
+                   help="autocast precision (auto: bf16 on a GPU or a CPU with native bf16, none elsewhere)")
     p.add_argument("--seed", type=int, default=0)
     return parser
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from edlm.train import TrainConfig, lr_at, train
+from edlm.train import TrainConfig, lr_at, resolve_precision, train
 
 from .conftest import TINY
 
@@ -24,6 +24,22 @@ def test_training_improves_and_resumes(trained, corpus, tokenizer_dir, tmp_path)
 def test_nce_training_records_accuracy(trained):
     log = [json.loads(line) for line in (trained["root"] / "nce" / "log.jsonl").read_text().splitlines()]
     assert "acc" in log[-1]["val"] and 0.0 <= log[-1]["val"]["acc"] <= 1.0
+
+
+def test_auto_precision_uses_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    import torch
+
+    import edlm.bundle
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(edlm.bundle, "cpu_computes_bfloat16", lambda: False)
+    assert resolve_precision("auto") == "no"        # emulated bf16 on such a CPU is tens of times slower
+    monkeypatch.setattr(edlm.bundle, "cpu_computes_bfloat16", lambda: True)
+    assert resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(edlm.bundle, "cpu_computes_bfloat16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_precision("auto") == "bf16"
+    assert resolve_precision("no") == "no" and resolve_precision("fp16") == "fp16"
+    assert TrainConfig(kind="denoiser", corpus="c", tokenizer="t", out_dir="o").mixed_precision == "auto"
 
 
 def test_lr_schedule():
