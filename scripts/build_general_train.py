@@ -7,6 +7,8 @@ Apache-2.0 and its outputs carry no further terms. Documents are deduplicated an
 (1 in 20 VALIDATION, 1 in 20 TEST, the rest TRAIN); the held-out mail of data/general/ is never part of it.
 
     python scripts/build_general_train.py --docs 1200            # ~25 CPU-minutes on 2 cores
+    cp -r data/general-train data/general-train-2          # stage 3's corpus: the first documents kept, more added
+    python scripts/build_general_train.py --docs 960 --seed 1 --append --out data/general-train-2
 """
 from __future__ import annotations
 
@@ -60,6 +62,11 @@ def clean(text: str) -> str | None:
     return text if len(text.split()) >= 40 else None
 
 
+def key_of(text: str) -> str:
+    """What two documents share when they are duplicates: their words, lower-cased."""
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
 def split_of(text: str) -> str:
     h = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 20
     return "validation" if h == 0 else "test" if h == 1 else "train"
@@ -72,19 +79,29 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--append", action="store_true",
+                    help="add to the files already there (a new --seed), skipping documents they already hold")
     args = ap.parse_args()
     import torch
     from tqdm.auto import tqdm
 
+    from edlm.bundle import resolve_dtype
     from edlm.hub import load_causal_lm
 
     torch.manual_seed(args.seed)
-    model, tok = load_causal_lm("smollm2", dtype=torch.bfloat16)
+    model, tok = load_causal_lm("smollm2", dtype=resolve_dtype("auto", torch.device("cpu")))
     tok.padding_side = "left"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {s: open(out / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") for s in ("train", "validation", "test")}
-    seen, counts, start = set(), {s: 0 for s in files}, time.time()
+    names = ("train", "validation", "test")
+    seen = set()
+    if args.append:
+        for s in names:
+            if (out / f"{s}.jsonl").exists():
+                for line in (out / f"{s}.jsonl").read_text(encoding="utf-8").splitlines():
+                    seen.add(key_of(json.loads(line)["text"]))
+    files = {s: open(out / f"{s}.jsonl", "a" if args.append else "w", encoding="utf-8", newline="\n") for s in names}
+    counts, start = {s: 0 for s in files}, time.time()
     asks = prompts(args.docs, args.seed)
     bar = tqdm(total=len(asks), desc="documents")
     for i in range(0, len(asks), args.batch):
@@ -97,7 +114,7 @@ def main() -> None:
                                  max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id or tok.eos_token_id)
         for p, row in zip(batch, gen[:, enc["input_ids"].shape[1]:]):
             text = clean(tok.decode(row, skip_special_tokens=True))
-            key = text and re.sub(r"\W+", " ", text.lower()).strip()
+            key = text and key_of(text)
             if not text or key in seen:
                 continue
             seen.add(key)
