@@ -12,7 +12,7 @@ span of 5 to 15 whole words (chosen with the seed, never at the very start or en
 as it holds in each system's tokenizer; the system fills it. Judge (default gemma3-270m, Gemma 3 270M, which no
 system uses): perplexity of the fill and the 12 words after it given the text before, per judge token; with the
 real span and with random words of the same passage as references. Beside it, repetition inside a fill (share of
-repeated word trigrams), distinct-2 over all fills, and seconds per fill; paired differences against the real
+repeated word trigrams), distinct-2 over all fills, seconds and passes per fill; paired differences against the real
 span with their standard error; `--pairs A:B` prints A against B passage by passage (systems of earlier runs on
 the same passages are kept in rows.json for it), with each side's seconds per fill.
 """
@@ -210,14 +210,15 @@ def main() -> None:
             fill = ev.spans[0].strip()
             assert ev.text == before + ev.spans[0] + after, "fixed text changed"
             follow = " ".join(after.split(" ")[:AFTER_WORDS + 1])
-            out.append({"fill": fill, "nll": judge.nll(before, " " + fill + follow), "sec": sec})
+            out.append({"fill": fill, "nll": judge.nll(before, " " + fill + follow), "sec": sec,
+                        "passes": ev.denoiser_calls + ev.ar_calls, "energy": ev.energy_calls})
             print(f"{name} {i + 1}/{len(cuts)} {sec:.2f}s {fill[:70]!r}", file=sys.stderr)
         rows[name] = out
     real = [r["nll"] for r in rows["real span"]]
     lines = [f"Task `{args.task}`: {len(cuts)} passages, spans of 5-15 words, judge `{judge.name}` (perplexity "
              f"of the fill and the {AFTER_WORDS} words after it, given the text before).", "",
              "| system | judge ppl | vs real span: mean NLL diff ± SE | repeated trigrams in a fill | distinct-2 "
-             "(all fills) | s / fill |", "|---|---|---|---|---|---|"]
+             "(all fills) | s / fill | passes / fill (network / energy) |", "|---|---|---|---|---|---|---|"]
     for name, rs in rows.items():
         nll = [r["nll"] for r in rs]
         diff = [a - b for a, b in zip(nll, real)]
@@ -225,7 +226,7 @@ def main() -> None:
         rep = statistics.mean(trigram_repeat_share(r["fill"]) for r in rs)
         lines.append(f"| {name} | {math.exp(statistics.mean(nll)):.1f} | {statistics.mean(diff):+.3f} ± {se:.3f} | "
                      f"{rep:.3f} | {distinct2([r['fill'] for r in rs]):.3f} | "
-                     f"{statistics.mean(r['sec'] for r in rs):.2f} |")
+                     f"{statistics.mean(r['sec'] for r in rs):.2f} | {passes(rs)} |")
     table = "\n".join(lines)
     print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +238,14 @@ def main() -> None:
     (out_dir / "rows.json").write_text(json.dumps({"cuts": cuts, "rows": rows}, indent=1))
     if args.pairs:
         print(pairs_table(args.pairs, rows))
+
+
+def passes(rs: list[dict]) -> str:
+    """Mean passes per fill of the network that writes (denoiser or AR model) and of the energy: a measure of cost
+    that, unlike seconds, does not move with what else the machine runs."""
+    if not rs or "passes" not in rs[0]:
+        return "-"
+    return f"{statistics.mean(r['passes'] for r in rs):.1f} / {statistics.mean(r['energy'] for r in rs):.1f}"
 
 
 def pairs_table(spec: str, rows: dict) -> str:
