@@ -5,6 +5,7 @@ the proposal nor the energy. Prints a Markdown table (and writes it with the raw
     python bench/general.py --latency 20          # seconds per fill of a 10-word span in a 60-word passage
     python bench/general.py --systems gd-mdlm-32,gd-mdlm-8+cache_refresh=4 --pairs gd-mdlm-8+cache_refresh=4:gd-mdlm-32
     python bench/general.py --systems gd-mdlm-16,gd-mdlm-16+adapter=runs/general-diffusion-2/best/model
+    python bench/general.py --pairs-only --matched --out results/gd-frontier   # sweeps read at real diversity
 
 Passages: data/general/test.jsonl (everyday and mailing-list English of 2002, scripts/build_general_text.py) or
 State of the Union TEST text (--task sotu, 60-120-word stretches of the corpus's TEST split). In each passage a
@@ -14,7 +15,9 @@ system uses): perplexity of the fill and the 12 words after it given the text be
 real span and with random words of the same passage as references. Beside it, repetition inside a fill (share of
 repeated word trigrams), distinct-2 over all fills, seconds and passes per fill; paired differences against the real
 span with their standard error; `--pairs A:B` prints A against B passage by passage (systems of earlier runs on
-the same passages are kept in rows.json for it), with each side's seconds per fill.
+the same passages are kept in rows.json for it), with each side's seconds per fill. `--matched` reads every system
+run at two or more temperatures (`+temperature=T`) at real text's distinct-2, the comparison that counts: a colder
+proposal buys judge perplexity with sameness.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import math
 import random
+import re
 import statistics
 import sys
 import time
@@ -41,17 +45,21 @@ SYSTEMS = {  # name -> (model, settings)
     "sotu-ar-is": ("default", {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}),
 }
 # SmolLM2 adapted into a masked denoiser (general-diffusion), alone (`mdlm`) and with SmolLM2 as the EDLM energy,
-# at 8, 16 and 32 steps; `-tT` suffixes try another proposal temperature, `-cN` the context cache with a full pass
-# every N passes (`-c32`: only the first pass is full at these lengths).
+# at 8, 16 and 32 steps, in the order and temperature they were first measured with (the library's: confidence-
+# noisy, 1.15; `+unmask=...`, `+temperature=...` change them); `-tT` suffixes try another proposal temperature,
+# `-cN` the context cache with a full pass every N passes (`-c32`: only the first pass is full at these lengths).
+# `gd-default` is the model's own defaults, whatever they are now.
+SYSTEMS["gd-default"] = ("general-diffusion", {})
+_FIRST = {"unmask": "confidence-noisy", "temperature": 1.15}
 for _steps in (8, 16, 32):
     for _sampler in ("mdlm", "edlm-ar"):
         _name = f"gd-{_sampler.split('-')[0]}-{_steps}"
-        SYSTEMS[_name] = ("general-diffusion", {"sampler": _sampler, "steps": _steps})
+        SYSTEMS[_name] = ("general-diffusion", {**_FIRST, "sampler": _sampler, "steps": _steps})
         for _temp in (0.8, 1.0):
-            SYSTEMS[f"{_name}-t{_temp:g}"] = ("general-diffusion", {"sampler": _sampler, "steps": _steps,
+            SYSTEMS[f"{_name}-t{_temp:g}"] = ("general-diffusion", {**_FIRST, "sampler": _sampler, "steps": _steps,
                                                                     "temperature": _temp})
         for _refresh in (4, 32):
-            SYSTEMS[f"{_name}-c{_refresh}"] = ("general-diffusion", {"sampler": _sampler, "steps": _steps,
+            SYSTEMS[f"{_name}-c{_refresh}"] = ("general-diffusion", {**_FIRST, "sampler": _sampler, "steps": _steps,
                                                                      "cache_refresh": _refresh})
 
 
@@ -170,13 +178,24 @@ def main() -> None:
                    help="comma-separated A:B: print A's judge NLL minus B's, per passage, mean and standard error "
                    "(A and B from this run or from the rows already written under --out)")
     p.add_argument("--pairs-only", action="store_true", help="sample nothing: only the --pairs of earlier runs")
+    p.add_argument("--matched", action="store_true",
+                   help="read every system swept over +temperature at real text's distinct-2 (or --target) and "
+                   "each gd-edlm family against its gd-mdlm twin there, from all rows under --out; with a plot")
+    p.add_argument("--target", type=float, default=0.0,
+                   help="with --matched: the distinct-2 to read the sweeps at (default: the real spans')")
+    p.add_argument("--against", default="",
+                   help="with --matched: read the sweeps at this system's distinct-2 and pair each against it")
     args = p.parse_args()
     if args.latency:
         print(latency(args.model, args.latency, {}))
         return
     out_dir = Path(args.out) / (args.task if args.split == "test" else f"{args.task}-{args.split}")
     if args.pairs_only:
-        print(pairs_table(args.pairs, json.loads((out_dir / "rows.json").read_text())["rows"]))
+        rows = json.loads((out_dir / "rows.json").read_text())["rows"]
+        if args.pairs:
+            print(pairs_table(args.pairs, rows))
+        if args.matched:
+            print(matched_report(rows, args.target, out_dir, args.against))
         return
     import torch
 
@@ -238,6 +257,8 @@ def main() -> None:
     (out_dir / "rows.json").write_text(json.dumps({"cuts": cuts, "rows": rows}, indent=1))
     if args.pairs:
         print(pairs_table(args.pairs, rows))
+    if args.matched:
+        print(matched_report(rows, args.target, out_dir, args.against))
 
 
 def passes(rs: list[dict]) -> str:
@@ -264,6 +285,121 @@ def pairs_table(spec: str, rows: dict) -> str:
         lines.append(f"| {a} | {b} | {statistics.mean(diff):+.3f} ± {se:.3f} | {statistics.mean(diff) / se:+.1f} | "
                      f"{sa:.2f} | {sb:.2f} | {sb / sa if sa else float('nan'):.2f}x |")
     return "\n".join(lines)
+
+
+def temperature_of(name: str) -> float:
+    """The proposal temperature a system samples at: its own setting, else its model's default, else the library's."""
+    from edlm.limits import DEFAULTS
+    from edlm.presets import MODEL_DEFAULTS
+
+    model, settings = system(name)
+    return float(settings.get("temperature", MODEL_DEFAULTS.get(model.partition(":")[0], {})
+                              .get("temperature", DEFAULTS.temperature)))
+
+
+def family_of(name: str) -> str:
+    """A system's name without its temperature (a `+temperature=T` modifier or a `-tT` suffix): the sweep it is in."""
+    base, *mods = name.split("+")
+    return "+".join([re.sub(r"-t[0-9.]+$", "", base)] + [m for m in mods if not m.startswith("temperature=")])
+
+
+def sweep_points(rows: dict) -> dict[str, list[dict]]:
+    """Each family's systems as points of its temperature sweep: distinct-2 over all fills, per-passage judge NLL,
+    repeated trigrams, seconds and passes per fill (network and energy)."""
+    from edlm.augment import distinct2
+    from edlm.bench import trigram_repeat_share
+
+    fams: dict[str, list[dict]] = {}
+    for name, rs in rows.items():
+        if name in ("real span", "random words"):
+            continue
+        fams.setdefault(family_of(name), []).append({
+            "distinct2": distinct2([r["fill"] for r in rs]), "nll": [r["nll"] for r in rs],
+            "temperature": temperature_of(name),
+            "repeated_trigrams": statistics.mean(trigram_repeat_share(r["fill"]) for r in rs),
+            "sec": statistics.mean(r["sec"] for r in rs),
+            "passes": statistics.mean(r["passes"] for r in rs) if "passes" in rs[0] else None,
+            "energy": statistics.mean(r["energy"] for r in rs) if "energy" in rs[0] else None})
+    return fams
+
+
+def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") -> str:
+    """Every family swept over the temperature, read at distinct-2 = target (real text's by default, or the
+    `against` system's) by per-passage interpolation between the two sweep points that bracket it, and each
+    energy family (`gd-edlm-...`) against its energy-free twin (`gd-mdlm-...`, the same modifiers) there, or each
+    family against `against`; a plot of the sweeps beside the table."""
+    from edlm.augment import distinct2
+    from edlm.frontier import at_diversity
+
+    if against and against not in rows:
+        raise SystemExit(f"--against: no rows for {against!r} (have: {', '.join(rows)})")
+    real = [r["nll"] for r in rows["real span"]]
+    target = target or distinct2([r["fill"] for r in rows[against or "real span"]])
+    fams = {f: pts for f, pts in sweep_points(rows).items() if len({p["temperature"] for p in pts}) >= 2}
+    lines = [f"At distinct-2 {target:.3f} (each temperature sweep interpolated per passage between the two points "
+             "that bracket it):", "",
+             "| family | temperatures swept | distinct-2 swept | temperature there | judge ppl | vs real span ± SE | "
+             "repeated trigrams | s / fill | passes / fill (network / energy) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    at = {}
+    for fam, pts in sorted(fams.items()):
+        temps = ", ".join(f"{p['temperature']:g}" for p in sorted(pts, key=lambda p: p["temperature"]))
+        swept = f"{min(p['distinct2'] for p in pts):.3f}-{max(p['distinct2'] for p in pts):.3f}"
+        m = at_diversity(pts, target)
+        if m is None:
+            lines.append(f"| {fam} | {temps} | {swept} | not reached | - | - | - | - | - |")
+            continue
+        at[fam] = m["nll"]
+        diff = [a - b for a, b in zip(m["nll"], real)]
+        se = statistics.stdev(diff) / math.sqrt(len(diff))
+        npass = "-" if m["passes"] is None else f"{m['passes']:.1f} / {m['energy']:.1f}"
+        lines.append(f"| {fam} | {temps} | {swept} | {m['temperature']:.2f} | {math.exp(statistics.mean(m['nll'])):.1f}"
+                     f" | {statistics.mean(diff):+.3f} ± {se:.3f} | {m['repeated_trigrams']:.3f} | {m['sec']:.2f} | "
+                     f"{npass} |")
+    paired = []
+    for fam, nll in sorted(at.items()):
+        twin = against or fam.replace("gd-edlm-", "gd-mdlm-", 1)
+        base = [r["nll"] for r in rows[against]] if against else at.get(twin)
+        if twin != fam and base is not None:
+            d = [a - b for a, b in zip(nll, base)]
+            mean, se = statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d))
+            paired.append(f"| {fam} | {twin} | {mean:+.3f} ± {se:.3f} | {mean / se if se else float('nan'):+.1f} |")
+    if paired:
+        lines += ["", f"Against {against} at its own diversity (A minus B per passage; below -2 SE, A reads better):"
+                  if against else "The energy at that diversity (A minus B per passage; below -2 SE, the energy pays):",
+                  "",
+                  "| A | B | mean NLL diff ± SE | SEs |", "|---|---|---|---|", *paired]
+    if fams:
+        lines += ["", "Plot: " + ", ".join(sweep_plot(sweep_points(rows), rows, out_dir))]
+    return "\n".join(lines)
+
+
+def sweep_plot(fams: dict[str, list[dict]], rows: dict, out_dir: Path) -> list[str]:
+    """Judge perplexity against distinct-2, one line per family labelled by temperature (a system run at one
+    temperature is a lone point), real text as a star: lower-right is fluent and varied at once."""
+    import plotly.graph_objects as go
+
+    from edlm.augment import distinct2
+    from edlm.bench import write_figure
+
+    fig = go.Figure()
+    for fam, pts in sorted(fams.items()):
+        pts = sorted(pts, key=lambda p: p["distinct2"])
+        fig.add_trace(go.Scatter(x=[p["distinct2"] for p in pts],
+                                 y=[math.exp(statistics.mean(p["nll"])) for p in pts], mode="lines+markers+text",
+                                 name=fam, text=[f"{p['temperature']:g}" for p in pts], textposition="top center",
+                                 line=dict(dash="dash" if "edlm" in fam else "solid"),  # dashed: with an energy
+                                 marker=dict(size=12 if len(pts) == 1 else 7)))
+    real = rows["real span"]
+    fig.add_trace(go.Scatter(x=[distinct2([r["fill"] for r in real])],
+                             y=[math.exp(statistics.mean(r["nll"] for r in real))], mode="markers",
+                             name="real span", marker=dict(symbol="star", size=16, color="black")))
+    fig.update_layout(title="Fills of held-out passages: judge perplexity against distinct-2 (labels: temperature)",
+                      xaxis=dict(title="distinct-2 over all fills (higher = more varied)"),
+                      yaxis=dict(title="judge perplexity (lower = more fluent)", type="log",
+                                 tickvals=[30, 40, 50, 70, 100, 150, 200, 300, 400, 600]),
+                      template="plotly_white", width=900, height=560)
+    return write_figure(fig, out_dir, "matched")
 
 
 if __name__ == "__main__":

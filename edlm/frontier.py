@@ -25,25 +25,31 @@ def _lerp(a: float, b: float, f: float) -> float:
     return a + f * (b - a)
 
 
-def matched(cells: list, target: float) -> dict | None:
-    """One family's sweep (cells of one task and step count) read at distinct-2 = target: the two sweep points
-    that bracket it, interpolated linearly in distinct-2 (per-sample log judge perplexity, repetition, entropy,
-    temperature, seconds). None when the sweep never reaches the target."""
-    pts = sorted((c for c in cells if c.extra.get("distinct2") is not None and "log_ppl" in c.extra),
-                 key=lambda c: c.extra["distinct2"])
+def at_diversity(points: list[dict], target: float) -> dict | None:
+    """One sweep's points (dicts with "distinct2" and numbers, None or per-sample lists) read at distinct-2 =
+    target: the two points that bracket it, every field interpolated linearly in distinct-2 (lists per sample, so
+    two sweeps read this way stay paired). None when the sweep never reaches the target."""
+    pts = sorted(points, key=lambda p: p["distinct2"])
     for a, b in zip(pts, pts[1:]):
-        da, db = a.extra["distinct2"], b.extra["distinct2"]
+        da, db = a["distinct2"], b["distinct2"]
         if da <= target <= db and db > da:
             f = (target - da) / (db - da)
-            logs = [_lerp(x, y, f) for x, y in zip(a.extra["log_ppl"], b.extra["log_ppl"])]
-            return {"judge_ppl": math.exp(statistics.mean(logs)), "log_ppl": logs,
-                    "temperature": _lerp(family_of(a.sampler)[1], family_of(b.sampler)[1], f),
-                    "repeated_trigrams": _lerp(a.extra["repeated_trigrams"], b.extra["repeated_trigrams"], f),
-                    "entropy": _lerp(a.entropy, b.entropy, f),
-                    "mean_ess": None if a.extra.get("mean_ess") is None or b.extra.get("mean_ess") is None
-                    else _lerp(a.extra["mean_ess"], b.extra["mean_ess"], f),
-                    "sec_per_sample": _lerp(a.sec_per_sample, b.sec_per_sample, f)}
+            return {k: [_lerp(x, y, f) for x, y in zip(a[k], b[k])] if isinstance(a[k], list)
+                    else None if a[k] is None or b[k] is None else _lerp(a[k], b[k], f) for k in a}
     return None
+
+
+def matched(cells: list, target: float) -> dict | None:
+    """One family's sweep (cells of one task and step count) read at distinct-2 = target (`at_diversity`: per-sample
+    log judge perplexity, repetition, entropy, temperature, seconds). None when the sweep never reaches it."""
+    m = at_diversity([{"distinct2": c.extra["distinct2"], "log_ppl": c.extra["log_ppl"],
+                       "temperature": family_of(c.sampler)[1], "repeated_trigrams": c.extra["repeated_trigrams"],
+                       "entropy": c.entropy, "mean_ess": c.extra.get("mean_ess"), "sec_per_sample": c.sec_per_sample}
+                      for c in cells if c.extra.get("distinct2") is not None and "log_ppl" in c.extra], target)
+    if m is None:
+        return None
+    del m["distinct2"]
+    return {"judge_ppl": math.exp(statistics.mean(m["log_ppl"])), **m}
 
 
 def frontier(cells: list) -> dict:

@@ -125,6 +125,9 @@ def test_the_merged_adapter_is_the_trained_network_and_fills_text(adapter, monke
         assert ev.text == "We the people of the " + ev.spans[0] + ", in order to form a more " + ev.spans[1] + \
             " union."
         assert infill(bundle, text, sampler=sampler, steps=4, seed=0).text == ev.text
+    plain = infill(bundle, text, steps=4, seed=0)  # the adapted model's own defaults: `mdlm`, no energy pass
+    assert plain.energy_calls == 0 and plain.text == infill(bundle, text, sampler="mdlm", steps=4, seed=0,
+                                                            unmask="confidence", temperature=1.3).text
 
 
 def test_adapter_folders_that_do_not_fit_are_one_clear_error(tmp_path):

@@ -174,3 +174,48 @@ def test_models_are_paired_cell_by_cell_across_runs(tmp_path):
     assert cross.rows([a, b], ["a", "b"], task="generate") == []
     with pytest.raises(SystemExit, match="seed"):
         cross.rows([a, write(tmp_path / "c", [3.0] * 4, seed=1)], ["a", "c"])
+
+
+def test_general_bench_reads_temperature_sweeps_at_real_diversity(tmp_path):
+    """bench/general.py --matched: each family's sweep interpolated per passage at the real spans' distinct-2, the
+    energy family against its energy-free twin there, a family swept once left out, one that never gets there
+    marked."""
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    import pytest
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "general.py"
+    spec = importlib.util.spec_from_file_location("bench_general", path)
+    general = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(general)
+
+    def rows(fills, nll):
+        return [{"fill": f, "nll": x, "sec": 1.0, "passes": 8, "energy": 0} for f, x in zip(fills, nll)]
+
+    same, varied = ["x y", "x y", "z w", "z w"], ["a b", "c d", "e f", "g h"]  # distinct-2 0.5 and 1.0
+    data = {"real span": rows(["p q", "r s", "t u", "p q"], [2.0] * 4),  # distinct-2 0.75
+            "random words": rows(varied, [6.0] * 4),
+            "gd-mdlm-16+temperature=1.0": rows(same, [1.0, 1.0, 1.0, 1.0]),
+            "gd-mdlm-16+temperature=1.5": rows(varied, [3.0, 3.0, 3.0, 3.0]),
+            "gd-edlm-16+temperature=1.0": rows(same, [0.4, 0.6, 0.5, 0.5]),
+            "gd-edlm-16+temperature=1.5": rows(varied, [2.4, 2.6, 2.5, 2.5]),
+            "gd-mdlm-8-t0.8": rows(same, [1.0] * 4), "gd-mdlm-8": rows(same, [1.2, 1.0, 1.4, 1.2]),  # never 0.75
+            "gd-mdlm-32": rows(varied, [2.0] * 4)}                                   # one temperature only
+    assert general.family_of("gd-mdlm-8-t0.8") == general.family_of("gd-mdlm-8") == "gd-mdlm-8"
+    assert general.temperature_of("gd-mdlm-8") == 1.15 and general.temperature_of("gd-mdlm-8-t0.8") == 0.8
+    report = general.matched_report(data, 0.0, tmp_path)
+    assert "At distinct-2 0.750" in report
+    ppl = f"{math.exp(2.0):.1f}"
+    row = f"| gd-mdlm-16 | 1, 1.5 | 0.500-1.000 | 1.25 | {ppl} | +0.000 ± 0.000 | 0.000 | 1.00 | 8.0 / 0.0 |"
+    assert row in report
+    assert "| gd-mdlm-8 | 0.8, 1.15 | 0.500-0.500 | not reached |" in report
+    assert "gd-mdlm-32" not in report
+    assert "| gd-edlm-16 | gd-mdlm-16 | -0.500 ± 0.041 | -12.2 |" in report
+    assert (tmp_path / "matched.html").is_file()
+    mine = general.matched_report(data, 0.0, tmp_path, against="gd-mdlm-8")  # read at its distinct-2, 0.5
+    assert "At distinct-2 0.500" in mine and "| gd-mdlm-16 | gd-mdlm-8 | -0.200 ± 0.082 | -2.4 |" in mine
+    assert "| gd-edlm-16 | gd-mdlm-8 | -0.700 ± 0.108 |" in mine
+    with pytest.raises(SystemExit, match="no rows for 'gd-edlm-8'"):
+        general.matched_report(data, 0.0, tmp_path, against="gd-edlm-8")
