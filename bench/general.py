@@ -335,7 +335,8 @@ def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") 
         raise SystemExit(f"--against: no rows for {against!r} (have: {', '.join(rows)})")
     real = [r["nll"] for r in rows["real span"]]
     target = target or distinct2([r["fill"] for r in rows[against or "real span"]])
-    fams = {f: pts for f, pts in sweep_points(rows).items() if len({p["temperature"] for p in pts}) >= 2}
+    points = sweep_points(rows)
+    fams = {f: pts for f, pts in points.items() if len({p["temperature"] for p in pts}) >= 2}
     lines = [f"At distinct-2 {target:.3f} (each temperature sweep interpolated per passage between the two points "
              "that bracket it):", "",
              "| family | temperatures swept | distinct-2 swept | temperature there | judge ppl | vs real span ± SE | "
@@ -370,7 +371,7 @@ def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") 
                   "",
                   "| A | B | mean NLL diff ± SE | SEs |", "|---|---|---|---|", *paired]
     if fams:
-        lines += ["", "Plot: " + ", ".join(sweep_plot(sweep_points(rows), rows, out_dir))]
+        lines += ["", "Plot: " + ", ".join(sweep_plot(points, rows, out_dir))]
     return "\n".join(lines)
 
 
