@@ -13,11 +13,11 @@ span of 5 to 15 whole words (chosen with the seed, never at the very start or en
 as it holds in each system's tokenizer; the system fills it. Judge (default gemma3-270m, Gemma 3 270M, which no
 system uses): perplexity of the fill and the 12 words after it given the text before, per judge token; with the
 real span and with random words of the same passage as references. Beside it, repetition inside a fill (share of
-repeated word trigrams), distinct-2 over all fills, seconds and passes per fill; paired differences against the real
-span with their standard error; `--pairs A:B` prints A against B passage by passage (systems of earlier runs on
-the same passages are kept in rows.json for it), with each side's seconds per fill. `--matched` reads every system
-run at two or more temperatures (`+temperature=T`) at real text's distinct-2, the comparison that counts: a colder
-proposal buys judge perplexity with sameness.
+repeated word trigrams), distinct-2 over all fills, seconds and passes per fill, the mean ESS of the energy's
+weighting steps; paired differences against the real span with their standard error; `--pairs A:B` prints A
+against B passage by passage (systems of earlier runs on the same passages are kept in rows.json for it), with each
+side's seconds per fill. `--matched` reads every system run at two or more temperatures (`+temperature=T`) at real
+text's distinct-2, the comparison that counts: a colder proposal buys judge perplexity with sameness.
 """
 from __future__ import annotations
 
@@ -48,10 +48,12 @@ SYSTEMS = {  # name -> (model, settings)
 # at 8, 16 and 32 steps, in the order and temperature they were first measured with (the library's: confidence-
 # noisy, 1.15; `+unmask=...`, `+temperature=...` change them); `-tT` suffixes try another proposal temperature,
 # `-cN` the context cache with a full pass every N passes (`-c32`: only the first pass is full at these lengths).
-# `gd-default` is the model's own defaults, whatever they are now.
+# `gd-smc-N` carries k particles through the steps with the same energy (edlm-smc). `gd-default` is the model's own
+# defaults, whatever they are now.
 SYSTEMS["gd-default"] = ("general-diffusion", {})
 _FIRST = {"unmask": "confidence-noisy", "temperature": 1.15}
 for _steps in (8, 16, 32):
+    SYSTEMS[f"gd-smc-{_steps}"] = ("general-diffusion", {**_FIRST, "sampler": "edlm-smc", "steps": _steps})
     for _sampler in ("mdlm", "edlm-ar"):
         _name = f"gd-{_sampler.split('-')[0]}-{_steps}"
         SYSTEMS[_name] = ("general-diffusion", {**_FIRST, "sampler": _sampler, "steps": _steps})
@@ -199,9 +201,9 @@ def main() -> None:
         return
     import torch
 
-    from edlm import infill
     from edlm.augment import distinct2
     from edlm.bench import trigram_repeat_share
+    from edlm.pipeline import infill_stream
     from edlm.presets import load_bundle
     from edlm.tokenizer import encode
 
@@ -223,21 +225,26 @@ def main() -> None:
         for i, (before, span, after) in enumerate(cuts):
             n = max(1, len(encode(bundle.tokenizer, span)))
             text = before + f"[MASK:{n}]" + after
-            t0 = time.perf_counter()
-            ev = infill(bundle, text, seed=args.seed + i, **settings)
+            t0, ess, k = time.perf_counter(), [], None
+            for ev in infill_stream(bundle, text, seed=args.seed + i, **settings):
+                if ev.is_step and ev.ess is not None:  # a weighting step: its ESS of k candidates or particles
+                    ess.append(ev.ess)
+                    k = len(ev.weights or []) or k
             sec = time.perf_counter() - t0
             fill = ev.spans[0].strip()
             assert ev.text == before + ev.spans[0] + after, "fixed text changed"
             follow = " ".join(after.split(" ")[:AFTER_WORDS + 1])
             out.append({"fill": fill, "nll": judge.nll(before, " " + fill + follow), "sec": sec,
-                        "passes": ev.denoiser_calls + ev.ar_calls, "energy": ev.energy_calls})
+                        "passes": ev.denoiser_calls + ev.ar_calls, "energy": ev.energy_calls,
+                        "ess": statistics.mean(ess) if ess else None, "k": k})
             print(f"{name} {i + 1}/{len(cuts)} {sec:.2f}s {fill[:70]!r}", file=sys.stderr)
         rows[name] = out
     real = [r["nll"] for r in rows["real span"]]
     lines = [f"Task `{args.task}`: {len(cuts)} passages, spans of 5-15 words, judge `{judge.name}` (perplexity "
              f"of the fill and the {AFTER_WORDS} words after it, given the text before).", "",
              "| system | judge ppl | vs real span: mean NLL diff ± SE | repeated trigrams in a fill | distinct-2 "
-             "(all fills) | s / fill | passes / fill (network / energy) |", "|---|---|---|---|---|---|---|"]
+             "(all fills) | s / fill | passes / fill (network / energy) | mean ESS (of k) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, rs in rows.items():
         nll = [r["nll"] for r in rs]
         diff = [a - b for a, b in zip(nll, real)]
@@ -245,7 +252,7 @@ def main() -> None:
         rep = statistics.mean(trigram_repeat_share(r["fill"]) for r in rs)
         lines.append(f"| {name} | {math.exp(statistics.mean(nll)):.1f} | {statistics.mean(diff):+.3f} ± {se:.3f} | "
                      f"{rep:.3f} | {distinct2([r['fill'] for r in rs]):.3f} | "
-                     f"{statistics.mean(r['sec'] for r in rs):.2f} | {passes(rs)} |")
+                     f"{statistics.mean(r['sec'] for r in rs):.2f} | {passes(rs)} | {ess_cell(rs)} |")
     table = "\n".join(lines)
     print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +274,12 @@ def passes(rs: list[dict]) -> str:
     if not rs or "passes" not in rs[0]:
         return "-"
     return f"{statistics.mean(r['passes'] for r in rs):.1f} / {statistics.mean(r['energy'] for r in rs):.1f}"
+
+
+def ess_cell(rs: list[dict]) -> str:
+    """"2.31 of 4": the mean ESS of a system's weighting steps (IS candidates or SMC particles); "-" without."""
+    m = mean_ess(rs)
+    return "-" if m is None else f"{m[0]:.2f} of {m[1]}"
 
 
 def pairs_table(spec: str, rows: dict) -> str:
@@ -303,9 +316,26 @@ def family_of(name: str) -> str:
     return "+".join([re.sub(r"-t[0-9.]+$", "", base)] + [m for m in mods if not m.startswith("temperature=")])
 
 
+ENERGY_SETTINGS = ("k", "is_window", "is_temperature", "target_ess", "resample_ess")  # modifiers a twin lacks
+
+
+def twin_of(family: str) -> str:
+    """An energy family's energy-free twin: `gd-edlm-N` or `gd-smc-N` as `gd-mdlm-N`, with the same modifiers but
+    those only the energy reads (k, the IS window and temperature, the target and resampling ESS)."""
+    base, *mods = family.split("+")
+    base = re.sub(r"^gd-(edlm|smc)-", "gd-mdlm-", base)
+    return "+".join([base] + [m for m in mods if m.partition("=")[0] not in ENERGY_SETTINGS])
+
+
+def mean_ess(rs: list[dict]) -> tuple[float, int] | None:
+    """Mean ESS over the weighting steps of the fills that had any, and k: (ESS, k), or None without weighting."""
+    weighted = [r for r in rs if r.get("ess") is not None]
+    return (statistics.mean(r["ess"] for r in weighted), weighted[0]["k"]) if weighted else None
+
+
 def sweep_points(rows: dict) -> dict[str, list[dict]]:
     """Each family's systems as points of its temperature sweep: distinct-2 over all fills, per-passage judge NLL,
-    repeated trigrams, seconds and passes per fill (network and energy)."""
+    repeated trigrams, seconds and passes per fill (network and energy), mean ESS of the weighting steps and k."""
     from edlm.augment import distinct2
     from edlm.bench import trigram_repeat_share
 
@@ -313,20 +343,22 @@ def sweep_points(rows: dict) -> dict[str, list[dict]]:
     for name, rs in rows.items():
         if name in ("real span", "random words"):
             continue
+        ess, k = mean_ess(rs) or (None, None)
         fams.setdefault(family_of(name), []).append({
             "distinct2": distinct2([r["fill"] for r in rs]), "nll": [r["nll"] for r in rs],
             "temperature": temperature_of(name),
             "repeated_trigrams": statistics.mean(trigram_repeat_share(r["fill"]) for r in rs),
             "sec": statistics.mean(r["sec"] for r in rs),
             "passes": statistics.mean(r["passes"] for r in rs) if "passes" in rs[0] else None,
-            "energy": statistics.mean(r["energy"] for r in rs) if "energy" in rs[0] else None})
+            "energy": statistics.mean(r["energy"] for r in rs) if "energy" in rs[0] else None,
+            "ess": ess, "k": k})
     return fams
 
 
 def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") -> str:
     """Every family swept over the temperature, read at distinct-2 = target (real text's by default, or the
     `against` system's) by per-passage interpolation between the two sweep points that bracket it, and each
-    energy family (`gd-edlm-...`) against its energy-free twin (`gd-mdlm-...`, the same modifiers) there, or each
+    energy family (`gd-edlm-...`, `gd-smc-...`) against its energy-free twin (`twin_of`) there, or each
     family against `against`; a plot of the sweeps beside the table."""
     from edlm.augment import distinct2
     from edlm.frontier import at_diversity
@@ -340,26 +372,27 @@ def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") 
     lines = [f"At distinct-2 {target:.3f} (each temperature sweep interpolated per passage between the two points "
              "that bracket it):", "",
              "| family | temperatures swept | distinct-2 swept | temperature there | judge ppl | vs real span ± SE | "
-             "repeated trigrams | s / fill | passes / fill (network / energy) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "repeated trigrams | mean ESS (of k) | s / fill | passes / fill (network / energy) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     at = {}
     for fam, pts in sorted(fams.items()):
         temps = ", ".join(f"{p['temperature']:g}" for p in sorted(pts, key=lambda p: p["temperature"]))
         swept = f"{min(p['distinct2'] for p in pts):.3f}-{max(p['distinct2'] for p in pts):.3f}"
         m = at_diversity(pts, target)
         if m is None:
-            lines.append(f"| {fam} | {temps} | {swept} | not reached | - | - | - | - | - |")
+            lines.append(f"| {fam} | {temps} | {swept} | not reached | - | - | - | - | - | - |")
             continue
         at[fam] = m["nll"]
         diff = [a - b for a, b in zip(m["nll"], real)]
         se = statistics.stdev(diff) / math.sqrt(len(diff))
         npass = "-" if m["passes"] is None else f"{m['passes']:.1f} / {m['energy']:.1f}"
+        ess = "-" if m["ess"] is None else f"{m['ess']:.2f} of {m['k']:g}"
         lines.append(f"| {fam} | {temps} | {swept} | {m['temperature']:.2f} | {math.exp(statistics.mean(m['nll'])):.1f}"
-                     f" | {statistics.mean(diff):+.3f} ± {se:.3f} | {m['repeated_trigrams']:.3f} | {m['sec']:.2f} | "
-                     f"{npass} |")
+                     f" | {statistics.mean(diff):+.3f} ± {se:.3f} | {m['repeated_trigrams']:.3f} | {ess} | "
+                     f"{m['sec']:.2f} | {npass} |")
     paired = []
     for fam, nll in sorted(at.items()):
-        twin = against or fam.replace("gd-edlm-", "gd-mdlm-", 1)
+        twin = against or twin_of(fam)
         base = [r["nll"] for r in rows[against]] if against else at.get(twin)
         if twin != fam and base is not None:
             d = [a - b for a, b in zip(nll, base)]
@@ -389,7 +422,7 @@ def sweep_plot(fams: dict[str, list[dict]], rows: dict, out_dir: Path) -> list[s
         fig.add_trace(go.Scatter(x=[p["distinct2"] for p in pts],
                                  y=[math.exp(statistics.mean(p["nll"])) for p in pts], mode="lines+markers+text",
                                  name=fam, text=[f"{p['temperature']:g}" for p in pts], textposition="top center",
-                                 line=dict(dash="dash" if "edlm" in fam else "solid"),  # dashed: with an energy
+                                 line=dict(dash="dash" if twin_of(fam) != fam else "solid"),  # dashed: with an energy
                                  marker=dict(size=12 if len(pts) == 1 else 7)))
     real = rows["real span"]
     fig.add_trace(go.Scatter(x=[distinct2([r["fill"] for r in real])],

@@ -191,8 +191,9 @@ def test_general_bench_reads_temperature_sweeps_at_real_diversity(tmp_path):
     general = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(general)
 
-    def rows(fills, nll):
-        return [{"fill": f, "nll": x, "sec": 1.0, "passes": 8, "energy": 0} for f, x in zip(fills, nll)]
+    def rows(fills, nll, ess=None):
+        return [{"fill": f, "nll": x, "sec": 1.0, "passes": 8, "energy": 0, "ess": ess, "k": 4 if ess else None}
+                for f, x in zip(fills, nll)]
 
     same, varied = ["x y", "x y", "z w", "z w"], ["a b", "c d", "e f", "g h"]  # distinct-2 0.5 and 1.0
     data = {"real span": rows(["p q", "r s", "t u", "p q"], [2.0] * 4),  # distinct-2 0.75
@@ -201,6 +202,8 @@ def test_general_bench_reads_temperature_sweeps_at_real_diversity(tmp_path):
             "gd-mdlm-16+temperature=1.5": rows(varied, [3.0, 3.0, 3.0, 3.0]),
             "gd-edlm-16+temperature=1.0": rows(same, [0.4, 0.6, 0.5, 0.5]),
             "gd-edlm-16+temperature=1.5": rows(varied, [2.4, 2.6, 2.5, 2.5]),
+            "gd-smc-16+is_window=1+temperature=1.0": rows(same, [1.5] * 4, ess=1.0),  # worse than its twin
+            "gd-smc-16+is_window=1+temperature=1.5": rows(varied, [3.5, 3.5, 3.6, 3.4], ess=3.0),
             "gd-mdlm-8-t0.8": rows(same, [1.0] * 4), "gd-mdlm-8": rows(same, [1.2, 1.0, 1.4, 1.2]),  # never 0.75
             "gd-mdlm-32": rows(varied, [2.0] * 4)}                                   # one temperature only
     assert general.family_of("gd-mdlm-8-t0.8") == general.family_of("gd-mdlm-8") == "gd-mdlm-8"
@@ -208,9 +211,14 @@ def test_general_bench_reads_temperature_sweeps_at_real_diversity(tmp_path):
     report = general.matched_report(data, 0.0, tmp_path)
     assert "At distinct-2 0.750" in report
     ppl = f"{math.exp(2.0):.1f}"
-    row = f"| gd-mdlm-16 | 1, 1.5 | 0.500-1.000 | 1.25 | {ppl} | +0.000 ± 0.000 | 0.000 | 1.00 | 8.0 / 0.0 |"
+    row = f"| gd-mdlm-16 | 1, 1.5 | 0.500-1.000 | 1.25 | {ppl} | +0.000 ± 0.000 | 0.000 | - | 1.00 | 8.0 / 0.0 |"
     assert row in report
+    assert "| 0.000 | 2.00 of 4 | 1.00 |" in report  # the particles' mean ESS, interpolated too
+    assert general.twin_of("gd-smc-16+is_window=1+unmask=confidence") == "gd-mdlm-16+unmask=confidence"
+    assert "| gd-smc-16+is_window=1 | gd-mdlm-16 | +0.500 ± 0.020 | +24.5 |" in report
     assert "| gd-mdlm-8 | 0.8, 1.15 | 0.500-0.500 | not reached |" in report
+    assert general.ess_cell(data["gd-smc-16+is_window=1+temperature=1.5"]) == "3.00 of 4"
+    assert general.ess_cell(data["gd-mdlm-32"]) == "-"
     assert "gd-mdlm-32" not in report
     assert "| gd-edlm-16 | gd-mdlm-16 | -0.500 ± 0.041 | -12.2 |" in report
     assert (tmp_path / "matched.html").is_file()
