@@ -278,8 +278,11 @@ def passes(rs: list[dict]) -> str:
 
 def ess_cell(rs: list[dict]) -> str:
     """"2.31 of 4": the mean ESS of a system's weighting steps (IS candidates or SMC particles); "-" without."""
-    m = mean_ess(rs)
-    return "-" if m is None else f"{m[0]:.2f} of {m[1]}"
+    return ess_text(*(mean_ess(rs) or (None, None)))
+
+
+def ess_text(ess: float | None, k: float | None) -> str:
+    return "-" if ess is None else f"{ess:.2f} of {k:g}"
 
 
 def pairs_table(spec: str, rows: dict) -> str:
@@ -316,7 +319,8 @@ def family_of(name: str) -> str:
     return "+".join([re.sub(r"-t[0-9.]+$", "", base)] + [m for m in mods if not m.startswith("temperature=")])
 
 
-ENERGY_SETTINGS = ("k", "is_window", "is_temperature", "target_ess", "resample_ess")  # modifiers a twin lacks
+# The settings a twin lacks (edlm.frontier.ENERGY_ONLY is the same list in the embedded bench's variant spelling).
+ENERGY_SETTINGS = ("k", "is_window", "is_temperature", "target_ess", "resample_ess")
 
 
 def twin_of(family: str) -> str:
@@ -386,7 +390,7 @@ def matched_report(rows: dict, target: float, out_dir: Path, against: str = "") 
         diff = [a - b for a, b in zip(m["nll"], real)]
         se = statistics.stdev(diff) / math.sqrt(len(diff))
         npass = "-" if m["passes"] is None else f"{m['passes']:.1f} / {m['energy']:.1f}"
-        ess = "-" if m["ess"] is None else f"{m['ess']:.2f} of {m['k']:g}"
+        ess = ess_text(m["ess"], m["k"])
         lines.append(f"| {fam} | {temps} | {swept} | {m['temperature']:.2f} | {math.exp(statistics.mean(m['nll'])):.1f}"
                      f" | {statistics.mean(diff):+.3f} ± {se:.3f} | {m['repeated_trigrams']:.3f} | {ess} | "
                      f"{m['sec']:.2f} | {npass} |")
