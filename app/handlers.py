@@ -122,7 +122,7 @@ def run_infill(text: str, sampler: str = DEFAULTS.sampler, steps: int = DEFAULTS
     MAX_DELAY seconds) slows a live run down for watching; the finished run is kept for the replay slider."""
     clock.unit = "step events"
     delay = check_delay(delay)
-    bundle = models.get_bundle(model or models.MODEL, progress)
+    bundle = models.get_bundle(model or models.MODEL, progress, sampler)
     stream = guarded(infill_stream(bundle, text, ticks=True, sampler=sampler, steps=steps, k=k, is_window=is_window,
                                    temperature=temperature, top_p=top_p, seed=seed, unmask=unmask,
                                    remask=remask, final=final, **more), clock)
@@ -423,7 +423,7 @@ def _variants_logged(a: dict) -> str:
 @logged_run("variants", _variants_logged)
 def _variants(text, n, model=None, progress=None, *, clock: RunClock, **settings):
     """Ticks after every step, then the ranked variants; errors as one line, the run logged by its settings."""
-    bundle = models.get_bundle(model or models.MODEL, progress)
+    bundle = models.get_bundle(model or models.MODEL, progress, settings.get("sampler"))
     n = int(n) if isinstance(n, float) and n.is_integer() else n
     for item in guarded(variants_stream(bundle, text, n, **settings), clock):
         if isinstance(item, Tick):
@@ -602,7 +602,7 @@ def _keywords(keywords, model=None, progress=None, *, clock: RunClock, **setting
     from edlm.keywords import keywords_stream, parse_keywords
 
     parse_keywords(keywords)  # a bad source fails before the model loads
-    bundle = models.get_bundle(model or models.MODEL, progress)
+    bundle = models.get_bundle(model or models.MODEL, progress, settings.get("sampler"))
     for item in guarded(keywords_stream(bundle, keywords, **settings), clock):
         if isinstance(item, Tick):
             clock.steps += 1

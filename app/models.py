@@ -68,12 +68,13 @@ def next_seed(keep: bool, seed):
     return seed if keep else random.SystemRandom().randrange(0, 2**31)
 
 
-def get_bundle(model: str, progress: gr.Progress | None = None):
-    """Load a model the first time it is used (cached after), with visible progress."""
+def get_bundle(model: str, progress: gr.Progress | None = None, sampler: str | None = None):
+    """Load a model the first time it is used (cached after), with visible progress; `sampler` lets that sampler's
+    registry entry choose the dtype (`edlm-smc` runs in float32: a second, float32 copy of the model)."""
     if model not in model_choices():
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
     from edlm.presets import is_loaded
 
     if progress is not None and not is_loaded(model):  # progress only while a model really loads
         progress(0.0, desc=f"loading {model} (first use only)")
-    return load_bundle(model)
+    return load_bundle(model, sampler=sampler)

@@ -235,13 +235,19 @@ def cpu_computes_bfloat16() -> bool:
         return False
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """`auto` (or None): bfloat16 on a GPU, and on a CPU with native bfloat16 arithmetic (measured there: 1.3-2.3x
-    faster per fill for the embedded models, 1.6x for the general one, judge perplexity and likelihoods unchanged
-    within noise; `bench/step_profile.py`); float32 on other CPUs. Otherwise the named dtype."""
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device, sampler: str | None = None) -> torch.dtype:
+    """`auto` (or None): the dtype the sampler's registry entry asks for, if any (`edlm-smc`: float32); else bfloat16
+    on a GPU, and on a CPU with native bfloat16 arithmetic (measured there: 1.3-2.3x faster per fill for the
+    embedded models, 1.6x for the general one, judge perplexity and likelihoods unchanged within noise;
+    `bench/step_profile.py`); float32 on other CPUs. Otherwise the named dtype."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
+        from .samplers import SAMPLERS
+
+        wanted = SAMPLERS[sampler].dtype if sampler in SAMPLERS else None
+        if wanted:
+            return resolve_dtype(wanted, device)
         if device.type == "cuda" or (device.type == "cpu" and cpu_computes_bfloat16()):
             return torch.bfloat16
         return torch.float32

@@ -23,7 +23,8 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
                        help=f"{st.help}{rng}; default {st.default} (the general model: its own)")
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default auto)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights and compute precision (auto: bfloat16 on a GPU, float32 on a CPU)")
+                   help="weights and compute precision (auto: float32 for edlm-smc; otherwise bfloat16 on a GPU or "
+                        "a CPU with native bfloat16, float32 on other CPUs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]"
                    "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R][+k=K][+window=W])")
     p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="one precision for every cell (auto: the device's pick, whatever the sampler)")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("train", help="train the tokenizer, denoiser, AR model or NCE energy")

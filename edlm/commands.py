@@ -91,7 +91,8 @@ def infill(args) -> int:
 
     from .pipeline import infill_stream
     from .presets import load_bundle
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None),
+                         sampler=settings.get("sampler"))
     settings = resolved(bundle, settings)
     bar = None if args.stream else tqdm(total=settings["steps"], desc=settings["sampler"], file=sys.stderr,
                                         leave=False, disable=args.json or not sys.stderr.isatty())
@@ -126,7 +127,8 @@ def generate(args) -> int:
         raise ValueError("give --length (tokens to generate), or --source (keywords to write a sentence from)")
     from .pipeline import generate as run
     from .presets import load_bundle
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None),
+                         sampler=settings.get("sampler"))
     from .pipeline import generation_settings
 
     settings = resolved(bundle, generation_settings(bundle, settings))
@@ -152,7 +154,8 @@ def from_keywords(args, settings: dict) -> int:
                          "--num-samples")
     from .presets import load_bundle
 
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None),
+                         sampler=settings.get("sampler"))
     settings = resolved(bundle, settings)
     out = write(bundle, args.source, orders=orders, **settings)
     if args.json:

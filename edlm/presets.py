@@ -217,10 +217,11 @@ def is_loaded(model: str) -> bool:
 
 
 def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto",
-                energy: str | None = None) -> Bundle:
+                energy: str | None = None, sampler: str | None = None) -> Bundle:
     """Load (once per process) a bundle by preset name or folder path; `energy` replaces its AR model with any
-    causal LM (a Hub id or folder, a .gguf file, or `smollm2`: see `edlm.hub.load_causal_lm`)."""
-    dtype = resolve_dtype(dtype, pick_device(device))
+    causal LM (a Hub id or folder, a .gguf file, or `smollm2`: see `edlm.hub.load_causal_lm`). `sampler` names the
+    sampler it is loaded for, whose registry entry may choose what `auto` means (`edlm-smc`: float32)."""
+    dtype = resolve_dtype(dtype, pick_device(device), sampler)
     key = (model, device, dtype, energy)
     if key in _CACHE:
         return _CACHE[key]

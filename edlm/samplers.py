@@ -20,6 +20,7 @@ class Sampler:
     short: str = ""              # a few words for the app's sampler list (default: `help`)
     diffusion: str | None = None  # "module:function": a diffusion loop of its own, called like sampling.sample
     #                               (the module may say its denoiser rows per sample and step: work_rows(req))
+    dtype: str | None = None     # what `--dtype auto` loads the models in for this sampler (None: the device's pick)
 
     @property
     def ar_driven(self) -> bool:
@@ -90,4 +91,7 @@ register_sampler(Sampler("ar-is", "infilling with the AR model's own posterior: 
 register_sampler(Sampler("edlm-smc", "EDLM with k particles: each keeps its own text through the reverse steps, "
                          "weighted by the AR energy of its draws and resampled when the weights sit on a few "
                          "(sequential Monte Carlo; k denoiser rows per step)", energy="ar",
-                         diffusion="edlm.smc:sample_smc", short="k particles weighted by the AR energy"))
+                         diffusion="edlm.smc:sample_smc", short="k particles weighted by the AR energy",
+                         # in bfloat16 its win over mdlm at real text's diversity (float32: 2.2-5.4 SE on infilling
+                         # at T = 8, 16, 32) fell within noise; docs/bench_smc_every_step_cpu.md
+                         dtype="float32"))

@@ -77,3 +77,22 @@ def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
     assert b.resolve_dtype("auto", cpu) is torch.bfloat16 and b.resolve_dtype(None, cuda) is torch.bfloat16
     monkeypatch.setattr(b, "cpu_computes_bfloat16", lambda: False)
     assert b.resolve_dtype("auto", cpu) is torch.float32 and b.resolve_dtype("bfloat16", cpu) is torch.bfloat16
+
+
+def test_auto_dtype_is_float32_for_the_particle_sampler(monkeypatch, bundle_dir):
+    """edlm-smc's registry entry asks for float32 (its win over mdlm fell within noise in bfloat16): `auto` loads
+    the models in float32 for it, a named dtype is kept, and other samplers keep the device's pick."""
+    import torch
+
+    from edlm import bundle as b
+    from edlm.presets import load_bundle
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(b, "cpu_computes_bfloat16", lambda: True)
+    assert b.resolve_dtype("auto", cpu, "edlm-smc") is torch.float32
+    assert b.resolve_dtype(None, torch.device("cuda"), "edlm-smc") is torch.float32
+    assert b.resolve_dtype("auto", cpu, "edlm-ar") is torch.bfloat16 and b.resolve_dtype("auto", cpu) is torch.bfloat16
+    assert b.resolve_dtype("bfloat16", cpu, "edlm-smc") is torch.bfloat16
+    smc, plain = load_bundle(str(bundle_dir), sampler="edlm-smc"), load_bundle(str(bundle_dir), sampler="mdlm")
+    assert next(smc.denoiser.parameters()).dtype == torch.float32 and next(smc.ar.parameters()).dtype == torch.float32
+    assert next(plain.denoiser.parameters()).dtype == torch.bfloat16
