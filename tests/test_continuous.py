@@ -214,7 +214,7 @@ def test_the_app_draws_the_points_moving_toward_words_live_and_in_the_replay(con
     from app.words import status_line
 
     bundle, _ = continuous_bundle
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     text = "We the people of the [MASK:6], in order to [MASK:3] a more perfect union."
     outs = list(ui.run_infill(text, "mdlm", 8, 2, 0.5, 1.0, 1.0, 4, None, "random", "none"))
     last, replay = outs[-1][8], outs[-1][9]

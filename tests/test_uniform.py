@@ -204,7 +204,7 @@ def test_the_app_charts_how_often_each_token_was_written(uniform_bundle, monkeyp
     """With a uniform model the app's last chart counts the writes per span token (live and in the replay)."""
     from app import handlers as ui
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: uniform_bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: uniform_bundle)
     text = "We the people of the [MASK:6], in order to [MASK:3] a more perfect union."
     outs = list(ui.run_infill(text, "mdlm", 10, 2, 0.5, 1.0, 1.0, 4, None, "random", "none"))
     reveal, replay = outs[-1][8], outs[-1][9]

@@ -11,7 +11,7 @@ from edlm.spans import SpanSyntaxError, escape, parse, span_markers
 
 @pytest.fixture
 def page_model(bundle, monkeypatch):
-    monkeypatch.setattr("app.models.get_bundle", lambda model=None, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model=None, progress=None, sampler=None: bundle)
     return bundle
 
 

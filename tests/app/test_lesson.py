@@ -100,7 +100,7 @@ def test_step_buttons_move_through_the_kept_steps(bundle):
 def test_compare_keeps_both_runs_for_the_replay(bundle, monkeypatch):
     from app import handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     outs = list(handlers.run_compare(TEXT, "mdlm", "edlm-ar", 6, 3, 1.0, 1.0, 1.0, 0))
     kept, slider = outs[-1][6], outs[-1][7]
     assert isinstance(kept, CompareReplay) and slider["maximum"] == kept.last_step and slider["visible"]

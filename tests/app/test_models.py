@@ -98,7 +98,7 @@ def test_a_model_that_cannot_load_leaves_a_warning_and_the_last_model(monkeypatc
     from app import handlers
     from edlm.bundle import ModelFilesError
 
-    def fails(model, progress=None):
+    def fails(model, progress=None, sampler=None):
         if model == "mdlm-owt":
             raise ModelFilesError("cannot download mdlm-owt from the Hugging Face Hub: no internet")
         return object()
@@ -119,7 +119,7 @@ def test_the_variants_api_runs_with_the_models_own_settings(bundle, monkeypatch)
     from app import handlers
 
     own = dataclasses.replace(bundle, defaults={"sampler": "edlm-smc", "k": 2})
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: own)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: own)
     text = "We the people of the [MASK:5], in order to form a more perfect union."
     plain = list(handlers.api_variants(text, n=2, steps=4))[-1]
     assert plain == list(handlers.api_variants(text, n=2, steps=4, sampler="edlm-smc"))[-1]

@@ -38,7 +38,7 @@ def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypa
     """The compare tab: both texts keep the fixed words, and its two charts hold one line per sampler."""
     from app import handlers as ui
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     text = "We the people [MASK:4] of the Union."
     outs = list(ui.run_compare(text, "mdlm", "edlm-ar", 6, 3, 1.0, 1.0, 1.0, 0))
     last = outs[-1]
@@ -55,7 +55,7 @@ def test_compare_streams_both_samplers_and_charts_them_together(bundle, monkeypa
 def test_particles_show_their_lineage_live_and_in_the_replay(bundle, monkeypatch):
     from app import handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     outs = list(handlers.run_infill("We shall [MASK:6] and we shall [MASK:4] fail.", "edlm-smc", 8, 4, 1.0, 1.0,
                                     1.0, 3, None, "confidence-noisy", "none"))
     figs = [o[4] for o in outs if hasattr(o[4], "layout")]
@@ -67,7 +67,7 @@ def test_particles_show_their_lineage_live_and_in_the_replay(bundle, monkeypatch
 def test_choosing_span_lengths_is_shown_before_the_first_step(bundle, monkeypatch):
     from app import handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     outs = list(handlers.run_infill("We shall [MASK] and we shall not fail.", "mdlm", 8, 1, 0.5, 1.0, 1.0, 0))
     notes = [o[2] for o in outs if isinstance(o[2], str)]
     assert notes[0].startswith("**choosing span lengths**") and "done" in notes[-1]
@@ -78,7 +78,7 @@ def test_choosing_span_lengths_is_shown_before_the_first_step(bundle, monkeypatc
 def test_a_slowed_run_says_how_much_of_its_time_was_computing(bundle, monkeypatch):
     from app import handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     outs = list(handlers.run_infill("We shall [MASK:6] fail.", "mdlm", 4, 1, 0.5, 1.0, 1.0, 0, None, "random",
                                     "none", 0.3))
     status = outs[-1][2]
@@ -95,7 +95,7 @@ def test_a_finished_run_downloads_as_json_with_its_steps_and_weights(bundle, mon
 
     from app import handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     monkeypatch.setattr(handlers, "download_folder", lambda: str(tmp_path))
     with pytest.raises(gr.Error, match="run Generate first"):
         handlers.export_run(None)
@@ -115,7 +115,7 @@ def test_the_legend_and_labels_follow_the_models_process(bundle, monkeypatch):
     from app import charts, handlers
     from app.replay import kept_note
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     first = next(iter(handlers.run_infill("We the people [MASK:4] of the Union.", "edlm-ar", 4, 3)))
     legend, reveal = first[1], first[8]
     assert set(legend["color_map"]) == {"mask", "new", "filled", "rewritten"}
@@ -133,7 +133,7 @@ def test_a_run_exports_as_an_animated_gif_that_shows_its_steps(bundle, monkeypat
 
     from app import frames, handlers
 
-    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None: bundle)
+    monkeypatch.setattr("app.models.get_bundle", lambda model, progress=None, sampler=None: bundle)
     monkeypatch.setattr(handlers, "download_folder", lambda: str(tmp_path))
     with pytest.raises(gr.Error, match="run Generate first"):
         handlers.export_gif(None)
