@@ -75,6 +75,6 @@ def get_bundle(model: str, progress: gr.Progress | None = None, sampler: str | N
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
     from edlm.presets import is_loaded
 
-    if progress is not None and not is_loaded(model):  # progress only while a model really loads
+    if progress is not None and not is_loaded(model, sampler):  # progress only while a model really loads
         progress(0.0, desc=f"loading {model} (first use only)")
     return load_bundle(model, sampler=sampler)

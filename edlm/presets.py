@@ -211,9 +211,13 @@ _CACHE: dict[tuple, Bundle] = {}
 _LOADING = threading.RLock()  # one load at a time: requests arriving together for a new model load it once
 
 
-def is_loaded(model: str) -> bool:
-    """Whether a bundle of this name is already in memory (any device or dtype)."""
-    return any(key[0] == model for key in _CACHE)
+def is_loaded(model: str, sampler: str | None = None) -> bool:
+    """Whether a bundle of this name is already in memory (any device or dtype; with `sampler`, in the dtype
+    `auto` picks for that sampler, so a float32 copy for `edlm-smc` still counts as a load to come)."""
+    if sampler is None:
+        return any(key[0] == model for key in _CACHE)
+    dtype = resolve_dtype("auto", pick_device(None), sampler)
+    return any(key[0] == model and key[2] == dtype for key in _CACHE)
 
 
 def load_bundle(model: str = "default", device: str | None = None, dtype: str | torch.dtype | None = "auto",

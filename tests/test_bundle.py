@@ -79,7 +79,7 @@ def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
     assert b.resolve_dtype("auto", cpu) is torch.float32 and b.resolve_dtype("bfloat16", cpu) is torch.bfloat16
 
 
-def test_auto_dtype_is_float32_for_the_particle_sampler(monkeypatch, bundle_dir):
+def test_auto_dtype_is_float32_for_the_particle_sampler(monkeypatch, bundle_dir, tmp_path):
     """edlm-smc's registry entry asks for float32 (its win over mdlm fell within noise in bfloat16): `auto` loads
     the models in float32 for it, a named dtype is kept, and other samplers keep the device's pick."""
     import torch
@@ -93,6 +93,13 @@ def test_auto_dtype_is_float32_for_the_particle_sampler(monkeypatch, bundle_dir)
     assert b.resolve_dtype(None, torch.device("cuda"), "edlm-smc") is torch.float32
     assert b.resolve_dtype("auto", cpu, "edlm-ar") is torch.bfloat16 and b.resolve_dtype("auto", cpu) is torch.bfloat16
     assert b.resolve_dtype("bfloat16", cpu, "edlm-smc") is torch.bfloat16
-    smc, plain = load_bundle(str(bundle_dir), sampler="edlm-smc"), load_bundle(str(bundle_dir), sampler="mdlm")
-    assert next(smc.denoiser.parameters()).dtype == torch.float32 and next(smc.ar.parameters()).dtype == torch.float32
+    from edlm.presets import is_loaded
+
+    folder = str(shutil.copytree(bundle_dir, tmp_path / "fresh"))  # a name no other test has loaded
+    plain = load_bundle(folder, sampler="mdlm")
     assert next(plain.denoiser.parameters()).dtype == torch.bfloat16
+    # the app shows "loading" before the float32 copy: the bf16 bundle is not the one edlm-smc runs
+    assert is_loaded(folder, "mdlm") and is_loaded(folder) and not is_loaded(folder, "edlm-smc")
+    smc = load_bundle(folder, sampler="edlm-smc")
+    assert next(smc.denoiser.parameters()).dtype == torch.float32 and next(smc.ar.parameters()).dtype == torch.float32
+    assert is_loaded(folder, "edlm-smc")
