@@ -9,10 +9,11 @@ import itertools
 import json
 import os
 import time
+from types import SimpleNamespace
 
 import gradio as gr
 
-from edlm.limits import DEFAULTS, LIMITS, SETTINGS
+from edlm.limits import LIMITS, SETTINGS, default_settings
 from edlm.pipeline import Tick, infill_stream, variants_stream
 
 from . import charts, models
@@ -30,6 +31,9 @@ except ImportError:  # anywhere else the model work runs where the model was loa
         return fn
 
 
+# The library's settings for its default sampler (edlm-smc's own on top): what a handler runs with where the call
+# gives no value (the page's controls start from app.models.model_settings, the same for the default model)
+DEFAULTS = SimpleNamespace(**default_settings())
 MASK_GLYPH = "▒"
 CHART_SECONDS = 0.5  # how often the charts refresh during a run
 
@@ -83,7 +87,7 @@ def with_every_setting(exclude: tuple[str, ...] = ()):
         sig = inspect.signature(fn)
         params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         named = {p.name for p in params} | set(exclude)
-        extra = [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=s.default)
+        extra = [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=getattr(DEFAULTS, s.name))
                  for s in SETTINGS if s.name not in named]
         at = next((i for i, p in enumerate(params) if p.name == "progress" or p.kind is inspect.Parameter.KEYWORD_ONLY),
                   len(params))

@@ -6,7 +6,6 @@ import weakref
 
 import gradio as gr
 
-from edlm.limits import DEFAULTS
 from edlm.presets import PRESETS, load_bundle
 
 
@@ -49,11 +48,13 @@ def model_choices() -> list[str]:
 def model_settings(model: str) -> dict:
     """The settings a model runs best with (its bundle's defaults, e.g. `ar-is` and k = 16 for the general
     model; the library's defaults otherwise): the page's controls take them when the model is chosen."""
-    from edlm.presets import MODEL_DEFAULTS
+    from edlm.limits import default_settings
+    from edlm.presets import MODEL_DEFAULTS, default_sampler
 
-    base = {"sampler": DEFAULTS.sampler, "k": DEFAULTS.k, "temperature": DEFAULTS.temperature,
-            "final": DEFAULTS.final, "unmask": DEFAULTS.unmask, "target_ess": DEFAULTS.target_ess}
-    return {**base, **MODEL_DEFAULTS.get(model.partition(":")[0], {})}
+    own = MODEL_DEFAULTS.get(model.partition(":")[0], {})
+    lib = default_settings(default_sampler(model))  # the library's, with that sampler's own (edlm-smc: every step)
+    base = {n: lib[n] for n in ("sampler", "k", "is_window", "temperature", "final", "unmask", "target_ess")}
+    return {**base, **own}
 
 
 def example_group(model: str) -> str:
@@ -74,6 +75,8 @@ def get_bundle(model: str, progress: gr.Progress | None = None, sampler: str | N
     if model not in model_choices():
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
     from edlm.presets import is_loaded
+
+    sampler = sampler or model_settings(model)["sampler"]  # one copy for the tokenizer's users and the runs
 
     if progress is not None and not is_loaded(model, sampler):  # progress only while a model really loads
         progress(0.0, desc=f"loading {model} (first use only)")

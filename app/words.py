@@ -35,7 +35,9 @@ keeps *k particles*, each a whole text with its own revealed tokens, all the way
 particle drafts its x0 as usual and its weight is multiplied by how much the energy's verdict on its draft
 improved; when the weight sits on a few particles (ESS below *Resample below ESS* × k) the heavy ones are
 copied and the light ones dropped. At the end one particle is drawn by weight. The weights chart then shows the
-particles over the run: dot size = weight, lines = who continues whom.
+particles over the run: dot size = weight, lines = who continues whom. It is the default sampler of the State of
+the Union models, weighted at every step (*IS window* 1): of everything measured, the most fluent fills at the
+variety of real text.
 
 **The charts.** *Importance weights*: the *k* weights of the latest IS step (orange: the kept candidate).
 *Effective sample size (ESS)*: 1 / Σ w², how many candidates really counted: near *k* the energy found them

@@ -22,7 +22,7 @@ from .bundle import Bundle
 from .data import consecutive_windows, read_split, token_stream
 from .evaluate import generative_perplexity, unigram_entropy
 from .frontier import frontier, frontier_figures, frontier_markdown
-from .limits import DEFAULTS, Request
+from .limits import DEFAULTS, Request, default_settings
 from .runner import energy_for, run
 from .samplers import get_sampler, has_energy
 
@@ -388,7 +388,7 @@ def latency(bundle: Bundle, window: torch.Tensor, repeats: int) -> list[dict]:
     ids = window[:L].clone().unsqueeze(0)
     a, b = L // 4, L // 4 + min(64, L // 2)
     ids[:, a:b] = bundle.tokenizer.mask_token_id
-    shipped = Request(**{**asdict(DEFAULTS), "steps": 32})  # the app's default sampler and settings
+    shipped = Request(**{**default_settings(), "steps": 32})  # the app's default sampler and settings
     plain = dict(steps=32, temperature=1.0, top_p=1.0, **PLAIN)
     runs = [("mdlm", Request(sampler="mdlm", k=1, is_window=0.0, **plain)),
             (f"{variant_name(shipped)} (default)", shipped),

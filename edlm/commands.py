@@ -334,7 +334,10 @@ def bench(args) -> int:
         preset["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     cfg = BenchConfig(corpus=str(args.corpus or DEFAULT_CORPUS), out=args.out, seed=args.seed, report_only=args.report,
                       parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), **preset)
-    bundle = load_bundle(args.model, device=args.device, dtype=args.dtype, energy=getattr(args, "energy", None))
+    from .bundle import pick_device, resolve_dtype
+
+    dtype = resolve_dtype(args.dtype, pick_device(args.device))  # one precision for every cell: the device's pick
+    bundle = load_bundle(args.model, device=args.device, dtype=dtype, energy=getattr(args, "energy", None))
     if args.no_self_conditioning:
         bundle.denoiser.config.self_conditioning = False
     run_bench(bundle, cfg)

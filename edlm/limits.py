@@ -27,11 +27,14 @@ class Limits:
 
 @dataclass(frozen=True)
 class Defaults:
-    # Chosen at real text's diversity (README "Benchmarks", the quality-diversity frontier on the embedded models):
-    # of every setting whose infills are within 0.05 of real text's distinct-2 and 0.01 of its repeated trigrams,
-    # this one has the lowest judge perplexity (39.8 at T = 32; the confidence order at temperature 1 scored 22.9
-    # by repeating itself: distinct-2 0.78). Generation needs a hotter proposal: GENERATE_TEMPERATURE.
-    sampler: str = "edlm-ar"
+    # The default sampler, chosen at real text's diversity (README "Benchmarks", the quality-diversity frontier on
+    # the embedded models): of every setting whose infills are within 0.05 of real text's distinct-2 and 0.01 of its
+    # repeated trigrams, the particles weighted at every step have the lowest judge perplexity. They run with their
+    # registry entry's own settings (edlm.samplers: random order, IS window 1, temperature 0.7, untempered weights);
+    # the settings below are every other sampler's, chosen the same way for `edlm-ar` (39.8 at T = 32; the
+    # confidence order at temperature 1 scored 22.9 by repeating itself: distinct-2 0.78). Generation needs a
+    # hotter proposal: GENERATE_TEMPERATURE (and the sampler's own generate_temperature).
+    sampler: str = "edlm-smc"
     steps: int = 32
     k: int = 4
     is_window: float = 0.5
@@ -53,7 +56,19 @@ class Defaults:
 
 LIMITS = Limits()
 DEFAULTS = Defaults()
+
+
+def default_settings(sampler: str | None = None) -> dict:
+    """Every setting a run of `sampler` (default: the library's default sampler) takes where neither the call nor
+    the model gives one: the library's DEFAULTS with the sampler's registry settings on top."""
+    from dataclasses import asdict
+
+    from .samplers import sampler_settings
+
+    sampler = sampler or DEFAULTS.sampler
+    return {**asdict(DEFAULTS), **sampler_settings(sampler), "sampler": sampler}
 GENERATE_TEMPERATURE = 1.35  # generation (no context around the span) reaches real text's diversity only here
+FALLBACK_SAMPLER = "edlm-ar"  # the default for a model whose process the default sampler cannot run (continuous)
 
 
 @dataclass(frozen=True)
@@ -189,11 +204,16 @@ def _number(name: str, value, kind: type, lo, hi):
 
 def validate(**settings) -> Request:
     """Check every sampling setting against `SETTINGS`; raise ValueError naming the first bad one. Settings not
-    given take their defaults; an unknown name is an error."""
+    given take the sampler's own (its registry entry's, e.g. edlm-smc's IS window 1), then the library's defaults;
+    an unknown name is an error."""
     unknown = set(settings) - {s.name for s in SETTINGS}
     if unknown:
         raise ValueError(f"unknown setting {sorted(unknown)[0]!r}: the settings are "
                          f"{', '.join(s.name for s in SETTINGS)}")
+    from .samplers import sampler_settings
+
+    sampler = settings.get("sampler", DEFAULTS.sampler)
+    settings = {**(sampler_settings(sampler) if isinstance(sampler, str) else {}), **settings}
     out = {}
     for s in SETTINGS:
         value = settings.get(s.name, s.default)

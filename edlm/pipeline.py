@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import torch
 
 from .bundle import Bundle
-from .limits import GENERATE_TEMPERATURE, LIMITS, validate
+from .limits import DEFAULTS, GENERATE_TEMPERATURE, LIMITS, validate
 from .processes import MASKED
 from .runner import (Tick, check_work, choose_lengths, layout_editable, length_steps, run, score_fill,
                      with_bundle_defaults, work_steps)
-from .samplers import get_sampler
+from .samplers import SAMPLERS, get_sampler
 from .sampling import TOP_TOKENS
 from .spans import Span, Template, build_layout, parse
 from .tokenizer import decode
@@ -200,11 +200,15 @@ def infill(bundle: Bundle, text: str, **settings) -> InfillEvent:
 
 
 def generation_settings(bundle: Bundle, settings: dict) -> dict:
-    """Generation's own default temperature (`GENERATE_TEMPERATURE`: with no context around the span, real text's
-    diversity needs a hotter proposal than infilling) where neither the call nor the model gives one."""
-    if "temperature" in settings or "temperature" in getattr(bundle, "defaults", {}):
+    """Generation's own default temperature (with no context around the span, real text's diversity needs a
+    hotter proposal than infilling: the sampler's `generate_temperature`, else `GENERATE_TEMPERATURE`) where neither
+    the call nor the model gives one."""
+    model = getattr(bundle, "defaults", {})
+    if "temperature" in settings or "temperature" in model:
         return settings
-    return {**settings, "temperature": GENERATE_TEMPERATURE}
+    spec = SAMPLERS.get(settings.get("sampler", model.get("sampler", DEFAULTS.sampler)))
+    hot = spec.generate_temperature if spec and spec.generate_temperature is not None else GENERATE_TEMPERATURE
+    return {**settings, "temperature": hot}
 
 
 def generate(bundle: Bundle, length: int, prefix: str = "", num_samples: int = 1, **settings) -> list[InfillEvent]:

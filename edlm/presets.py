@@ -159,11 +159,12 @@ KNOWS = {"general": GENERAL_KNOWS, "general-diffusion": GENERAL_DIFFUSION_KNOWS,
 # library's target ESS was chosen on the embedded models).
 GENERAL_DEFAULTS = {"sampler": "ar-is", "k": 16, "temperature": 0.8, "target_ess": 0.0}
 # The uniform model as measured (README "Uniform-noise diffusion": the greedy last step halves its judge perplexity;
-# the frontier that chose the library's temperature and target ESS was measured on the masked models).
-UNIFORM_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0, "final": "greedy"}
+# the frontier that chose the library's temperature and target ESS was measured on the masked models; its sampler
+# stays `edlm-ar`, the one measured on it, not the library's particles).
+UNIFORM_DEFAULTS = {"sampler": "edlm-ar", "temperature": 1.0, "target_ess": 0.0, "final": "greedy"}
 # The continuous model as measured (README "Continuous-embedding diffusion": the AR energy's importance sampling
-# helps its infilling, a greedy last step changes nothing; untempered weights, as for the uniform model).
-CONTINUOUS_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0}
+# helps its infilling, a greedy last step changes nothing; untempered weights, as for the uniform model; `edlm-ar`).
+CONTINUOUS_DEFAULTS = {"sampler": "edlm-ar", "temperature": 1.0, "target_ess": 0.0}
 # The adapted SmolLM2 denoiser, chosen at real text's diversity (docs/bench_general_diffusion_cpu.md, nineteenth
 # session: 64 TEST mail passages, judge Gemma 3 270M, real text 41.9 at distinct-2 0.980): the surest-first order
 # with a hotter proposal, without the energy, reads level with the library's defaults there (`edlm-ar`, confidence-
@@ -173,6 +174,22 @@ CONTINUOUS_DEFAULTS = {"temperature": 1.0, "target_ess": 0.0}
 ADAPTED_DEFAULTS: dict = {"sampler": "mdlm", "unmask": "confidence", "temperature": 1.3}
 MODEL_DEFAULTS = {"general": GENERAL_DEFAULTS, "general-diffusion": ADAPTED_DEFAULTS, "uniform": UNIFORM_DEFAULTS,
                   "continuous": CONTINUOUS_DEFAULTS}
+
+
+def default_sampler(model: str) -> str:
+    """The sampler a run on `model` uses where the call names none: the preset's own (the general model: ar-is),
+    else the library's (`edlm.limits.DEFAULTS`; FALLBACK_SAMPLER for a bundle folder of a process it cannot run),
+    so `--dtype auto` can load what that sampler needs."""
+    from .bundle import read_json
+    from .limits import DEFAULTS, FALLBACK_SAMPLER
+    from .samplers import runs_on
+
+    if (Path(model) / "adapter_base.json").is_file():  # an adapted causal LM's folder (edlm train --lora)
+        return ADAPTED_DEFAULTS["sampler"]
+    config = Path(model) / "denoiser" / "config.json"  # a bundle folder: its denoiser says its noise process
+    if config.is_file() and not runs_on(DEFAULTS.sampler, read_json(config).get("process", "absorbing")):
+        return FALLBACK_SAMPLER
+    return MODEL_DEFAULTS.get(model.partition(":")[0], {}).get("sampler", DEFAULTS.sampler)
 
 
 def resolve(model: str, device: str | None = None, dtype: torch.dtype | None = None) -> Bundle:
@@ -224,8 +241,9 @@ def load_bundle(model: str = "default", device: str | None = None, dtype: str | 
                 energy: str | None = None, sampler: str | None = None) -> Bundle:
     """Load (once per process) a bundle by preset name or folder path; `energy` replaces its AR model with any
     causal LM (a Hub id or folder, a .gguf file, or `smollm2`: see `edlm.hub.load_causal_lm`). `sampler` names the
-    sampler it is loaded for, whose registry entry may choose what `auto` means (`edlm-smc`: float32)."""
-    dtype = resolve_dtype(dtype, pick_device(device), sampler)
+    sampler it is loaded for (default: the model's default sampler, `default_sampler`), whose registry entry may
+    choose what `auto` means (`edlm-smc`: float32)."""
+    dtype = resolve_dtype(dtype, pick_device(device), sampler or default_sampler(model))
     key = (model, device, dtype, energy)
     if key in _CACHE:
         return _CACHE[key]

@@ -15,9 +15,9 @@ import torch
 
 from .bundle import Bundle
 from .energy import ENERGIES, TextAREnergy, ar_log_likelihood
-from .limits import LIMITS, Request
+from .limits import DEFAULTS, FALLBACK_SAMPLER, LIMITS, Request
 from .processes import process_for
-from .samplers import get_sampler
+from .samplers import get_sampler, runs_on
 from .sampling import SamplerConfig, sample_ar
 from .spans import Layout, Template, build_layout, plan_windows
 
@@ -60,8 +60,12 @@ def energy_for(bundle: Bundle, req: Request):
 
 def with_bundle_defaults(bundle: Bundle, settings: dict) -> dict:
     """The settings with the bundle's own defaults where none was given (the `general` model runs `ar-is` with
-    k = 16); a setting the caller gives always wins."""
-    return {**getattr(bundle, "defaults", {}), **settings}
+    k = 16); a setting the caller gives always wins (then the model's, then the sampler's and the library's:
+    `edlm.limits.validate`). A model whose process the default sampler cannot run gets FALLBACK_SAMPLER."""
+    merged = {**getattr(bundle, "defaults", {}), **settings}
+    if "sampler" not in merged and not runs_on(DEFAULTS.sampler, bundle.process):
+        merged["sampler"] = FALLBACK_SAMPLER  # e.g. a continuous model: the particles cannot move its points
+    return merged
 
 
 def banned_ids(tokenizer) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ This module imports nothing heavy, so the limits and `--help` can read it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,10 @@ class Sampler:
     diffusion: str | None = None  # "module:function": a diffusion loop of its own, called like sampling.sample
     #                               (the module may say its denoiser rows per sample and step: work_rows(req))
     dtype: str | None = None     # what `--dtype auto` loads the models in for this sampler (None: the device's pick)
+    settings: dict = field(default_factory=dict)  # what this sampler runs with where neither the call nor the
+    #                                                model gives a setting (the library's DEFAULTS otherwise)
+    generate_temperature: float | None = None  # generation's temperature where none is given (None: the library's)
+    cannot_run: tuple[str, ...] = ()  # noise processes it cannot sample (a model of one defaults to FALLBACK_SAMPLER)
 
     @property
     def ar_driven(self) -> bool:
@@ -71,6 +75,18 @@ def has_energy(name: str) -> bool:
     return spec is not None and spec.energy is not None and not spec.ar_driven
 
 
+def runs_on(name: str, process: str) -> bool:
+    """Whether a registered sampler can sample a model of this noise process."""
+    return process not in get_sampler(name).cannot_run
+
+
+def sampler_settings(name: str) -> dict:
+    """The settings a sampler's registry entry gives where a call gives none ({} for an unknown name: the
+    settings' validation names that error)."""
+    spec = SAMPLERS.get(name)
+    return dict(spec.settings) if spec else {}
+
+
 def get_sampler(name: str) -> Sampler:
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
@@ -94,4 +110,10 @@ register_sampler(Sampler("edlm-smc", "EDLM with k particles: each keeps its own 
                          diffusion="edlm.smc:sample_smc", short="k particles weighted by the AR energy",
                          # in bfloat16 its win over mdlm at real text's diversity (float32: 2.2-5.4 SE on infilling
                          # at T = 8, 16, 32) fell within noise; docs/bench_smc_every_step_cpu.md
-                         dtype="float32"))
+                         dtype="float32",
+                         # weighted at every step, in the random order, untempered (a target ESS of 0.5 lost its
+                         # win at T = 16 and in generation): measured best at real text's diversity
+                         # (docs/bench_smc_every_step_cpu.md, docs/bench_smc_default_cpu.md)
+                         # (generation, with no context around its span, reaches that diversity hotter: 0.85)
+                         settings={"unmask": "random", "is_window": 1.0, "target_ess": 0.0, "temperature": 0.7},
+                         generate_temperature=0.85, cannot_run=("continuous",)))

@@ -72,6 +72,7 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
     ts, start, calls, ecalls, q, shown = time_grid(cfg.steps), time.perf_counter(), 0, 0, None, None
     rows = torch.arange(B, device=x.device)
     cache = context_cache(denoiser, edit, cfg, B * k)
+    held: dict = {}  # top tokens: every particle's, at each position as of the step it last wrote it
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
         masked = process.predicted(P, edit)
@@ -93,8 +94,13 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
                         weights=w.cpu(), ess=ess.cpu())
         ctx = StepContext(x=P, x0=x0, masked=masked, editable=edit, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
-        top = top_tokens(q, cfg.top_tokens) if cfg.top_tokens else {}  # every particle's; the shown one's below
+        before = P
         P, again = process.step(ctx, cfg)
+        if cfg.top_tokens:  # each particle's record: what its proposal hesitated between when it wrote a token
+            top, changed = top_tokens(q, cfg.top_tokens), (P != before).cpu()
+            held = held or {"top_ids": torch.full_like(top["top_ids"], -1), "top_probs": torch.zeros_like(top["top_probs"])}
+            for name, v in top.items():
+                held[name][changed] = v[changed]
         w, ess = normalise(log_w)
         left = bool(process.predicted(P, edit).any())  # some particle still has positions to write
         finished = s <= 0 or (process.finite(cfg) and not left)
@@ -114,13 +120,14 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
             flat = (rows.unsqueeze(-1) * k + ancestors).view(-1)
             P, potential, again = P[flat], potential.view(-1)[flat].view(B, k), None if again is None else again[flat]
             q = q.take(flat.tolist())
+            held = {name: v[flat.cpu()] for name, v in held.items()}  # a copy carries its ancestor's record
             if cache is not None:
                 cache.take(flat)
             log_w = torch.where(low.unsqueeze(-1), torch.zeros_like(log_w), log_w)
             choice = (ancestors == choice.unsqueeze(-1)).double().argmax(-1)  # a descendant of the heaviest
             extra.update(ancestors=ancestors.cpu(), resampled=low.cpu())
         shown_particle = (rows.cpu() * k + (choice if ancestors is None else ancestors[rows, choice]).cpu())
-        extra.update({name: v[shown_particle] for name, v in top.items()})  # what its proposal hesitated between
+        extra.update({name: v[shown_particle] for name, v in held.items()})  # the shown particle's record
         out = P.view(B, k, L)[rows, choice]
         prev = out if shown is None else shown
         shown = out

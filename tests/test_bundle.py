@@ -103,3 +103,22 @@ def test_auto_dtype_is_float32_for_the_particle_sampler(monkeypatch, bundle_dir,
     smc = load_bundle(folder, sampler="edlm-smc")
     assert next(smc.denoiser.parameters()).dtype == torch.float32 and next(smc.ar.parameters()).dtype == torch.float32
     assert is_loaded(folder, "edlm-smc")
+    # no sampler named: the one a run on that model uses by default (the library's particles: float32)
+    assert load_bundle(folder) is smc
+
+
+def test_a_models_default_sampler_is_known_before_it_loads(tmp_path):
+    from edlm.limits import DEFAULTS
+    from edlm.presets import default_sampler
+
+    assert DEFAULTS.sampler == "edlm-smc" and default_sampler("default") == "edlm-smc"
+    assert default_sampler("general") == "ar-is" and default_sampler("general-diffusion") == "mdlm"
+    assert default_sampler("uniform") == "edlm-ar" and default_sampler("continuous") == "edlm-ar"
+    (tmp_path / "adapter_base.json").write_text("{}")
+    assert default_sampler(str(tmp_path)) == "mdlm"  # an adapted causal LM's folder, as its bundle says
+    folder = tmp_path / "bundle"
+    (folder / "denoiser").mkdir(parents=True)
+    (folder / "denoiser" / "config.json").write_text('{"process": "continuous"}')
+    assert default_sampler(str(folder)) == "edlm-ar"  # the particles cannot run a continuous model: the fallback
+    (folder / "denoiser" / "config.json").write_text('{"process": "uniform"}')
+    assert default_sampler(str(folder)) == "edlm-smc"

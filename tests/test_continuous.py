@@ -205,6 +205,8 @@ def test_infill_and_generate_through_the_pipeline(continuous_bundle):
     assert len(out) == 2 and all(e.text.startswith("We the people") for e in out)
     with pytest.raises(ValueError, match="resamples its particles"):
         infill(bundle, text, sampler="edlm-smc", steps=4, k=2)
+    # naming no sampler: the library's default (the particles) cannot move points, so the fallback runs
+    assert infill(bundle, text, steps=8, k=2, seed=4).text == final.text
     with pytest.raises(ValueError, match="NCE energy"):
         infill(bundle, text, sampler="edlm-nce", steps=4)
 

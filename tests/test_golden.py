@@ -28,6 +28,8 @@ CASES = [  # (model, task, settings)
     ("uniform", "infill", dict(sampler="edlm-ar", steps=8, k=3, seed=8, final="greedy")),
     ("default", "infill", dict(sampler="edlm-smc", steps=8, k=3, seed=9, unmask="confidence-noisy")),
     ("uniform", "infill", dict(sampler="edlm-smc", steps=8, k=3, seed=10)),
+    ("default", "infill", dict(steps=8, seed=11)),  # the library's defaults: the particles with their own settings
+    ("default", "generate", dict(steps=8, seed=12)),
 ]
 
 

@@ -25,10 +25,13 @@ def test_choosing_a_model_sets_its_own_settings():
     general = models.model_settings("general")
     assert {k: general[k] for k in ("sampler", "k", "temperature", "final", "target_ess")} == {
         "sampler": "ar-is", "k": 16, "temperature": 0.8, "final": "sample", "target_ess": 0.0}  # as measured
-    sotu = models.model_settings("default")
-    assert (sotu["sampler"], sotu["unmask"], sotu["temperature"]) == ("edlm-ar", "confidence-noisy", 1.15)
-    uniform = models.model_settings("uniform")
-    assert (uniform["final"], uniform["temperature"], uniform["target_ess"]) == ("greedy", 1.0, 0.0)
+    sotu = models.model_settings("default")  # the library's default: the particles, with their own settings
+    assert (sotu["sampler"], sotu["unmask"], sotu["temperature"], sotu["is_window"], sotu["target_ess"]) == (
+        "edlm-smc", "random", 0.7, 1.0, 0.0)
+    uniform = models.model_settings("uniform")  # the sampler measured on it, with the library's settings
+    assert (uniform["sampler"], uniform["final"], uniform["temperature"], uniform["target_ess"]) == (
+        "edlm-ar", "greedy", 1.0, 0.0)
+    assert (uniform["unmask"], uniform["is_window"]) == ("confidence-noisy", 0.5)
 
 
 def test_the_general_model_is_the_default_where_its_file_is_installed(monkeypatch):
