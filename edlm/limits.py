@@ -56,6 +56,8 @@ class Defaults:
 
 LIMITS = Limits()
 DEFAULTS = Defaults()
+GENERATE_TEMPERATURE = 1.35  # generation (no context around the span) reaches real text's diversity only here
+FALLBACK_SAMPLER = "edlm-ar"  # the default for a model whose process the default sampler cannot run (continuous)
 
 
 def default_settings(sampler: str | None = None) -> dict:
@@ -67,8 +69,6 @@ def default_settings(sampler: str | None = None) -> dict:
 
     sampler = sampler or DEFAULTS.sampler
     return {**asdict(DEFAULTS), **sampler_settings(sampler), "sampler": sampler}
-GENERATE_TEMPERATURE = 1.35  # generation (no context around the span) reaches real text's diversity only here
-FALLBACK_SAMPLER = "edlm-ar"  # the default for a model whose process the default sampler cannot run (continuous)
 
 
 @dataclass(frozen=True)

@@ -203,10 +203,10 @@ def generation_settings(bundle: Bundle, settings: dict) -> dict:
     """Generation's own default temperature (with no context around the span, real text's diversity needs a
     hotter proposal than infilling: the sampler's `generate_temperature`, else `GENERATE_TEMPERATURE`) where neither
     the call nor the model gives one."""
-    model = getattr(bundle, "defaults", {})
-    if "temperature" in settings or "temperature" in model:
+    merged = with_bundle_defaults(bundle, settings)  # the sampler that will run: the call's, the model's, ...
+    if "temperature" in merged:
         return settings
-    spec = SAMPLERS.get(settings.get("sampler", model.get("sampler", DEFAULTS.sampler)))
+    spec = SAMPLERS.get(merged.get("sampler", DEFAULTS.sampler))
     hot = spec.generate_temperature if spec and spec.generate_temperature is not None else GENERATE_TEMPERATURE
     return {**settings, "temperature": hot}
 

@@ -98,7 +98,8 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
         P, again = process.step(ctx, cfg)
         if cfg.top_tokens:  # each particle's record: what its proposal hesitated between when it wrote a token
             top, changed = top_tokens(q, cfg.top_tokens), (P != before).cpu()
-            held = held or {"top_ids": torch.full_like(top["top_ids"], -1), "top_probs": torch.zeros_like(top["top_probs"])}
+            held = held or {"top_ids": torch.full_like(top["top_ids"], -1),
+                            "top_probs": torch.zeros_like(top["top_probs"])}
             for name, v in top.items():
                 held[name][changed] = v[changed]
         w, ess = normalise(log_w)

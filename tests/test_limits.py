@@ -50,12 +50,15 @@ def test_generation_takes_the_samplers_own_hotter_temperature():
     from edlm.pipeline import generation_settings
     from edlm.samplers import SAMPLERS
 
-    plain = SimpleNamespace(defaults={})
+    plain = SimpleNamespace(defaults={}, process="absorbing")
     smc_t = SAMPLERS["edlm-smc"].generate_temperature
     assert smc_t is not None and smc_t != GENERATE_TEMPERATURE
     assert generation_settings(plain, {})["temperature"] == smc_t
     assert generation_settings(plain, {"sampler": "edlm-ar"})["temperature"] == GENERATE_TEMPERATURE
     assert generation_settings(plain, {"sampler": "edlm-smc", "temperature": 0.5})["temperature"] == 0.5
-    model = SimpleNamespace(defaults={"sampler": "edlm-ar"})  # the model's sampler, when the call names none
+    model = SimpleNamespace(defaults={"sampler": "edlm-ar"}, process="absorbing")  # the model's sampler
     assert generation_settings(model, {})["temperature"] == GENERATE_TEMPERATURE
-    assert "temperature" not in generation_settings(SimpleNamespace(defaults={"temperature": 1.0}), {})  # the model's
+    hot = SimpleNamespace(defaults={"temperature": 1.0}, process="absorbing")
+    assert "temperature" not in generation_settings(hot, {})  # left to the model's own
+    continuous = SimpleNamespace(defaults={}, process="continuous")  # runs the fallback sampler, at its temperature
+    assert generation_settings(continuous, {})["temperature"] == GENERATE_TEMPERATURE
