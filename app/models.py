@@ -74,9 +74,9 @@ def get_bundle(model: str, progress: gr.Progress | None = None, sampler: str | N
     registry entry choose the dtype (`edlm-smc` runs in float32: a second, float32 copy of the model)."""
     if model not in model_choices():
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(model_choices())}")
-    from edlm.presets import is_loaded
+    from edlm.presets import default_sampler, is_loaded
 
-    sampler = sampler or model_settings(model)["sampler"]  # one copy for the tokenizer's users and the runs
+    sampler = sampler or default_sampler(model)  # one copy for the tokenizer's users and the runs
 
     if progress is not None and not is_loaded(model, sampler):  # progress only while a model really loads
         progress(0.0, desc=f"loading {model} (first use only)")
