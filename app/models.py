@@ -45,16 +45,24 @@ def model_choices() -> list[str]:
     return [MODEL] + [p for p in PRESETS if p != MODEL]
 
 
-def model_settings(model: str) -> dict:
+def model_settings(model: str, sampler: str | None = None) -> dict:
     """The settings a model runs best with (its bundle's defaults, e.g. `ar-is` and k = 16 for the general
-    model; the library's defaults otherwise): the page's controls take them when the model is chosen."""
+    model; the library's defaults otherwise): the page's controls take them when the model is chosen. With a
+    `sampler`, what a run of that sampler on the model takes where the writer sets nothing else (the command line's
+    `--model M --sampler S`: the model's own settings over that sampler's, e.g. edlm-smc's IS window 1)."""
     from edlm.limits import default_settings
     from edlm.presets import MODEL_DEFAULTS, default_sampler
 
-    own = MODEL_DEFAULTS.get(model.partition(":")[0], {})
-    lib = default_settings(default_sampler(model))  # the library's, with that sampler's own (edlm-smc: every step)
-    base = {n: lib[n] for n in ("sampler", "k", "is_window", "temperature", "final", "unmask", "target_ess")}
+    own = dict(MODEL_DEFAULTS.get(model.partition(":")[0], {}))
+    if sampler is not None:
+        own["sampler"] = sampler
+    lib = default_settings(own.get("sampler") or default_sampler(model))  # the library's, with the sampler's own
+    base = {n: lib[n] for n in SAMPLER_CONTROLS}
     return {**base, **own}
+
+
+# The controls a model's or a sampler's own settings may set (the rest keep what the writer chose).
+SAMPLER_CONTROLS = ("sampler", "k", "is_window", "temperature", "final", "unmask", "target_ess")
 
 
 def example_group(model: str) -> str:

@@ -20,7 +20,7 @@ from .handlers import (MAX_DELAY, MAX_VARIANTS, export_gif, export_run, keep_var
                        lesson_next, lesson_view, load_model, play_tick, run_augment, run_compare, run_infill,
                        run_keywords, run_variants, show_step, start_play, step_by, tokens_pick, tokens_view, use_variant)
 from .lesson import STAGES
-from .models import MODEL, example_group, model_choices, model_settings, next_seed
+from .models import MODEL, SAMPLER_CONTROLS, example_group, model_choices, model_settings, next_seed
 from .replay import CANDIDATE_HEADERS
 from .words import model_note
 from .widgets import Choice, Slider, setting_widget
@@ -111,11 +111,11 @@ def build() -> gr.Blocks:
                 sampler = setting_widget("sampler", start.get("sampler"), elem_id="edlm-sampler")
                 steps = setting_widget("steps", start.get("steps"), elem_id="edlm-steps")
                 k = setting_widget("k", start.get("k"))
-                is_window = setting_widget("is_window", start.get("is_window"))
+                is_window = setting_widget("is_window", start.get("is_window"), elem_id="edlm-is-window")
             with gr.Row():
-                temperature = setting_widget("temperature", start.get("temperature"))
+                temperature = setting_widget("temperature", start.get("temperature"), elem_id="edlm-temperature")
                 top_p = setting_widget("top_p", start.get("top_p"))
-                unmask = setting_widget("unmask", start.get("unmask"))
+                unmask = setting_widget("unmask", start.get("unmask"), elem_id="edlm-unmask")
                 remask = setting_widget("remask", start.get("remask"))
                 final = setting_widget("final", start.get("final"), elem_id="edlm-final")
             laid_out = {"sampler", "steps", "k", "is_window", "temperature", "top_p", "unmask", "remask", "final",
@@ -260,6 +260,18 @@ def build() -> gr.Blocks:
         model.change(on_model, inputs=[model, good],
                      outputs=[model_md, model, good, *(controls[n] for n in names), *(c for _, c in example_cols)],
                      api_visibility="private")
+        # Choosing a sampler (the writer's choice only: `.input`, not a model's reset) sets k, the IS window, the
+        # temperature, the order, the last step and the target ESS to what `--model M --sampler S` runs with
+        # (edlm-smc: random order, IS window 1, 0.7; edlm-ar: the library's column); steps, top-p, remasking and
+        # the seed keep what the writer chose.
+        owned = [n for n in SAMPLER_CONTROLS if n != "sampler"]
+
+        def on_sampler(s, m):
+            st = model_settings(m, sampler=s)
+            return tuple(gr.update(value=st[n]) for n in owned)
+
+        sampler.input(on_sampler, inputs=[sampler, good], outputs=[controls[n] for n in owned],
+                      api_visibility="private", queue=False)
         replay = gr.State(None)
         timer = gr.Timer(0.3, active=False)
         run_outputs = [plain, live, status, w_plot, heat_plot, ess_plot, masked_plot, cands, reveal_plot, replay,

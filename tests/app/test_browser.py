@@ -465,3 +465,22 @@ def test_the_augment_preview_fits_a_desktop_and_a_phone(page, app_url):
         assert all(0 <= left and right <= width + 1 for _, left, right, _ in heads), heads
         assert all(h[3] < 80 for h in heads), heads  # a header of one or two lines, never a letter per line
         tab.close()
+
+
+def test_choosing_a_sampler_sets_its_own_settings(page):
+    """The writer picks edlm-ar, then edlm-smc: the order, the IS window and the temperature follow each sampler's
+    own settings (what `--sampler S` runs with), and the steps keep the writer's value."""
+    from app.models import model_settings
+
+    set_steps(page, 12)
+    for name in ("edlm-ar", "edlm-smc"):
+        want = model_settings("default", sampler=name)
+        page.locator("#edlm-sampler input").click()  # the list opens; the writer clicks a sampler in it
+        page.get_by_role("option", name=name, exact=True).click()
+        page.wait_for_function(f"document.querySelector('#edlm-unmask input').value === {want['unmask']!r}",
+                               timeout=WAIT_MS)
+        assert float(page.locator("#edlm-is-window input[type=number]").input_value()) == want["is_window"]
+        assert float(page.locator("#edlm-temperature input[type=number]").input_value()) == want["temperature"]
+        assert page.locator("#edlm-steps input[type=number]").input_value() == "12"
+    assert model_settings("default", sampler="edlm-ar")["unmask"] != model_settings("default")["unmask"]
+    set_steps(page, 32)

@@ -172,3 +172,19 @@ def test_any_sequence_of_edits_undos_and_redos_matches_an_unbounded_history():
                 ref_text, ref_hist, ref_fut = text, list(history), list(future)
 
     run()
+
+
+def test_choosing_a_sampler_sets_what_the_command_line_runs_with():
+    from edlm.limits import default_settings
+
+    ar = models.model_settings("default", sampler="edlm-ar")  # the library's column
+    assert {k: ar[k] for k in models.SAMPLER_CONTROLS} == {k: default_settings("edlm-ar")[k]
+                                                           for k in models.SAMPLER_CONTROLS}
+    smc = models.model_settings("default", sampler="edlm-smc")
+    assert (smc["unmask"], smc["is_window"], smc["temperature"]) == ("random", 1.0, 0.7)
+    assert smc == models.model_settings("default")  # the default model's own sampler: its own settings
+    general = models.model_settings("general", sampler="edlm-smc")  # the model's settings over the sampler's
+    assert (general["sampler"], general["k"], general["temperature"], general["is_window"]) == (
+        "edlm-smc", 16, 0.8, 1.0)
+    uniform = models.model_settings("uniform", sampler="mdlm")
+    assert (uniform["sampler"], uniform["final"]) == ("mdlm", "greedy")
