@@ -6,8 +6,9 @@ Quality comes from finished frontier cells (`python -m edlm bench --preset front
 of a 128-token TEST window; generate: 128 tokens), median of --repeats after a warm-up, in the dtype the family's
 cells were sampled in, at the swept temperature nearest the matched one. The reference is `mdlm` (plain, or with
 the confidence-noisy order) at 32 steps; for each family its fastest cell whose judge perplexity at real diversity
-is as good on average (paired per-sample log difference <= 0, shown with its standard error) gives its speed-up. Prints a table, writes a
-figure per task.
+is as good on average (paired per-sample log difference <= 0, shown with its standard error) gives its speed-up. The
+same variants sampled in two dtypes (two folders, `--dtype float32` and `--dtype bfloat16`) are two families, each
+timed in its own dtype, so precision is a lever like the step count. Prints a table, writes a figure per task.
 
     python bench/speed_frontier.py --cells results/speed,results/speed-paper --out docs
 """
@@ -28,35 +29,35 @@ sys.path.insert(0, str(ROOT))
 REFERENCES = ("mdlm+confidence-noisy", "mdlm")  # the project's mdlm at 32 steps, with its default order, and plain
 
 
-def load_cells(folders: list[str]) -> tuple[list, dict]:
-    """Every cell of the folders' cells.jsonl (the last one of a repeated key wins), and each sampler name's dtype."""
+def load_cells(folders: list[str]) -> list[tuple]:
+    """Every cell of the folders' cells.jsonl as (cell, dtype name), the last one of a repeated key winning; the
+    same variant sampled in two dtypes (two folders) stays two cells. Real text's cell has dtype None."""
     from edlm.bench import Cell
 
-    seen, dtypes = {}, {}
+    seen = {}
     for folder in folders:
         # real TEST text's cell (the same windows for both tasks) is in results.json, not in cells.jsonl
         for rec in json.loads((Path(folder) / "results.json").read_text())["cells"]:
             if rec["sampler"] == "reference":
                 for task in ("infill", "generate"):
-                    seen[(task, "reference", 0)] = Cell(**{**rec, "task": task})
+                    seen[(task, "reference", 0, None)] = (Cell(**{**rec, "task": task}), None)
         for line in (Path(folder) / "cells.jsonl").read_text().splitlines():
             rec = json.loads(line)
-            cell = Cell(**rec["cell"])
-            seen[(cell.task, cell.sampler, cell.steps)] = cell
-            dtypes[cell.sampler] = rec["dtype"]
-    return list(seen.values()), dtypes
+            cell, dtype = Cell(**rec["cell"]), rec["dtype"].removeprefix("torch.")
+            seen[(cell.task, cell.sampler, cell.steps, dtype)] = (cell, dtype)
+    return list(seen.values())
 
 
-def matched_rows(cells: list) -> dict:
-    """(task, steps, family) -> the family read at real text's distinct-2 (with per-sample log judge perplexity)
-    and the swept sampler name nearest the matched temperature."""
+def matched_rows(cells: list[tuple]) -> dict:
+    """(task, steps, family, dtype) -> the family read at real text's distinct-2 (with per-sample log judge
+    perplexity) and the swept sampler name nearest the matched temperature."""
     from edlm.frontier import family_of, matched
 
-    refs = {c.task: c for c in cells if c.sampler == "reference"}
+    refs = {c.task: c for c, _ in cells if c.sampler == "reference"}
     groups: dict = {}
-    for c in cells:
+    for c, dtype in cells:
         if c.sampler != "reference" and c.task in refs:
-            groups.setdefault((c.task, c.steps, family_of(c.sampler)[0]), []).append(c)
+            groups.setdefault((c.task, c.steps, family_of(c.sampler)[0], dtype), []).append(c)
     out = {}
     for key, cs in groups.items():
         m = matched(cs, refs[key[0]].extra["distinct2"])
@@ -126,42 +127,41 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top-p", type=float, default=0.95, help="the frontier cells' nucleus (variants name others)")
     args = ap.parse_args()
-    cells, dtypes = load_cells(args.cells.split(","))
+    cells = load_cells(args.cells.split(","))
     rows = matched_rows(cells)
+    several = len({key[3] for key in rows}) > 1  # cells in two dtypes: each family named with its dtype
     bundles = {}
     table = []
-    for (task, steps, fam), m in sorted(rows.items()):
-        dtype = "float32" if "float32" in dtypes[m["nearest"]] else "auto"
-        bundle = bundles.setdefault(dtype, load_bundle("default", dtype=dtype))
+    for (task, steps, fam, dtype), m in sorted(rows.items()):
+        bundle = bundles.setdefault(dtype, load_bundle("default", dtype=dtype))  # the dtype the cells ran in
         sec = seconds_per_fill(bundle, task, m["nearest"], steps, args.repeats, args.top_p)
-        table.append({"task": task, "steps": steps, "family": fam, "judge_ppl": m["judge_ppl"], "log_ppl": m["log_ppl"],
+        table.append({"task": task, "steps": steps, "family": f"{fam} ({dtype})" if several else fam,
+                      "base": fam, "judge_ppl": m["judge_ppl"], "log_ppl": m["log_ppl"],
                       "temperature": m["temperature"], "rep": m["repeated_trigrams"], "seconds": sec,
-                      "passes": m["passes"], "dtype": dtypes[m["nearest"]]})
-        print(f"measured {task} T={steps} {fam}: {sec:.3f} s", file=sys.stderr)
+                      "passes": m["passes"], "dtype": dtype})
+        print(f"measured {task} T={steps} {fam} {dtype}: {sec:.3f} s", file=sys.stderr)
     print("| task | family | steps | temperature at real d2 | judge ppl | repeated trigrams | s / fill | passes "
           "(denoiser / energy) | dtype |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['task']} | {r['family']} | {r['steps']} | {r['temperature']:.2f} | {r['judge_ppl']:.1f} | "
+        print(f"| {r['task']} | {r['base']} | {r['steps']} | {r['temperature']:.2f} | {r['judge_ppl']:.1f} | "
               f"{r['rep']:.3f} | {r['seconds']:.3f} | {r['passes'][0]:.0f} / {r['passes'][1]:.0f} | {r['dtype']} |")
     print()
     print("| task | reference (32 steps): judge ppl / s | family | steps | judge ppl | paired log diff (SE) | s / fill "
           "| speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for task in sorted({r["task"] for r in table}):
-        for ref_name in REFERENCES:
-            ref = next((r for r in table if r["task"] == task and r["family"] == ref_name and r["steps"] == 32), None)
-            if ref is None:
-                continue
+        refs = [r for r in table if r["task"] == task and r["base"] in REFERENCES and r["steps"] == 32]
+        for ref in sorted(refs, key=lambda r: (REFERENCES.index(r["base"]), r["dtype"])):
             for fam in sorted({r["family"] for r in table if r["task"] == task}):
                 best = fastest_as_good(ref, [r for r in table if r["task"] == task and r["family"] == fam])
                 if best is None:
-                    print(f"| {task} | {ref_name}: {ref['judge_ppl']:.1f} / {ref['seconds']:.3f} | {fam} | none as "
-                          "good | - | - | - | - |")
+                    print(f"| {task} | {ref['family']}: {ref['judge_ppl']:.1f} / {ref['seconds']:.3f} | {fam} | none "
+                          "as good | - | - | - | - |")
                     continue
                 r, mean, se = best
-                print(f"| {task} | {ref_name}: {ref['judge_ppl']:.1f} / {ref['seconds']:.3f} | {fam} | {r['steps']} | "
-                      f"{r['judge_ppl']:.1f} | {mean:+.3f} ({se:.3f}) | {r['seconds']:.3f} | "
+                print(f"| {task} | {ref['family']}: {ref['judge_ppl']:.1f} / {ref['seconds']:.3f} | {fam} | "
+                      f"{r['steps']} | {r['judge_ppl']:.1f} | {mean:+.3f} ({se:.3f}) | {r['seconds']:.3f} | "
                       f"{ref['seconds'] / r['seconds']:.2f}x |")
     out = Path(args.out)
     for task in sorted({r["task"] for r in table}):

@@ -84,13 +84,13 @@ class BenchConfig:
     report_only: bool = False  # tables and figures from the cells already in `out` (nothing is sampled)
     variants: tuple = ()     # if set, exactly these samplers at cfg.ks[0], cfg.windows[0]:
     #   "SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy][+temp=T][+top-p=P][+tau=TAU][+k=K][+window=W][+cache=N]"
-    #   "[+horizon=H]"
+    #   "[+horizon=H][+lookahead]"
 
 
 # The plain samplers the grids and variant names start from, whatever the shipped defaults are (a variant's name
 # says every departure from these; a cell recorded before a setting existed ran with its value here).
 PLAIN = dict(unmask="random", remask="none", ar_weighting="ratio", final="sample", carry_over=False,
-             is_temperature=1.0, target_ess=0.0, resample_ess=0.5)
+             is_temperature=1.0, target_ess=0.0, resample_ess=0.5, potential="draw")
 
 # Numeric variant modifiers: NAME=NUMBER sets a Request field (the sampling temperature, nucleus, IS temperature).
 NUMERIC_MODIFIERS = {"temp": "temperature", "top-p": "top_p", "tau": "is_temperature", "ess": "target_ess",
@@ -120,10 +120,11 @@ def parse_variant(spec: str, steps: int, k: int, window: float, top_p: float, se
                 raise ValueError(f"variant modifier {m!r} in {spec!r} needs a number after '='") from None
             continue
         key = "unmask" if m in choices("unmask") else "remask" if m in choices("remask") else \
-            "final" if m in choices("final") else None
+            "final" if m in choices("final") else "potential" if m in choices("potential") else None
         if key is None:
             raise ValueError(f"unknown variant modifier {m!r} in {spec!r}: use an unmask order, a remask rule, "
-                             f"a final step (greedy) or {', '.join(k + '=NUMBER' for k in NUMERIC_MODIFIERS)}")
+                             f"a final step (greedy), a particle score (lookahead) or "
+                             f"{', '.join(k + '=NUMBER' for k in NUMERIC_MODIFIERS)}")
         settings[key] = m
     return validate(**settings)
 
@@ -149,6 +150,8 @@ def variant_name(req: Request, top_p: float | None = None, k: int | None = None,
         name += f"+cache={req.cache_refresh}"
     if req.energy_horizon:
         name += f"+horizon={req.energy_horizon}"
+    if req.potential != "draw":
+        name += "+" + req.potential
     if get_sampler(req.sampler).energy is not None:
         if k is not None and req.k != k:
             name += f"+k={req.k}"

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ablation: sample without the denoiser's self-conditioning input")
     p.add_argument("--variants", default=None, help="comma-separated sampler variants to compare, e.g. "
                    "mdlm,edlm-ar/product+confidence,mdlm+remdm+greedy (SAMPLER[/WEIGHTING][+ORDER][+REMASK][+greedy]"
-                   "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R][+k=K][+window=W])")
+                   "[+temp=T][+top-p=P][+tau=TAU][+ess=E][+resample=R][+k=K][+window=W][+cache=N][+horizon=H]"
+                   "[+lookahead])")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="one precision for every cell (auto: the device's pick, whatever the sampler)")

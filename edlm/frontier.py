@@ -12,7 +12,7 @@ import statistics
 from .samplers import has_energy
 
 TEMP = re.compile(r"\+temp=([0-9.]+)")
-ENERGY_ONLY = {"k", "window", "tau", "ess", "resample"}  # variant modifiers an energy-free twin does not have
+ENERGY_ONLY = {"k", "window", "tau", "ess", "resample", "lookahead", "horizon"}  # modifiers an energy-free twin lacks
 
 
 def family_of(name: str) -> tuple[str, float]:

@@ -52,10 +52,12 @@ class Defaults:
     #                              judge within noise (41.4 against 39.8) and the energy visibly chooses among a few
     cache_refresh: int = 0       # no context cache: every denoiser pass sees the whole window as it stands
     energy_horizon: int = 0      # the AR energy scores the whole window after the first difference
+    potential: str = "draw"      # edlm-smc: each step weighs the energy of the particle's x0 draw
 
 
 LIMITS = Limits()
 DEFAULTS = Defaults()
+POTENTIALS = ("draw", "lookahead")  # edlm-smc: what a step's weight scores (see the `potential` setting)
 GENERATE_TEMPERATURE = 1.35  # generation (no context around the span) reaches real text's diversity only here
 FALLBACK_SAMPLER = "edlm-ar"  # the default for a model whose process the default sampler cannot run (continuous)
 
@@ -102,6 +104,8 @@ def choices(registry: str) -> tuple[str, ...]:
         return tuple(SAMPLERS)
     if registry == "ar_weighting":
         return ("ratio", "product")
+    if registry == "potential":
+        return POTENTIALS
     if registry == "final":
         from .transitions import FINALS
 
@@ -166,6 +170,12 @@ SETTINGS = (
             "differ; N = only up to N tokens after the last such token, so the fixed text further on costs "
             "nothing (an approximation: how each candidate leads into the next N tokens is still scored)",
             hint="0 = score to the window's end; N = N tokens past the spans"),
+    Setting("potential", str, choices="potential", control="choice", label="Particle score",
+            help="edlm-smc: what each step's weight scores: draw = the energy of each particle's x0 draw (its "
+            "still-masked positions drawn at random), lookahead = the particle after its step, its still-masked "
+            "positions filled with the denoiser's likeliest tokens (no noise from the draw: the energy weighs what "
+            "the particle keeps); both end at the finished text's energy",
+            hint="edlm-smc: draw = score each particle's x0 draw; lookahead = its new text, the rest at the likeliest"),
 )
 SETTING = {s.name: s for s in SETTINGS}
 
@@ -191,6 +201,7 @@ class Request:
     final: str = DEFAULTS.final
     cache_refresh: int = DEFAULTS.cache_refresh
     energy_horizon: int = DEFAULTS.energy_horizon
+    potential: str = DEFAULTS.potential
 
 
 def _number(name: str, value, kind: type, lo, hi):

@@ -112,7 +112,7 @@ likeliest tokens per predicted position (the app's teaching view). Yields (StepE
     cfg_args = dict(k=req.k, is_window=req.is_window, temperature=req.temperature, top_p=req.top_p,
                     banned=banned, unmask=req.unmask, remask=req.remask, final=req.final,
                     is_temperature=req.is_temperature, resample_ess=req.resample_ess, target_ess=req.target_ess,
-                    top_tokens=top_tokens, cache_refresh=req.cache_refresh)
+                    top_tokens=top_tokens, cache_refresh=req.cache_refresh, potential=req.potential)
     if sampler.autoregressive:
         energy_for(bundle, req)  # the checks: an AR model with the same tokenizer
         first = int(editable.float().argmax())

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .energy import Energy, normalise, temper
+from .limits import POTENTIALS
 from .models.ar import forward_with_cache
 from .models.cache import ContextCache
 from .noise import Schedule
@@ -44,6 +45,7 @@ class SamplerConfig:
     target_ess: float = 0.0      # > 0: temper each step's weights, as little as needed, to this ESS share of k
     top_tokens: int = 0          # > 0: each step reports the denoiser's likeliest tokens per predicted position
     cache_refresh: int = 0       # > 0: a context cache, a full denoiser pass every this many (edlm.models.cache)
+    potential: str = "draw"      # edlm-smc: score each particle's x0 draw, or its new state's greedy completion
 
     def __post_init__(self):
         if self.unmask not in UNMASK:
@@ -54,6 +56,8 @@ class SamplerConfig:
             raise ValueError(f"unknown final step {self.final!r}: choose {' or '.join(FINALS)}")
         if self.cache_refresh < 0:
             raise ValueError(f"cache_refresh = {self.cache_refresh} must be 0 (no cache) or more")
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"unknown particle score {self.potential!r}: choose {' or '.join(POTENTIALS)}")
 
 
 @dataclass

@@ -7,10 +7,12 @@ whole run (after particle methods for diffusion LMs: PG-DLM, arXiv 2507.08390; S
     per step, for each particle i:  x0_i ~ q(x0 | x_t_i)      the denoiser's draw, as in every step
                                     log W_i += G(x0_i) - G_prev_i,  G = -E (the potential of the particle's draw)
                                     x_s_i = the process's reverse step from x_t_i and x0_i
+      (potential "lookahead": G is scored after the step, on x_s_i with its still-masked positions at the
+       denoiser's likeliest tokens: the particle's own state without the draw's noise)
     when ESS(W) < resample_ess * k: resample the particles by W (systematic), W reset to equal
     at the end: one particle per row, drawn by W
 
-The weights telescope: a particle's weight is the potential of its last draw, the finished text at the last step,
+The weights telescope: a particle's weight is the potential of its last score, the finished text at the last step,
 so the target is the denoiser's own chain times exp(-E) (EDLM's "product" target, whatever the ar_weighting:
 the "ratio" target needs the denoiser's marginal probability of the text, which no step has). Weights are
 computed inside the IS window only; after it they stay as they are. Costs k denoiser rows per row per step.
@@ -68,11 +70,22 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
     fixed = ~editable.expand(B, L)
     P = process.start(x.repeat_interleave(k, 0), edit, gen)
     log_w = torch.zeros(B, k, dtype=torch.float64, device=x.device)
-    potential = torch.zeros(B, k, dtype=torch.float64, device=x.device)  # G of each particle's last draw
+    potential = torch.zeros(B, k, dtype=torch.float64, device=x.device)  # G of each particle's last score
     ts, start, calls, ecalls, q, shown = time_grid(cfg.steps), time.perf_counter(), 0, 0, None, None
     rows = torch.arange(B, device=x.device)
     cache = context_cache(denoiser, edit, cfg, B * k)
     held: dict = {}  # top tokens: every particle's, at each position as of the step it last wrote it
+
+    def reweigh(scored: torch.Tensor, x_t: torch.Tensor, t: float) -> dict:  # log W += G(scored) - G(last score)
+        nonlocal log_w, potential, ecalls
+        g = energy.log_weights(scored, x_t, torch.full((B * k,), t, device=x.device),
+                               torch.zeros(B * k, device=x.device), k=k).double().view(B, k)
+        log_w = log_w + temper(g - potential, cfg.is_temperature, cfg.target_ess)[0]
+        potential, ecalls = g, ecalls + 1
+        w, ess = normalise(log_w)
+        return dict(is_step=True, candidates=scored.view(B, k, L).cpu(), log_weights=log_w.float().cpu(),
+                    weights=w.cpu(), ess=ess.cpu())
+
     for i in range(cfg.steps):
         t, s = ts[i], ts[i + 1]
         masked = process.predicted(P, edit)
@@ -83,15 +96,9 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
         draws = q.log_q.argmax(-1) if greedy else q.sample(1, gen).squeeze(-1)
         x0[masked] = draws
         info, ancestors = {}, None
-        if energy is not None and t > 1.0 - cfg.is_window and masked.any():
-            g = energy.log_weights(x0, P, torch.full((B * k,), t, device=x.device),
-                                   torch.zeros(B * k, device=x.device), k=k).double().view(B, k)
-            log_w += temper(g - potential, cfg.is_temperature, cfg.target_ess)[0]
-            potential = g
-            ecalls += 1
-            w, ess = normalise(log_w)
-            info = dict(is_step=True, candidates=x0.view(B, k, L).cpu(), log_weights=log_w.float().cpu(),
-                        weights=w.cpu(), ess=ess.cpu())
+        weigh = energy is not None and t > 1.0 - cfg.is_window and bool(masked.any())
+        if weigh and cfg.potential == "draw":
+            info = reweigh(x0, P, t)
         ctx = StepContext(x=P, x0=x0, masked=masked, editable=edit, log_q=q.log_q, t=t, s=s,
                           schedule=process.schedule, generator=gen)
         before = P
@@ -102,9 +109,14 @@ def sample_smc(denoiser, x: torch.Tensor, cfg: SamplerConfig, energy: Energy | N
                             "top_probs": torch.zeros_like(top["top_probs"])}
             for name, v in top.items():
                 held[name][changed] = v[changed]
-        w, ess = normalise(log_w)
-        left = bool(process.predicted(P, edit).any())  # some particle still has positions to write
+        still = process.predicted(P, edit)
+        left = bool(still.any())  # some particle still has positions to write
         finished = s <= 0 or (process.finite(cfg) and not left)
+        if weigh and cfg.potential == "lookahead":  # the new state, what is left at the denoiser's likeliest
+            likeliest = x0.clone()
+            likeliest[masked] = q.log_q.argmax(-1)
+            info = reweigh(P if finished else torch.where(still, likeliest, P), before, t)
+        w, ess = normalise(log_w)
         extra = {"pending": left and not finished, "particles": True}
         if finished:  # the finished text: one particle per row, drawn by its weight
             u = pick.rand(1, dtype=torch.float64)  # [B]

@@ -113,6 +113,8 @@ def test_a_temperature_sweep_is_read_at_real_texts_diversity(bundle, corpus, tmp
     assert cached.cache_refresh == 4 and variant_name(cached, 0.95) == "mdlm+confidence-noisy+cache=4+temp=1.3"
     near = parse_variant("edlm-ar/product+horizon=16", 8, 4, 0.5, 0.95, 0)  # the energy's horizon
     assert near.energy_horizon == 16 and variant_name(near, 0.95, 4, 0.5) == "edlm-ar/product+horizon=16"
+    look = parse_variant("edlm-smc+window=1+lookahead+temp=0.85", 8, 4, 0.5, 0.95, 0)  # the particles' score
+    assert look.potential == "lookahead" and variant_name(look, 0.95, 4, 0.5) == "edlm-smc+lookahead+window=1+temp=0.85"
     assert all("temp=" in v for v in PRESETS["frontier"]["variants"])
     cfg = BenchConfig(corpus=str(corpus), out=str(tmp_path), samples=4, batch=4, steps=(4,), ks=(2,),
                       windows=(0.5,), variants=("mdlm+temp=0.3", "mdlm+temp=1.0", "mdlm+temp=3.0"),
@@ -227,3 +229,43 @@ def test_general_bench_reads_temperature_sweeps_at_real_diversity(tmp_path):
     assert "| gd-edlm-16 | gd-mdlm-8 | -0.700 ± 0.108 |" in mine
     with pytest.raises(SystemExit, match="no rows for 'gd-edlm-8'"):
         general.matched_report(data, 0.0, tmp_path, against="gd-edlm-8")
+
+
+def test_speed_frontier_keeps_two_dtypes_of_one_variant_as_two_families(tmp_path):
+    """bench/speed_frontier.py: the same variants sampled in float32 and in bfloat16 (two folders) are read at real
+    text's distinct-2 as two families, each with its own dtype, so precision is compared like a step count."""
+    import importlib.util
+    import json
+    import math
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import pytest
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "speed_frontier.py"
+    spec = importlib.util.spec_from_file_location("speed_frontier", path)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+
+    def write(folder, dtype, shift):
+        folder.mkdir()
+        ref = Cell("infill", "reference", 0, samples=4, judge_ppl=30.0, entropy=4.2,
+                   extra={"distinct2": 0.9, "repeated_trigrams": 0.004})
+        (folder / "results.json").write_text(json.dumps({"cells": [asdict(ref)]}))
+        lines = []
+        for name, d2, base in (("mdlm+temp=0.8", 0.8, 3.0), ("mdlm", 1.0, 5.0)):
+            logs = [base + shift + 0.1 * i for i in range(4)]
+            cell = Cell("infill", name, 32, samples=4, judge_ppl=math.exp(sum(logs) / 4), entropy=4.0,
+                        denoiser_calls=32, extra={"log_ppl": logs, "distinct2": d2, "repeated_trigrams": 0.0})
+            lines.append(json.dumps({"task": "infill", "dtype": f"torch.{dtype}", "cell": asdict(cell)}))
+        (folder / "cells.jsonl").write_text("\n".join(lines) + "\n")
+        return str(folder)
+
+    cells = speed.load_cells([write(tmp_path / "a", "float32", 0.0), write(tmp_path / "b", "bfloat16", 0.5)])
+    assert sorted(d for _, d in cells if d) == ["bfloat16"] * 2 + ["float32"] * 2
+    rows = speed.matched_rows(cells)
+    assert set(rows) == {("infill", 32, "mdlm", "float32"), ("infill", 32, "mdlm", "bfloat16")}
+    # halfway between the two temperatures' distinct-2: the mean of the two cells, sample by sample
+    assert rows[("infill", 32, "mdlm", "float32")]["log_ppl"] == pytest.approx([4.0, 4.1, 4.2, 4.3])
+    assert rows[("infill", 32, "mdlm", "bfloat16")]["log_ppl"] == pytest.approx([4.5, 4.6, 4.7, 4.8])
+    assert rows[("infill", 32, "mdlm", "float32")]["nearest"] in ("mdlm+temp=0.8", "mdlm")

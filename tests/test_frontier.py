@@ -46,11 +46,12 @@ def test_the_energy_is_compared_with_its_twin_at_real_diversity():
     assert "At real text's diversity" in text and "| yes |" in text
 
 
-def test_an_energy_family_with_its_own_k_or_target_ess_still_meets_its_twin():
+@pytest.mark.parametrize("energy_settings", ["+k=2+ess=0.5", "+lookahead+window=1", "+horizon=16"])
+def test_an_energy_family_with_its_own_k_or_target_ess_still_meets_its_twin(energy_settings):
     ref = Cell(task="infill", sampler="reference", steps=0, judge_ppl=30.0, entropy=4.2,
                extra={"distinct2": 0.9, "repeated_trigrams": 0.005})
     rows = [ref]
-    for d, base in ((0.0, "mdlm+confidence-noisy"), (-0.3, "edlm-ar/product+confidence-noisy+k=2+ess=0.5")):
+    for d, base in ((0.0, "mdlm+confidence-noisy"), (-0.3, "edlm-ar/product+confidence-noisy" + energy_settings)):
         rows += [cell("infill", f"{base}+temp=0.8", 0.8, [3.0 + d + 0.01 * i for i in range(8)]),
                  cell("infill", f"{base}+temp=1.2", 1.0, [4.0 + d + 0.02 * i for i in range(8)])]
     (p,) = frontier(rows)["paired"]

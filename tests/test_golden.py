@@ -2,6 +2,13 @@
 noise processes, several orders and both tasks, recorded in tests/fixtures/golden.json.
 
 Record again only for an intended change of behaviour: EDLM_RECORD_GOLDEN=1 python -m pytest tests/test_golden.py
+(that also clears the alternatives below).
+
+Float32 kernels round differently on different CPUs, and a sampler that draws from near-tied probabilities (the
+particles' resampling above all) can then take another path: the same commit gave another text for one case on a
+second machine. Such a machine's outputs are kept, per case, in tests/fixtures/golden_alternatives.json
+(EDLM_RECORD_GOLDEN_ALTERNATIVE=1 adds this machine's differing outputs, for code whose behaviour has not changed);
+every case must still match one recorded output, so a change of behaviour fails on every machine.
 """
 import json
 import os
@@ -13,6 +20,7 @@ from edlm import generate, infill
 from edlm.bundle import ASSETS
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.json"
+ALTERNATIVES = GOLDEN.with_name("golden_alternatives.json")
 TEXT = "The state of the [MASK:4] is strong, and the [MASK:6] of our people has never been greater."
 CASES = [  # (model, task, settings)
     ("default", "infill", dict(sampler="mdlm", steps=8, seed=1, unmask="random")),
@@ -47,5 +55,14 @@ def test_the_same_seeds_give_the_recorded_outputs():
     got = {f"{m} {t} {json.dumps(s, sort_keys=True)}": run(m, t, s) for m, t, s in CASES}
     if os.environ.get("EDLM_RECORD_GOLDEN"):
         GOLDEN.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        ALTERNATIVES.write_text("{}\n", encoding="utf-8")
     want = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    assert got == want
+    other = json.loads(ALTERNATIVES.read_text(encoding="utf-8")) if ALTERNATIVES.is_file() else {}
+    assert set(got) == set(want), "cases added or removed: record again"
+    if os.environ.get("EDLM_RECORD_GOLDEN_ALTERNATIVE"):
+        for case, out in got.items():
+            if out != want[case] and out not in other.setdefault(case, []):
+                other[case].append(out)
+        ALTERNATIVES.write_text(json.dumps(other, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    differ = {case: out for case, out in got.items() if out != want[case] and out not in other.get(case, [])}
+    assert not differ, f"outputs no machine recorded: {json.dumps(differ, indent=1, ensure_ascii=False)}"

@@ -1,4 +1,6 @@
 """edlm-smc: k particles through the reverse steps, weighted by the energy, resampled when the ESS is low."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -44,6 +46,42 @@ def test_particles_fill_the_spans_keep_the_text_and_weigh_toward_the_energy(deno
     assert any("ancestors" in ev.extra for ev in events)  # a strong energy leaves few particles with weight
     count = lambda t: int((t == token).sum())  # noqa: E731
     steered = sum(count(list(sample_smc(denoiser, x, SamplerConfig(steps=8, k=8, is_window=1.0, seed=s),
+                                        CountingEnergy(token, bonus=3.0)))[-1].tokens) for s in range(3))
+    plain = sum(count(list(sample_smc(denoiser, x, SamplerConfig(steps=8, k=8, seed=s), None))[-1].tokens)
+                for s in range(3))
+    assert steered > 2 * plain + 2
+
+
+@pytest.mark.parametrize("potential", ["draw", "lookahead"])
+def test_weights_telescope_to_the_finished_texts_energy(denoiser, potential):
+    """Never resampled, a particle's log-weight at the end is the energy of its finished text, whatever each step
+    scored: the target is the denoiser's chain times exp(-E) with either potential."""
+    x, token = start(batch=2), sometimes_proposed(denoiser)
+    energy = CountingEnergy(token, bonus=1.5)
+    cfg = SamplerConfig(steps=6, k=4, is_window=1.0, seed=1, resample_ess=0.0, potential=potential)
+    events = list(sample_smc(denoiser, x, cfg, energy))
+    last = events[-1]
+    assert sum(ev.is_step for ev in events) == 6 and not bool((last.candidates == MASK).any())
+    finished = 1.5 * (last.candidates == token).sum(-1).double()
+    assert torch.allclose(last.log_weights.double(), finished, atol=1e-4)
+
+
+def test_the_lookahead_scores_each_particles_new_text_with_the_rest_at_the_likeliest(denoiser):
+    x, token = start(batch=2), sometimes_proposed(denoiser)
+    energy = CountingEnergy(token, bonus=3.0)
+    cfg = SamplerConfig(steps=8, k=4, is_window=1.0, seed=3, resample_ess=0.0, potential="lookahead")
+    events = list(sample_smc(denoiser, x, cfg, energy))
+    draws = CountingEnergy(token, bonus=3.0)
+    list(sample_smc(denoiser, x, SamplerConfig(steps=8, k=4, is_window=1.0, seed=3, resample_ess=0.0), draws))
+    for (scored, before), (drawn, _) in zip(energy.seen, draws.seen):
+        assert not bool((scored == MASK).any()) and torch.equal(scored[before != MASK], before[before != MASK])
+    # the same particles (same seeds, never resampled): only what is scored differs, not the texts
+    assert any(not torch.equal(a, b) for (a, _), (b, _) in zip(energy.seen, draws.seen))
+    assert torch.equal(events[-1].candidates, list(sample_smc(denoiser, x, dataclasses.replace(cfg, potential="draw"),
+                                                              CountingEnergy(token, bonus=3.0)))[-1].candidates)
+    count = lambda t: int((t == token).sum())  # noqa: E731
+    steered = sum(count(list(sample_smc(denoiser, x, SamplerConfig(steps=8, k=8, is_window=1.0, seed=s,
+                                                                   potential="lookahead"),
                                         CountingEnergy(token, bonus=3.0)))[-1].tokens) for s in range(3))
     plain = sum(count(list(sample_smc(denoiser, x, SamplerConfig(steps=8, k=8, seed=s), None))[-1].tokens)
                 for s in range(3))
