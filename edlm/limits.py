@@ -174,7 +174,7 @@ SETTINGS = (
             help="edlm-smc: what each step's weight scores: draw = the energy of each particle's x0 draw (its "
             "still-masked positions drawn at random), lookahead = the particle after its step, its still-masked "
             "positions filled with the denoiser's likeliest tokens (no noise from the draw: the energy weighs what "
-            "the particle keeps); both end at the finished text's energy",
+            "the particle keeps; masked models only); both end at the finished text's energy",
             hint="edlm-smc: draw = score each particle's x0 draw; lookahead = its new text, the rest at the likeliest"),
 )
 SETTING = {s.name: s for s in SETTINGS}

@@ -86,6 +86,9 @@ class UniformProcess:
         if cfg.remask != "none":
             raise ValueError("remasking is for masked diffusion: the uniform process may rewrite every position "
                              "at every step already")
+        if cfg.potential == "lookahead":
+            raise ValueError("the particles' lookahead score fills the positions a step leaves masked, and the uniform "
+                             "process leaves none: use potential draw with the uniform model")
 
     def finite(self, cfg) -> bool:
         """Never: every position may be rewritten at every step until the last."""

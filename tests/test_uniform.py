@@ -124,6 +124,9 @@ def test_step_writes_the_noise_vocabulary_only_and_ends_at_x0():
     assert torch.equal(step(0.1, 0.0)[0], x0)
     with pytest.raises(ValueError, match="remasking is for masked diffusion"):
         PROC.check(SamplerConfig(remask="remdm"))
+    with pytest.raises(ValueError, match="lookahead score .* uniform process leaves none"):
+        PROC.check(SamplerConfig(potential="lookahead"))
+    PROC.check(SamplerConfig(potential="draw"))
 
 
 def uniform_denoiser(mask_id: int = 4, vocab: int = 40):
